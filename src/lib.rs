@@ -1,0 +1,28 @@
+//! Namaste: named locks for the processes of one machine.
+//!
+//! A process *books* a 64-byte id with the server and *checks out* when it
+//! is done. While it holds the id, no other process can book it. The server
+//! proves a holder alive by calling back its liveness responder, so a
+//! process that crashed never leaves a stale lock behind. The wire protocol
+//! is that of namaste 0.6.0, byte for byte.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+pub mod reactor;
+pub mod registry;
+pub mod uid;
+pub mod wire;
+
+pub use uid::Uid;
+
+/// The address the server listens on by default: loopback, so only
+/// processes of this machine can reach it.
+pub const DEFAULT_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The port the server listens on by default.
+pub const DEFAULT_PORT: u16 = 64009;
+
+/// How long a peer may take to send a whole request, and a verification to
+/// complete, before the connection is given up.
+pub const DEFAULT_RW_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,0 +1,135 @@
+//! The connections the reactor keeps in its slab, and the non-blocking I/O
+//! steps that move each one along.
+
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::IpAddr;
+
+use mio::net::TcpStream;
+
+use crate::registry::Verdict;
+use crate::uid::{UID_LEN, Uid};
+use crate::wire::{DecodeError, Decoder, MAX_REQUEST_LEN, Request};
+
+/// Reading room for one request plus what a sloppy client sends after it,
+/// so that closing rarely finds unread bytes (which would reset the
+/// connection and could destroy the reply before the client reads it).
+const READ_CHUNK: usize = 2 * MAX_REQUEST_LEN;
+
+pub(super) struct Conn {
+    pub stream: TcpStream,
+    /// Tells this connection apart from earlier ones in the same slot.
+    pub generation: u32,
+    pub phase: Phase,
+}
+
+pub(super) enum Phase {
+    /// A client connection whose request is still arriving.
+    Reading { ip: IpAddr, decoder: Decoder },
+    /// A client connection whose request is with the registry. It is closed
+    /// only by the registry's answer, which always comes.
+    Waiting { request: Request },
+    /// A call to a liveness responder.
+    Verifying(Verification),
+}
+
+impl Phase {
+    /// Whether this connection counts against `--max-connections`.
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Phase::Verifying { .. })
+    }
+}
+
+/// Where reading a request got to.
+pub(super) enum ReadProgress {
+    Complete(Request),
+    Pending,
+    /// Closed early, malformed, or failed: close without a reply.
+    Failed(ReadFailure),
+}
+
+#[derive(Debug)]
+pub(super) enum ReadFailure {
+    ClosedEarly,
+    Malformed(DecodeError),
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadFailure::ClosedEarly => f.write_str("closed before a whole request"),
+            ReadFailure::Malformed(why) => write!(f, "malformed request: {why}"),
+            ReadFailure::Io(e) => write!(f, "read failed: {e}"),
+        }
+    }
+}
+
+/// Reads what has arrived, until the request is complete or the socket
+/// has nothing more for now.
+pub(super) fn read_request(stream: &mut TcpStream, decoder: &mut Decoder) -> ReadProgress {
+    let mut chunk = [0; READ_CHUNK];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return ReadProgress::Failed(ReadFailure::ClosedEarly),
+            Ok(n) => match decoder.feed(&chunk[..n]) {
+                Ok(Some(request)) => return ReadProgress::Complete(request),
+                Ok(None) => {}
+                Err(malformed) => return ReadProgress::Failed(ReadFailure::Malformed(malformed)),
+            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadProgress::Pending,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return ReadProgress::Failed(ReadFailure::Io(e)),
+        }
+    }
+}
+
+/// A call to a liveness responder: handshake out, uid back.
+pub(super) struct Verification {
+    pub uid: Uid,
+    handshake: Uid,
+    sent: usize,
+    received: usize,
+    answer: [u8; UID_LEN],
+}
+
+impl Verification {
+    pub fn new(uid: Uid, handshake: Uid) -> Verification {
+        Verification {
+            uid,
+            handshake,
+            sent: 0,
+            received: 0,
+            answer: [0; UID_LEN],
+        }
+    }
+
+    /// Writes the handshake and reads the answer as far as the socket
+    /// allows; answers the verdict once there is one. Reads no more than a
+    /// uid, so a responder that floods costs nothing.
+    pub fn advance(&mut self, stream: &mut TcpStream) -> Option<Verdict> {
+        while self.sent < UID_LEN {
+            match stream.write(&self.handshake.as_bytes()[self.sent..]) {
+                Ok(0) => return Some(Verdict::Dead),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Some(Verdict::Dead),
+            }
+        }
+        while self.received < UID_LEN {
+            match stream.read(&mut self.answer[self.received..]) {
+                Ok(0) => return Some(Verdict::Dead),
+                Ok(n) => self.received += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Some(Verdict::Dead),
+            }
+        }
+        Some(if &self.answer == self.uid.as_bytes() {
+            Verdict::Alive
+        } else {
+            Verdict::Dead
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! When each connection must be done by. Every deadline is "now + the one
+//! rw timeout", so deadlines arrive in order and a FIFO queue is already
+//! sorted: no heap, O(1) at both ends.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A connection, named by slab key and the generation that tells it apart
+/// from later connections in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnRef {
+    pub key: usize,
+    pub generation: u32,
+}
+
+pub(super) struct Deadlines {
+    timeout: Duration,
+    queue: VecDeque<(Instant, ConnRef)>,
+}
+
+impl Deadlines {
+    pub fn new(timeout: Duration) -> Deadlines {
+        Deadlines {
+            timeout,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Starts the clock of `conn`. A connection that finishes early leaves
+    /// its entry behind; [`Deadlines::expired`] hands it out anyway and the
+    /// caller skips it by its generation.
+    pub fn start(&mut self, now: Instant, conn: ConnRef) {
+        self.queue.push_back((now + self.timeout, conn));
+    }
+
+    /// The earliest deadline, if any.
+    pub fn next(&self) -> Option<Instant> {
+        self.queue.front().map(|&(deadline, _)| deadline)
+    }
+
+    /// The next connection whose deadline has passed at `now`.
+    pub fn expired(&mut self, now: Instant) -> Option<ConnRef> {
+        match self.queue.front() {
+            Some(&(deadline, conn)) if deadline <= now => {
+                self.queue.pop_front();
+                // Give back what a burst of load grew, so an idle server
+                // returns to its idle footprint.
+                if self.queue.capacity() > 64 && self.queue.len() < self.queue.capacity() / 4 {
+                    self.queue.shrink_to(self.queue.len() * 2);
+                }
+                Some(conn)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(key: usize) -> ConnRef {
+        ConnRef { key, generation: 0 }
+    }
+
+    #[test]
+    fn hands_out_deadlines_in_order_once_passed() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(3);
+        let mut deadlines = Deadlines::new(timeout);
+        deadlines.start(start, conn(1));
+        deadlines.start(start + Duration::from_secs(1), conn(2));
+        assert_eq!(deadlines.next(), Some(start + timeout));
+        assert_eq!(deadlines.expired(start + Duration::from_secs(2)), None);
+        assert_eq!(deadlines.expired(start + timeout), Some(conn(1)));
+        assert_eq!(deadlines.expired(start + timeout), None);
+        assert_eq!(
+            deadlines.expired(start + Duration::from_secs(4)),
+            Some(conn(2))
+        );
+        assert_eq!(deadlines.next(), None);
+    }
+
+    #[test]
+    fn gives_back_memory_after_a_burst() {
+        let start = Instant::now();
+        let mut deadlines = Deadlines::new(Duration::ZERO);
+        for key in 0..10_000 {
+            deadlines.start(start, conn(key));
+        }
+        while deadlines.expired(start).is_some() {}
+        assert!(
+            deadlines.queue.capacity() <= 128,
+            "{}",
+            deadlines.queue.capacity()
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! The server: one thread, one `mio::Poll` holding the listener, the client
+//! connections and the outgoing verification calls. It turns readiness into
+//! registry events and registry actions into I/O. Nothing here blocks, and
+//! every connection has a deadline, so a slow or silent peer costs one slot
+//! and at most one timeout, never anyone else's time.
+
+mod conn;
+mod deadlines;
+mod throttle;
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::registry::{Action, Answer, Limits, Refusal, Registry, Verdict};
+use crate::uid::Uid;
+use crate::wire::{Decoder, Request};
+use conn::{Conn, Phase, ReadProgress, Verification, read_request};
+use deadlines::{ConnRef, Deadlines};
+use throttle::Throttled;
+
+const LISTENER: Token = Token(usize::MAX);
+const STOP: Token = Token(usize::MAX - 1);
+
+/// How long to wait before accepting again after `accept` failed for want
+/// of resources (file descriptors, memory): long enough not to spin, short
+/// enough that clients barely notice.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// How the server runs: where it listens and the limits that bound its
+/// memory and the time any peer can take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where to listen; must be a loopback address.
+    pub addr: SocketAddr,
+    /// How long a client may take to send its request, and a liveness
+    /// responder to answer a verification.
+    pub rw_timeout: Duration,
+    /// Client connections open at once. Past it the server stops
+    /// accepting (new clients wait in the kernel's backlog) until one
+    /// closes. Verification calls come on top: at most one per waiting
+    /// client.
+    pub max_connections: usize,
+    /// Bookings held at once; a book past it is closed without a reply.
+    pub max_bookings: usize,
+    /// Requests for one id that may wait behind its verification; one past
+    /// it is closed without a reply.
+    pub max_waiting: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::new(crate::DEFAULT_IP, crate::DEFAULT_PORT),
+            rw_timeout: crate::DEFAULT_RW_TIMEOUT,
+            max_connections: 1024,
+            max_bookings: 65_536,
+            max_waiting: 64,
+        }
+    }
+}
+
+/// Stops a running [`Server`] from another thread.
+#[derive(Clone)]
+pub struct Stopper(Arc<Waker>);
+
+impl Stopper {
+    /// Asks the server to stop; its `run` returns soon after.
+    pub fn stop(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// A bound, not yet running, lock server.
+///
+/// ```no_run
+/// use namaste::reactor::{Config, Server};
+///
+/// let server = Server::bind(Config::default())?;
+/// println!("listening on {}", server.local_addr());
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    addr: SocketAddr,
+    stopper: Stopper,
+    config: Config,
+    conns: Slab<Conn>,
+    /// Client connections in `conns`, the ones `max_connections` bounds.
+    clients: usize,
+    next_generation: u32,
+    deadlines: Deadlines,
+    registry: Registry<ConnRef>,
+    /// Actions the registry asked for, not yet carried out.
+    actions: Vec<Action<ConnRef>>,
+    accepting: Accepting,
+    warnings: Warnings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Open,
+    /// All client slots are taken; accept again when one frees.
+    Full,
+    /// `accept` failed for want of resources; try again at this time.
+    Failing {
+        retry_at: Instant,
+    },
+}
+
+/// Conditions a peer can cause over and over, each logged sparingly.
+#[derive(Default)]
+struct Warnings {
+    full: Throttled,
+    accept_failing: Throttled,
+    cannot_verify: Throttled,
+    line_full: Throttled,
+    bookings_full: Throttled,
+}
+
+impl Server {
+    /// Binds the listening socket. Refuses a non-loopback address: the
+    /// liveness call-back only proves anything about processes of this
+    /// machine.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        if !config.addr.ip().is_loopback() {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a loopback address; Namaste serves the processes of this machine only",
+                    config.addr.ip()
+                ),
+            ));
+        }
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.addr)?;
+        let addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let stopper = Stopper(Arc::new(Waker::new(poll.registry(), STOP)?));
+        Ok(Server {
+            poll,
+            listener,
+            addr,
+            stopper,
+            deadlines: Deadlines::new(config.rw_timeout),
+            registry: Registry::new(Limits {
+                max_bookings: config.max_bookings,
+                max_waiting: config.max_waiting,
+            }),
+            config,
+            conns: Slab::new(),
+            clients: 0,
+            next_generation: 0,
+            actions: Vec::new(),
+            accepting: Accepting::Open,
+            warnings: Warnings::default(),
+        })
+    }
+
+    /// The address the server listens on (with the real port when it was
+    /// bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Serves until stopped by a [`Stopper`]. Returns an error only when
+    /// polling itself fails.
+    pub fn run(mut self) -> io::Result<()> {
+        info!(
+            "listening on {}: rw timeout {:?}, up to {} connections, {} bookings, {} waiting per id",
+            self.addr,
+            self.config.rw_timeout,
+            self.config.max_connections,
+            self.config.max_bookings,
+            self.config.max_waiting
+        );
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self
+                .next_wakeup()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    STOP => {
+                        info!(
+                            "stopping with {} bookings held and {} connections open",
+                            self.registry.len(),
+                            self.conns.len()
+                        );
+                        return Ok(());
+                    }
+                    LISTENER if self.accepting == Accepting::Open => self.accept(now),
+                    LISTENER => {}
+                    Token(key) => self.ready(key, now),
+                }
+            }
+            self.expire(now);
+            self.resume_accepting(now);
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let retry = match self.accepting {
+            Accepting::Failing { retry_at } => Some(retry_at),
+            Accepting::Open | Accepting::Full => None,
+        };
+        match (self.deadlines.next(), retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        while self.clients < self.config.max_connections {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer.ip(), now),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // The peer gave up before we got to it: nothing to do.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) => {
+                    self.warnings.accept_failing.warn(
+                        now,
+                        format_args!(
+                            "cannot accept connections ({e}); retrying every {ACCEPT_RETRY:?}"
+                        ),
+                    );
+                    self.accepting = Accepting::Failing {
+                        retry_at: now + ACCEPT_RETRY,
+                    };
+                    return;
+                }
+            }
+        }
+        self.accepting = Accepting::Full;
+        self.warnings.full.warn(
+            now,
+            format_args!(
+                "all {} connection slots in use (--max-connections); new clients wait until one frees",
+                self.config.max_connections
+            ),
+        );
+    }
+
+    /// Accepts again once the reason to stop has passed. Connections that
+    /// arrived meanwhile are in the backlog; with edge-triggered readiness
+    /// no new event announces them, so this accepts without one.
+    fn resume_accepting(&mut self, now: Instant) {
+        let resume = match self.accepting {
+            Accepting::Open => false,
+            Accepting::Full => self.clients < self.config.max_connections,
+            Accepting::Failing { retry_at } => retry_at <= now,
+        };
+        if resume {
+            self.accepting = Accepting::Open;
+            self.accept(now);
+        }
+    }
+
+    /// Takes in a new client. Its request has usually arrived already, so
+    /// reading at once mostly saves registering it with the poll at all.
+    fn admit(&mut self, mut stream: TcpStream, ip: IpAddr, now: Instant) {
+        let conn = ConnRef {
+            key: self.conns.vacant_key(),
+            generation: self.next_generation(),
+        };
+        let mut decoder = Decoder::new();
+        let (phase, complete) = match read_request(&mut stream, &mut decoder) {
+            ReadProgress::Complete(request) => (Phase::Waiting { request }, Some(request)),
+            ReadProgress::Pending => {
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(&mut stream, Token(conn.key), Interest::READABLE)
+                {
+                    warn!("cannot watch a connection from {ip}: {e}; closing it");
+                    return;
+                }
+                self.deadlines.start(now, conn);
+                (Phase::Reading { ip, decoder }, None)
+            }
+            ReadProgress::Failed(why) => {
+                debug!("closing {ip} without a reply: {why}");
+                return;
+            }
+        };
+        self.conns.insert(Conn {
+            stream,
+            generation: conn.generation,
+            phase,
+        });
+        self.clients += 1;
+        if let Some(request) = complete {
+            self.submit(conn, ip, request, now);
+        }
+    }
+
+    fn next_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+
+    fn ready(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
+                ReadProgress::Complete(request) => {
+                    let ip = *ip;
+                    conn.phase = Phase::Waiting { request };
+                    let generation = conn.generation;
+                    self.submit(ConnRef { key, generation }, ip, request, now);
+                }
+                ReadProgress::Pending => {}
+                ReadProgress::Failed(why) => {
+                    debug!("closing {ip} without a reply: {why}");
+                    self.close(key);
+                }
+            },
+            // The request is complete; whatever else arrives is ignored.
+            Phase::Waiting { .. } => {}
+            Phase::Verifying(verification) => {
+                if let Some(verdict) = verification.advance(&mut conn.stream) {
+                    let uid = verification.uid;
+                    self.close(key);
+                    self.decide(uid, verdict);
+                    self.carry_out(now);
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self, from: ConnRef, ip: IpAddr, request: Request, now: Instant) {
+        debug!("{ip}: {request:?}");
+        self.registry.request(from, ip, request, &mut self.actions);
+        self.carry_out(now);
+    }
+
+    fn decide(&mut self, uid: Uid, verdict: Verdict) {
+        debug!("verified the process behind {uid:?}: {verdict:?}");
+        self.registry.verified(uid, verdict, &mut self.actions);
+    }
+
+    fn carry_out(&mut self, now: Instant) {
+        while let Some(action) = self.actions.pop() {
+            match action {
+                Action::Reply { to, answer } => self.reply(to, answer),
+                Action::Refuse { to, why } => {
+                    self.warn_refusal(why, now);
+                    self.close_client(to);
+                }
+                Action::Verify { uid, handshake, at } => self.verify(uid, handshake, at, now),
+            }
+        }
+    }
+
+    fn reply(&mut self, to: ConnRef, answer: Answer) {
+        let Some(conn) = self
+            .conns
+            .get_mut(to.key)
+            .filter(|conn| conn.generation == to.generation)
+        else {
+            return;
+        };
+        let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
+        debug!("{answer:?}, delivered: {delivered}");
+        if let (
+            false,
+            Answer::Granted,
+            Phase::Waiting {
+                request: Request::Book { uid, handshake, .. },
+            },
+        ) = (delivered, answer, &conn.phase)
+        {
+            self.registry.grant_undelivered(*uid, *handshake);
+        }
+        self.close(to.key);
+    }
+
+    fn verify(&mut self, uid: Uid, handshake: Uid, at: SocketAddr, now: Instant) {
+        let mut stream = match TcpStream::connect(at) {
+            Ok(stream) => stream,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                return self.decide(uid, Verdict::Dead);
+            }
+            Err(e) => return self.cannot_verify(uid, at, e, now),
+        };
+        // On loopback the connection is often up by now, and writing early
+        // saves a round through the poll.
+        let mut verification = Verification::new(uid, handshake);
+        if let Some(verdict) = verification.advance(&mut stream) {
+            return self.decide(uid, verdict);
+        }
+        let key = self.conns.vacant_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return self.cannot_verify(uid, at, e, now);
+        }
+        let generation = self.next_generation();
+        self.conns.insert(Conn {
+            stream,
+            generation,
+            phase: Phase::Verifying(verification),
+        });
+        self.deadlines.start(now, ConnRef { key, generation });
+    }
+
+    /// The server's own failure, not the process's: neither grant nor
+    /// release anything on it.
+    fn cannot_verify(&mut self, uid: Uid, at: SocketAddr, e: io::Error, now: Instant) {
+        self.warnings.cannot_verify.warn(
+            now,
+            format_args!("cannot call back {at} to verify it: {e}; its request is refused"),
+        );
+        self.decide(uid, Verdict::Inconclusive);
+    }
+
+    fn warn_refusal(&mut self, why: Refusal, now: Instant) {
+        match why {
+            Refusal::LineFull => self.warnings.line_full.warn(
+                now,
+                format_args!(
+                    "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",
+                    self.config.max_waiting
+                ),
+            ),
+            Refusal::BookingsFull => self.warnings.bookings_full.warn(
+                now,
+                format_args!(
+                    "refused a book: {} bookings held (--max-bookings)",
+                    self.config.max_bookings
+                ),
+            ),
+            // Already warned about by `cannot_verify`.
+            Refusal::Inconclusive => {}
+        }
+    }
+
+    /// Closes connections whose deadline passed: a client still sending
+    /// its request, or a responder that has not answered, which counts as
+    /// not alive.
+    fn expire(&mut self, now: Instant) {
+        while let Some(expired) = self.deadlines.expired(now) {
+            let Some(conn) = self.conns.get(expired.key) else {
+                continue;
+            };
+            if conn.generation != expired.generation {
+                continue;
+            }
+            match &conn.phase {
+                Phase::Reading { ip, .. } => {
+                    debug!(
+                        "closing {ip} without a reply: no whole request within {:?}",
+                        self.config.rw_timeout
+                    );
+                    self.close(expired.key);
+                }
+                Phase::Waiting { .. } => {}
+                Phase::Verifying(verification) => {
+                    let uid = verification.uid;
+                    self.close(expired.key);
+                    self.decide(uid, Verdict::Dead);
+                }
+            }
+        }
+        self.carry_out(now);
+    }
+
+    fn close_client(&mut self, to: ConnRef) {
+        if self
+            .conns
+            .get(to.key)
+            .is_some_and(|conn| conn.generation == to.generation)
+        {
+            self.close(to.key);
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        let conn = self.conns.remove(key);
+        if conn.phase.is_client() {
+            self.clients -= 1;
+        }
+        // Closing the socket also takes it out of the poll.
+    }
+}

@@ -1,0 +1,363 @@
+//! The booking rules as a pure state machine: no sockets, no clock, no
+//! logging. The reactor tells it what happened (a request arrived, a
+//! verification ended, a grant could not be delivered) and carries out the
+//! [`Action`]s it answers with.
+//!
+//! Requests for one uid are served one at a time: while a verification for
+//! a uid is in flight, later requests for it wait in that uid's line. This is
+//! what keeps two contenders from both being granted.
+
+mod booking;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+pub use booking::Booking;
+
+use crate::uid::Uid;
+use crate::wire::{REPLY_NO, REPLY_YES, Request};
+
+/// The bounds that keep one registry's memory proportional to its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bookings held at once; a book past it is refused.
+    pub max_bookings: usize,
+    /// Requests waiting behind a uid's verification in flight; a request
+    /// past it is refused.
+    pub max_waiting: usize,
+}
+
+/// What the reactor must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<R> {
+    /// Write `answer` to the requester `to`, then close.
+    Reply {
+        /// The requester.
+        to: R,
+        /// What to tell it.
+        answer: Answer,
+    },
+    /// Close the requester `to` without a reply: its client sees an error,
+    /// never a false "held elsewhere".
+    Refuse {
+        /// The requester.
+        to: R,
+        /// Why, for the log.
+        why: Refusal,
+    },
+    /// Call the liveness responder at `at`: send `handshake`, expect `uid`
+    /// back. Report the outcome with [`Registry::verified`].
+    Verify {
+        /// The id whose holder or candidate is being checked.
+        uid: Uid,
+        /// The secret to send.
+        handshake: Uid,
+        /// The responder's address.
+        at: SocketAddr,
+    },
+}
+
+/// The one-byte replies, by meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The booker holds the id now.
+    Granted,
+    /// Another live process holds the id, or the booker did not prove alive.
+    Denied,
+    /// The booking was released.
+    CheckedOut,
+    /// Nothing was released: the id is not held with that handshake.
+    NotCheckedOut,
+}
+
+impl Answer {
+    /// The byte that carries this answer on the wire.
+    pub fn byte(self) -> u8 {
+        match self {
+            Answer::Granted | Answer::CheckedOut => REPLY_YES,
+            Answer::Denied | Answer::NotCheckedOut => REPLY_NO,
+        }
+    }
+}
+
+/// Why a request was refused rather than answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The uid's line of waiting requests is full.
+    LineFull,
+    /// The maximum number of bookings is reached.
+    BookingsFull,
+    /// The server could not tell whether a process is alive, so it
+    /// neither grants nor denies.
+    Inconclusive,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The responder answered the handshake with the uid.
+    Alive,
+    /// Refused, timed out, closed early or answered wrongly: not alive.
+    Dead,
+    /// The server itself failed before it could ask (out of file
+    /// descriptors, say); says nothing about the process.
+    Inconclusive,
+}
+
+/// The booking table and the lines of requests waiting on verifications.
+///
+/// `R` names a requester (the reactor's connection handle); the registry
+/// only copies it into actions.
+#[derive(Clone)]
+pub struct Registry<R> {
+    bookings: HashSet<Booking>,
+    lines: HashMap<Uid, Line<R>>,
+    /// Candidates being verified: each will need a booking if it passes, so
+    /// they count against `max_bookings` from the start.
+    reserved: usize,
+    limits: Limits,
+}
+
+/// A request and who sent it.
+#[derive(Debug, Clone, Copy)]
+struct Waiter<R> {
+    from: R,
+    ip: IpAddr,
+    request: Request,
+}
+
+/// A uid with a verification in flight: what is being verified, and the
+/// requests that arrived meanwhile, in arrival order.
+#[derive(Clone)]
+struct Line<R> {
+    checking: Checking<R>,
+    waiting: VecDeque<Waiter<R>>,
+}
+
+#[derive(Clone)]
+enum Checking<R> {
+    /// The holder with this handshake, because `book` contends for its uid.
+    Holder { handshake: Uid, book: Waiter<R> },
+    /// The booker `from` of a free uid, and the booking it gets if it passes.
+    Candidate { from: R, booking: Booking },
+}
+
+impl<R: Copy> Registry<R> {
+    /// An empty registry.
+    pub fn new(limits: Limits) -> Registry<R> {
+        Registry {
+            bookings: HashSet::new(),
+            lines: HashMap::new(),
+            reserved: 0,
+            limits,
+        }
+    }
+
+    /// The number of bookings held.
+    pub fn len(&self) -> usize {
+        self.bookings.len()
+    }
+
+    /// Whether no booking is held.
+    pub fn is_empty(&self) -> bool {
+        self.bookings.is_empty()
+    }
+
+    /// The booking of `uid`, if it is held.
+    pub fn holder(&self, uid: &Uid) -> Option<&Booking> {
+        self.bookings.get(uid)
+    }
+
+    /// Whether any uid has a verification in flight.
+    pub fn is_idle(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// A request arrived from `from`, connected from `ip`. Its answer may
+    /// come now or after verifications; either way exactly one `Reply` or
+    /// `Refuse` names `from`.
+    pub fn request(&mut self, from: R, ip: IpAddr, request: Request, out: &mut Vec<Action<R>>) {
+        let waiter = Waiter { from, ip, request };
+        let uid = request.uid();
+        if let Some(line) = self.lines.get_mut(&uid) {
+            if line.waiting.len() < self.limits.max_waiting {
+                line.waiting.push_back(waiter);
+            } else {
+                out.push(Action::Refuse {
+                    to: from,
+                    why: Refusal::LineFull,
+                });
+            }
+            return;
+        }
+        self.serve_line(uid, VecDeque::new(), Some(waiter), false, out);
+    }
+
+    /// The verification of `uid` started by the last `Verify` action for it
+    /// ended with `verdict`.
+    pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
+        let Some(Line { checking, waiting }) = self.lines.remove(&uid) else {
+            return;
+        };
+        let mut holder_alive = false;
+        let mut retry = None;
+        match checking {
+            Checking::Holder { handshake, book } => {
+                let verified_holder_still_holds = self
+                    .bookings
+                    .get(&uid)
+                    .is_some_and(|holder| holder.handshake == handshake);
+                match verdict {
+                    Verdict::Inconclusive => refuse(book.from, Refusal::Inconclusive, out),
+                    Verdict::Alive if verified_holder_still_holds => {
+                        holder_alive = true;
+                        reply(book.from, Answer::Denied, out);
+                    }
+                    Verdict::Dead if verified_holder_still_holds => {
+                        self.bookings.remove(&uid);
+                        retry = Some(book);
+                    }
+                    // The booking changed hands while it was verified: the
+                    // verdict is about someone else, so serve `book` afresh.
+                    Verdict::Alive | Verdict::Dead => retry = Some(book),
+                }
+            }
+            Checking::Candidate { from, booking } => {
+                self.reserved -= 1;
+                match verdict {
+                    Verdict::Alive => {
+                        // The line kept everyone else away from this uid, so
+                        // the insert finds it free.
+                        holder_alive = self.bookings.insert(booking);
+                        let answer = if holder_alive {
+                            Answer::Granted
+                        } else {
+                            Answer::Denied
+                        };
+                        reply(from, answer, out);
+                    }
+                    Verdict::Dead => reply(from, Answer::Denied, out),
+                    Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
+                }
+            }
+        }
+        self.serve_line(uid, waiting, retry, holder_alive, out);
+    }
+
+    /// The `Granted` reply for `uid` could not be written: the booker never
+    /// learns it holds the id, so the booking is dropped again.
+    pub fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) {
+        if self
+            .bookings
+            .get(&uid)
+            .is_some_and(|holder| holder.handshake == handshake)
+        {
+            self.bookings.remove(&uid);
+        }
+    }
+
+    /// Serves `first`, then the `waiting` requests of `uid` in order, until
+    /// one needs a verification; the rest then wait in the uid's line.
+    /// `holder_alive` says the current holder has just proved alive, so
+    /// books are denied without asking it again.
+    fn serve_line(
+        &mut self,
+        uid: Uid,
+        mut waiting: VecDeque<Waiter<R>>,
+        first: Option<Waiter<R>>,
+        mut holder_alive: bool,
+        out: &mut Vec<Action<R>>,
+    ) {
+        let mut next = first.or_else(|| waiting.pop_front());
+        while let Some(waiter) = next {
+            if let Some(checking) = self.serve(waiter, &mut holder_alive, out) {
+                self.lines.insert(uid, Line { checking, waiting });
+                return;
+            }
+            next = waiting.pop_front();
+        }
+    }
+
+    /// Serves one request for a uid with no verification in flight, and
+    /// answers what must be verified before it can be answered, if anything.
+    fn serve(
+        &mut self,
+        waiter: Waiter<R>,
+        holder_alive: &mut bool,
+        out: &mut Vec<Action<R>>,
+    ) -> Option<Checking<R>> {
+        match waiter.request {
+            Request::CheckOut { uid, handshake } => {
+                let released = self
+                    .bookings
+                    .get(&uid)
+                    .is_some_and(|holder| holder.handshake == handshake)
+                    && self.bookings.remove(&uid);
+                if released {
+                    *holder_alive = false;
+                }
+                let answer = if released {
+                    Answer::CheckedOut
+                } else {
+                    Answer::NotCheckedOut
+                };
+                reply(waiter.from, answer, out);
+                None
+            }
+            Request::Book {
+                uid,
+                handshake,
+                port,
+            } => match self.bookings.get(&uid) {
+                Some(_) if *holder_alive => {
+                    reply(waiter.from, Answer::Denied, out);
+                    None
+                }
+                Some(holder) => {
+                    out.push(Action::Verify {
+                        uid,
+                        handshake: holder.handshake,
+                        at: holder.responder(),
+                    });
+                    Some(Checking::Holder {
+                        handshake: holder.handshake,
+                        book: waiter,
+                    })
+                }
+                None if self.bookings.len() + self.reserved >= self.limits.max_bookings => {
+                    refuse(waiter.from, Refusal::BookingsFull, out);
+                    None
+                }
+                None => {
+                    self.reserved += 1;
+                    let booking = Booking {
+                        uid,
+                        handshake,
+                        ip: waiter.ip,
+                        port,
+                    };
+                    out.push(Action::Verify {
+                        uid,
+                        handshake,
+                        at: booking.responder(),
+                    });
+                    Some(Checking::Candidate {
+                        from: waiter.from,
+                        booking,
+                    })
+                }
+            },
+        }
+    }
+}
+
+fn reply<R>(to: R, answer: Answer, out: &mut Vec<Action<R>>) {
+    out.push(Action::Reply { to, answer });
+}
+
+fn refuse<R>(to: R, why: Refusal, out: &mut Vec<Action<R>>) {
+    out.push(Action::Refuse { to, why });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! Ids: the 64-byte names that processes book, and the handshakes that
+//! prove who holds them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha3::{Digest, Sha3_512};
+
+/// Length in bytes of a [`Uid`]: the size of a SHA3-512 digest.
+pub const UID_LEN: usize = 64;
+
+/// A 64-byte id: what a process books, and also the secret handshake the
+/// server sends back to a holder to prove it is alive.
+///
+/// ```
+/// use namaste::Uid;
+///
+/// let id = Uid::from_name("com.example.editor");
+/// assert_eq!(id, Uid::from_name("com.example.editor"));
+/// assert_eq!(id.to_string().parse::<Uid>(), Ok(id));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Uid(pub [u8; UID_LEN]);
+
+impl Uid {
+    /// The id of a name: the SHA3-512 digest of its UTF-8 bytes, so every
+    /// program that agrees on a name agrees on the id.
+    pub fn from_name(name: &str) -> Uid {
+        Uid(Sha3_512::digest(name.as_bytes()).into())
+    }
+
+    /// A fresh id from the operating system's random source, for handshakes:
+    /// a handshake is a secret, so it must be unguessable and new per booking.
+    pub fn random() -> Result<Uid, getrandom::Error> {
+        let mut bytes = [0; UID_LEN];
+        getrandom::fill(&mut bytes)?;
+        Ok(Uid(bytes))
+    }
+
+    /// The raw bytes, as they travel on the wire.
+    pub fn as_bytes(&self) -> &[u8; UID_LEN] {
+        &self.0
+    }
+}
+
+impl From<[u8; UID_LEN]> for Uid {
+    fn from(bytes: [u8; UID_LEN]) -> Uid {
+        Uid(bytes)
+    }
+}
+
+/// Lower-case hex, 128 characters.
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// Shortened to its first 8 bytes: enough to tell ids apart in a log line,
+/// and a handshake printed by mistake is not given away whole.
+impl fmt::Debug for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0[..8]
+            .iter()
+            .try_for_each(|byte| write!(f, "{byte:02x}"))?;
+        f.write_str("…")
+    }
+}
+
+/// Why a text is not a hex [`Uid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseUidError {
+    /// The text does not have exactly 128 characters (its length is given).
+    Length(usize),
+    /// The character at this position is not a hex digit.
+    NotHex(usize),
+}
+
+impl fmt::Display for ParseUidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseUidError::Length(len) => write!(
+                f,
+                "an id is {} hex digits, this one has {len} characters",
+                UID_LEN * 2
+            ),
+            ParseUidError::NotHex(at) => {
+                write!(f, "character {} of the id is not a hex digit", at + 1)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseUidError {}
+
+/// Parses 128 hex digits, either case.
+impl FromStr for Uid {
+    type Err = ParseUidError;
+
+    fn from_str(text: &str) -> Result<Uid, ParseUidError> {
+        let digits = text.as_bytes();
+        if digits.len() != UID_LEN * 2 {
+            return Err(ParseUidError::Length(text.chars().count()));
+        }
+        let mut bytes = [0; UID_LEN];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let high = hex_value(digits[2 * i]).ok_or(ParseUidError::NotHex(2 * i))?;
+            let low = hex_value(digits[2 * i + 1]).ok_or(ParseUidError::NotHex(2 * i + 1))?;
+            *byte = high << 4 | low;
+        }
+        Ok(Uid(bytes))
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|value| value as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_name_is_sha3_512() {
+        // SHA3-512("abc"), FIPS 202 example.
+        let expected = "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e\
+                        10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0";
+        assert_eq!(Uid::from_name("abc").to_string(), expected);
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(Uid::random().unwrap(), Uid::random().unwrap());
+    }
+
+    #[test]
+    fn hex_round_trips_in_either_case() {
+        let id = Uid::from_name("round trip");
+        assert_eq!(id.to_string().parse::<Uid>(), Ok(id));
+        assert_eq!(id.to_string().to_uppercase().parse::<Uid>(), Ok(id));
+    }
+
+    #[test]
+    fn hex_errors_say_what_is_wrong() {
+        assert_eq!("abc".parse::<Uid>(), Err(ParseUidError::Length(3)));
+        let mut text = "0".repeat(128);
+        text.replace_range(5..6, "g");
+        assert_eq!(text.parse::<Uid>(), Err(ParseUidError::NotHex(5)));
+        // A multi-byte character must not be split or panic.
+        let text = format!("é{}", "0".repeat(126));
+        assert_eq!(text.parse::<Uid>(), Err(ParseUidError::NotHex(0)));
+        assert_eq!(
+            ParseUidError::NotHex(5).to_string(),
+            "character 6 of the id is not a hex digit"
+        );
+    }
+
+    #[test]
+    fn debug_shows_only_a_prefix() {
+        let id = Uid([0xab; UID_LEN]);
+        assert_eq!(format!("{id:?}"), "abababababababab…");
+    }
+}

@@ -1,0 +1,190 @@
+//! Peers for the end-to-end tests: a server on a free loopback port, a
+//! liveness responder, and raw request helpers.
+#![allow(dead_code)] // each test file uses its own share of these
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use namaste::Uid;
+use namaste::reactor::{Config, Server, Stopper};
+use namaste::wire::Request;
+
+/// A server running on its own thread, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stopper: Stopper,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::with(Config::default())
+    }
+
+    /// Starts with `config`, on a free port of 127.0.0.1 unless `config`
+    /// names another loopback address.
+    pub fn with(mut config: Config) -> TestServer {
+        config.addr.set_port(0);
+        let server = Server::bind(config).expect("bind test server");
+        let addr = server.local_addr();
+        let stopper = server.stopper();
+        let thread = Some(thread::spawn(move || server.run()));
+        TestServer {
+            addr,
+            stopper,
+            thread,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Sends `request` and answers the reply byte, or `None` when the
+    /// server closed without one.
+    pub fn send(&self, request: &Request) -> Option<u8> {
+        send_bytes(self.addr, &request.encode())
+    }
+
+    pub fn book(&self, uid: Uid, handshake: Uid, port: u16) -> Option<u8> {
+        self.send(&Request::Book {
+            uid,
+            handshake,
+            port,
+        })
+    }
+
+    pub fn check_out(&self, uid: Uid, handshake: Uid) -> Option<u8> {
+        self.send(&Request::CheckOut { uid, handshake })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stopper.stop().expect("stop test server");
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join().expect("server thread panicked");
+            if !thread::panicking() {
+                result.expect("server failed");
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to a new connection and reads the reply: `Some(byte)`,
+/// or `None` when the server closed without replying.
+pub fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Option<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect to server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).expect("write request");
+    read_reply(&mut stream)
+}
+
+/// The one reply byte, or `None` on a close (or reset) without it.
+pub fn read_reply(stream: &mut TcpStream) -> Option<u8> {
+    let mut reply = [0; 1];
+    match stream.read(&mut reply) {
+        Ok(1) => Some(reply[0]),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("reading the reply failed: {e}"),
+    }
+}
+
+/// What a liveness responder does with a connection.
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    /// Answers the right handshake with the uid, as a live holder does.
+    Honest,
+    /// Reads the handshake, then answers these bytes of its own.
+    Answers(&'static [u8]),
+}
+
+/// A liveness responder on 127.0.0.1, serving each connection on a thread
+/// of its own; stops when dropped.
+pub struct Responder {
+    pub port: u16,
+    stopped: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    pub fn honest(uid: Uid, handshake: Uid) -> Responder {
+        Responder::new(uid, handshake, Behaviour::Honest)
+    }
+
+    pub fn new(uid: Uid, handshake: Uid, behaviour: Behaviour) -> Responder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
+        let port = listener.local_addr().unwrap().port();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let thread = Some(thread::spawn({
+            let stopped = stopped.clone();
+            move || {
+                for stream in listener.incoming() {
+                    if stopped.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        thread::spawn(move || respond(stream, uid, handshake, behaviour));
+                    }
+                }
+            }
+        }));
+        Responder {
+            port,
+            stopped,
+            thread,
+        }
+    }
+}
+
+fn respond(mut stream: TcpStream, uid: Uid, handshake: Uid, behaviour: Behaviour) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut heard = [0; 64];
+    if stream.read_exact(&mut heard).is_err() {
+        return;
+    }
+    let _ = match behaviour {
+        Behaviour::Honest if heard == handshake.0 => stream.write_all(uid.as_bytes()),
+        Behaviour::Honest => Ok(()),
+        Behaviour::Answers(bytes) => stream.write_all(bytes),
+    };
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A port that accepts connections in the kernel but never answers: the
+/// listener is never read from.
+pub fn silent_port() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind silent listener");
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// A port nothing listens on.
+pub fn dead_port() -> u16 {
+    let (listener, port) = silent_port();
+    drop(listener);
+    port
+}
+
+pub fn random() -> Uid {
+    Uid::random().expect("random id")
+}

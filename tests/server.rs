@@ -1,0 +1,372 @@
+//! The server end to end, through real sockets on loopback.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    Behaviour, Responder, TestServer, dead_port, random, read_reply, send_bytes, silent_port,
+};
+use namaste::reactor::Config;
+use namaste::wire::Request;
+
+const GRANTED: Option<u8> = Some(1);
+const DENIED: Option<u8> = Some(0);
+const CLOSED: Option<u8> = None;
+
+fn quick(rw_timeout: Duration) -> Config {
+    Config {
+        rw_timeout,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn book_check_out_and_book_again() {
+    let server = TestServer::start();
+    let (uid, holder, other) = (random(), random(), random());
+    let responder = Responder::honest(uid, holder);
+    assert_eq!(server.book(uid, holder, responder.port), GRANTED);
+    let other_responder = Responder::honest(uid, other);
+    assert_eq!(server.book(uid, other, other_responder.port), DENIED);
+    assert_eq!(server.check_out(uid, holder), Some(1));
+    assert_eq!(server.book(uid, other, other_responder.port), GRANTED);
+    // A stale check out, with the first holder's handshake.
+    assert_eq!(server.check_out(uid, holder), Some(0));
+    assert_eq!(server.check_out(uid, other), Some(1));
+}
+
+#[test]
+fn a_forged_check_out_never_releases_a_booking() {
+    let server = TestServer::start();
+    let (uid, holder) = (random(), random());
+    let responder = Responder::honest(uid, holder);
+    assert_eq!(server.book(uid, holder, responder.port), GRANTED);
+    for _ in 0..10 {
+        assert_eq!(server.check_out(uid, random()), Some(0));
+    }
+    // Knowing the uid is not enough either.
+    let mut forged = holder;
+    forged.0[63] ^= 1;
+    assert_eq!(server.check_out(uid, forged), Some(0));
+    let contender = random();
+    let contender_responder = Responder::honest(uid, contender);
+    assert_eq!(
+        server.book(uid, contender, contender_responder.port),
+        DENIED
+    );
+    assert_eq!(server.check_out(uid, holder), Some(1));
+}
+
+#[test]
+fn a_booker_that_cannot_prove_alive_is_denied() {
+    let server = TestServer::with(quick(Duration::from_millis(300)));
+    let uid = random();
+    assert_eq!(server.book(uid, random(), dead_port()), DENIED);
+    let (_silent, port) = silent_port();
+    assert_eq!(server.book(uid, random(), port), DENIED);
+    static WRONG: [u8; 64] = [7; 64];
+    let hs = random();
+    let wrong = Responder::new(uid, hs, Behaviour::Answers(&WRONG));
+    assert_eq!(server.book(uid, hs, wrong.port), DENIED);
+    let short = Responder::new(uid, hs, Behaviour::Answers(&WRONG[..32]));
+    assert_eq!(server.book(uid, hs, short.port), DENIED);
+    // Nothing was granted along the way.
+    let honest_hs = random();
+    let honest = Responder::honest(uid, honest_hs);
+    assert_eq!(server.book(uid, honest_hs, honest.port), GRANTED);
+}
+
+#[test]
+fn a_dead_holder_loses_its_booking() {
+    let server = TestServer::start();
+    let (uid, first, second) = (random(), random(), random());
+    let first_responder = Responder::honest(uid, first);
+    assert_eq!(server.book(uid, first, first_responder.port), GRANTED);
+    drop(first_responder);
+    let second_responder = Responder::honest(uid, second);
+    assert_eq!(server.book(uid, second, second_responder.port), GRANTED);
+    assert_eq!(server.check_out(uid, first), Some(0));
+    assert_eq!(server.check_out(uid, second), Some(1));
+}
+
+/// Every malformed input of the protocol is closed without a reply, and
+/// the server serves normally afterwards.
+#[test]
+fn malformed_input_is_closed_without_a_reply() {
+    let server = TestServer::with(quick(Duration::from_millis(300)));
+    let uid = random();
+    for command in 0x02..=0xff_u8 {
+        let mut bytes = vec![command];
+        bytes.extend_from_slice(&[0xaa; 130]);
+        assert_eq!(
+            send_bytes(server.addr, &bytes),
+            CLOSED,
+            "command {command:#x}"
+        );
+    }
+    let book_same = Request::Book {
+        uid,
+        handshake: uid,
+        port: 1,
+    };
+    let check_out_same = Request::CheckOut {
+        uid,
+        handshake: uid,
+    };
+    assert_eq!(server.send(&book_same), CLOSED);
+    assert_eq!(server.send(&check_out_same), CLOSED);
+
+    // Cut short, then the writer half closes.
+    let book = Request::Book {
+        uid,
+        handshake: random(),
+        port: 1,
+    }
+    .encode();
+    for cut in [0, 1, 64, 130] {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.write_all(&book[..cut]).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(read_reply(&mut stream), CLOSED, "cut at {cut}");
+    }
+
+    // Cut short and then silent: closed once the rw timeout passes.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.write_all(&book[..100]).unwrap();
+    let started = Instant::now();
+    assert_eq!(read_reply(&mut stream), CLOSED);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Nothing sent at all.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    assert_eq!(read_reply(&mut stream), CLOSED);
+
+    let hs = random();
+    let responder = Responder::honest(uid, hs);
+    assert_eq!(server.book(uid, hs, responder.port), GRANTED);
+    assert_eq!(server.check_out(uid, hs), Some(1));
+}
+
+#[test]
+fn a_request_sent_one_byte_at_a_time_works() {
+    let server = TestServer::start();
+    let (uid, hs) = (random(), random());
+    let responder = Responder::honest(uid, hs);
+    let bytes = Request::Book {
+        uid,
+        handshake: hs,
+        port: responder.port,
+    }
+    .encode();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    for byte in &bytes {
+        stream.write_all(&[*byte]).unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(read_reply(&mut stream), GRANTED);
+}
+
+#[test]
+fn bytes_after_a_request_are_ignored() {
+    let server = TestServer::start();
+    let (uid, hs) = (random(), random());
+    let responder = Responder::honest(uid, hs);
+    let mut bytes = Request::Book {
+        uid,
+        handshake: hs,
+        port: responder.port,
+    }
+    .encode();
+    bytes.extend_from_slice(&[0xee; 40]);
+    assert_eq!(send_bytes(server.addr, &bytes), GRANTED);
+    let mut bytes = Request::CheckOut { uid, handshake: hs }.encode();
+    bytes.extend_from_slice(&[0xee; 40]);
+    assert_eq!(send_bytes(server.addr, &bytes), Some(1));
+}
+
+/// Eight contenders, each with its own live responder, book one fresh id
+/// at the same instant: exactly one is granted, every round.
+#[test]
+fn simultaneous_contenders_get_exactly_one_grant() {
+    const CONTENDERS: usize = 8;
+    const ROUNDS: usize = 40;
+    let server = Arc::new(TestServer::start());
+    for round in 0..ROUNDS {
+        let uid = random();
+        let barrier = Arc::new(Barrier::new(CONTENDERS));
+        let contenders: Vec<_> = (0..CONTENDERS)
+            .map(|_| {
+                let (server, barrier) = (server.clone(), barrier.clone());
+                thread::spawn(move || {
+                    let hs = random();
+                    let responder = Responder::honest(uid, hs);
+                    let request = Request::Book {
+                        uid,
+                        handshake: hs,
+                        port: responder.port,
+                    }
+                    .encode();
+                    let mut stream = TcpStream::connect(server.addr).unwrap();
+                    barrier.wait();
+                    stream.write_all(&request).unwrap();
+                    let reply = read_reply(&mut stream);
+                    // Stay alive until everyone is answered.
+                    barrier.wait();
+                    reply
+                })
+            })
+            .collect();
+        let replies: Vec<_> = contenders.into_iter().map(|c| c.join().unwrap()).collect();
+        let grants = replies.iter().filter(|&&r| r == GRANTED).count();
+        assert_eq!(grants, 1, "round {round}: {replies:?}");
+        assert!(
+            replies.iter().all(|&r| r == GRANTED || r == DENIED),
+            "{replies:?}"
+        );
+    }
+}
+
+/// 200 idle connections and 4 bookers whose responders never answer do not
+/// hold up anyone else: other clients' cycles all finish while the silent
+/// bookers are still waiting for their verification to time out.
+#[test]
+fn silent_peers_do_not_delay_other_clients() {
+    let rw_timeout = Duration::from_secs(5);
+    let server = Arc::new(TestServer::with(quick(rw_timeout)));
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let silent: Vec<_> = (0..4).map(|_| silent_port()).collect();
+    let started = Instant::now();
+    let silent_bookers: Vec<_> = silent
+        .iter()
+        .map(|&(_, port)| {
+            let server = server.clone();
+            thread::spawn(move || {
+                let reply = server.book(random(), random(), port);
+                (reply, Instant::now())
+            })
+        })
+        .collect();
+    // Let the silent bookers' verifications start first.
+    thread::sleep(Duration::from_millis(100));
+
+    let mut slowest = Duration::ZERO;
+    for _ in 0..200 {
+        let (uid, hs) = (random(), random());
+        let responder = Responder::honest(uid, hs);
+        let cycle = Instant::now();
+        assert_eq!(server.book(uid, hs, responder.port), GRANTED);
+        assert_eq!(server.check_out(uid, hs), Some(1));
+        slowest = slowest.max(cycle.elapsed());
+    }
+    let others_done = Instant::now();
+    assert!(
+        others_done - started < rw_timeout,
+        "200 cycles took {:?}, as long as a verification timeout",
+        others_done - started
+    );
+    for booker in silent_bookers {
+        let (reply, answered) = booker.join().unwrap();
+        assert_eq!(reply, DENIED, "a silent responder is not alive");
+        assert!(answered > others_done, "silent bookers were answered first");
+        assert!(answered - started >= rw_timeout - Duration::from_millis(200));
+    }
+    eprintln!("slowest book + check out beside silent peers: {slowest:?}");
+    drop(idle);
+}
+
+#[test]
+fn past_max_connections_clients_wait_for_a_free_slot() {
+    let server = Arc::new(TestServer::with(Config {
+        max_connections: 2,
+        ..Config::default()
+    }));
+    let mut first = TcpStream::connect(server.addr).unwrap();
+    let _second = TcpStream::connect(server.addr).unwrap();
+    // Both slots are taken by silent connections; this one waits in the
+    // backlog.
+    let (uid, hs) = (random(), random());
+    let responder = Responder::honest(uid, hs);
+    let port = responder.port;
+    let waiting = thread::spawn({
+        let server = server.clone();
+        move || (server.book(uid, hs, port), Instant::now())
+    });
+    thread::sleep(Duration::from_millis(300));
+    let freed = Instant::now();
+    first.write_all(&[0xff]).unwrap(); // malformed: closed at once
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    let (reply, answered) = waiting.join().unwrap();
+    assert_eq!(reply, GRANTED);
+    assert!(answered > freed, "served before a slot freed");
+}
+
+#[test]
+fn past_max_bookings_a_book_is_closed_without_a_reply() {
+    let server = TestServer::with(Config {
+        max_bookings: 1,
+        ..Config::default()
+    });
+    let (a, b, hs) = (random(), random(), random());
+    let ra = Responder::honest(a, hs);
+    let rb = Responder::honest(b, hs);
+    assert_eq!(server.book(a, hs, ra.port), GRANTED);
+    assert_eq!(server.book(b, hs, rb.port), CLOSED);
+    assert_eq!(server.check_out(a, hs), Some(1));
+    assert_eq!(server.book(b, hs, rb.port), GRANTED);
+}
+
+#[test]
+fn past_max_waiting_a_request_is_closed_without_a_reply() {
+    let server = Arc::new(TestServer::with(Config {
+        max_waiting: 1,
+        rw_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }));
+    let uid = random();
+    let (_silent, port) = silent_port();
+    let booker = |port| {
+        let server = server.clone();
+        thread::spawn(move || server.book(uid, random(), port))
+    };
+    let verifying = booker(port);
+    thread::sleep(Duration::from_millis(100));
+    let waiting = booker(port);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.book(uid, random(), port), CLOSED);
+    assert_eq!(verifying.join().unwrap(), DENIED);
+    assert_eq!(waiting.join().unwrap(), DENIED);
+}
+
+/// A client on ::1 is called back on ::1, its own address.
+#[test]
+fn verification_calls_back_the_requesters_address() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: this machine has no ::1");
+        return;
+    };
+    drop(listener);
+    let server = TestServer::with(Config {
+        addr: "[::1]:0".parse().unwrap(),
+        ..Config::default()
+    });
+    let (uid, hs) = (random(), random());
+    let responder = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = responder.local_addr().unwrap().port();
+    let answering = thread::spawn(move || {
+        let (mut stream, _) = responder.accept().unwrap();
+        let mut heard = [0; 64];
+        stream.read_exact(&mut heard).unwrap();
+        assert_eq!(heard, hs.0);
+        stream.write_all(uid.as_bytes()).unwrap();
+    });
+    assert_eq!(server.book(uid, hs, port), GRANTED);
+    answering.join().unwrap();
+}
