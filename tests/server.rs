@@ -238,6 +238,7 @@ fn simultaneous_contenders_get_exactly_one_grant() {
 fn silent_peers_do_not_delay_other_clients() {
     let rw_timeout = Duration::from_secs(5);
     let server = Arc::new(TestServer::with(quick(rw_timeout)));
+    let calm = cycles(&server, 200);
     let idle: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
@@ -256,15 +257,7 @@ fn silent_peers_do_not_delay_other_clients() {
     // Let the silent bookers' verifications start first.
     thread::sleep(Duration::from_millis(100));
 
-    let mut slowest = Duration::ZERO;
-    for _ in 0..200 {
-        let (uid, hs) = (random(), random());
-        let responder = Responder::honest(uid, hs);
-        let cycle = Instant::now();
-        assert_eq!(server.book(uid, hs, responder.port), GRANTED);
-        assert_eq!(server.check_out(uid, hs), Some(1));
-        slowest = slowest.max(cycle.elapsed());
-    }
+    let hostile = cycles(&server, 200);
     let others_done = Instant::now();
     assert!(
         others_done - started < rw_timeout,
@@ -277,8 +270,26 @@ fn silent_peers_do_not_delay_other_clients() {
         assert!(answered > others_done, "silent bookers were answered first");
         assert!(answered - started >= rw_timeout - Duration::from_millis(200));
     }
-    eprintln!("slowest book + check out beside silent peers: {slowest:?}");
+    // For the record, not asserted: timing on a shared machine is noise.
+    eprintln!("200 book + check out cycles: {calm}; beside silent peers: {hostile}");
     drop(idle);
+}
+
+/// Runs `n` book + check out cycles, each with its own responder, and
+/// describes their rate and slowest cycle.
+fn cycles(server: &TestServer, n: u32) -> String {
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    for _ in 0..n {
+        let (uid, hs) = (random(), random());
+        let responder = Responder::honest(uid, hs);
+        let cycle = Instant::now();
+        assert_eq!(server.book(uid, hs, responder.port), GRANTED);
+        assert_eq!(server.check_out(uid, hs), Some(1));
+        slowest = slowest.max(cycle.elapsed());
+    }
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
+    format!("{rate:.0}/s, slowest {slowest:?}")
 }
 
 #[test]
