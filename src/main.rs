@@ -123,11 +123,6 @@ fn parse_run(args: &[String]) -> Result<(Config, LevelFilter), String> {
             _ => return Err(format!("unknown option {arg:?} for run")),
         }
     }
-    if !ip.is_loopback() {
-        return Err(format!(
-            "--bind {ip} is not a loopback address; Namaste serves the processes of this machine only (try 127.0.0.1 or ::1)"
-        ));
-    }
     config.addr = SocketAddr::new(ip, port);
     Ok((config, level))
 }

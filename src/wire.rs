@@ -77,6 +77,17 @@ impl Request {
     }
 }
 
+/// For logs: the command, the uid in short and the responder port; never
+/// the handshake, which is the holder's secret.
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Book { uid, port, .. } => write!(f, "book {uid:?} (responder port {port})"),
+            Request::CheckOut { uid, .. } => write!(f, "check out {uid:?}"),
+        }
+    }
+}
+
 /// Why bytes are not a request. The server closes such a connection
 /// without a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +160,8 @@ impl Decoder {
     }
 
     fn request(&self) -> Result<Request, DecodeError> {
-        let uid = Uid(self.buf[1..1 + UID_LEN].try_into().expect("uid slice"));
-        let handshake = Uid(self.buf[1 + UID_LEN..1 + 2 * UID_LEN]
-            .try_into()
-            .expect("handshake slice"));
+        let uid = self.uid_at(1);
+        let handshake = self.uid_at(1 + UID_LEN);
         if uid == handshake {
             return Err(DecodeError::HandshakeIsUid);
         }
@@ -164,6 +173,14 @@ impl Decoder {
             },
             _ => Request::CheckOut { uid, handshake },
         })
+    }
+}
+
+impl Decoder {
+    fn uid_at(&self, offset: usize) -> Uid {
+        let mut bytes = [0; UID_LEN];
+        bytes.copy_from_slice(&self.buf[offset..offset + UID_LEN]);
+        Uid(bytes)
     }
 }
 
@@ -236,6 +253,20 @@ mod tests {
             bytes.extend_from_slice(&[0xff; 300]);
             assert_eq!(Decoder::new().feed(&bytes), Ok(Some(request)));
         }
+    }
+
+    #[test]
+    fn display_never_shows_the_handshake() {
+        let handshake = Uid::from_name("handshake").to_string();
+        for request in [book(), check_out()] {
+            let shown = request.to_string();
+            assert!(!shown.contains(&handshake[..16]), "{shown}");
+            assert!(
+                shown.contains(&Uid::from_name("uid").to_string()[..16]),
+                "{shown}"
+            );
+        }
+        assert!(book().to_string().contains("port 48879"));
     }
 
     #[test]

@@ -75,6 +75,9 @@ fn a_booker_that_cannot_prove_alive_is_denied() {
     assert_eq!(server.book(uid, hs, wrong.port), DENIED);
     let short = Responder::new(uid, hs, Behaviour::Answers(&WRONG[..32]));
     assert_eq!(server.book(uid, hs, short.port), DENIED);
+    assert_eq!(server.book(uid, hs, 0), DENIED);
+    // The server's own port: it hears the handshake as a broken request.
+    assert_eq!(server.book(uid, hs, server.port()), DENIED);
     // Nothing was granted along the way.
     let honest_hs = random();
     let honest = Responder::honest(uid, honest_hs);

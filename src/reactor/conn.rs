@@ -28,7 +28,7 @@ pub(super) enum Phase {
     Reading { ip: IpAddr, decoder: Decoder },
     /// A client connection whose request is with the registry. It is closed
     /// only by the registry's answer, which always comes.
-    Waiting { request: Request },
+    Waiting { ip: IpAddr, request: Request },
     /// A call to a liveness responder.
     Verifying(Verification),
 }

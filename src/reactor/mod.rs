@@ -135,7 +135,7 @@ impl Server {
             return Err(io::Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "{} is not a loopback address; Namaste serves the processes of this machine only",
+                    "{} is not a loopback address; Namaste serves the processes of this machine only (try 127.0.0.1 or ::1)",
                     config.addr.ip()
                 ),
             ));
@@ -210,8 +210,18 @@ impl Server {
                         );
                         return Ok(());
                     }
-                    LISTENER if self.accepting == Accepting::Open => self.accept(now),
-                    LISTENER => {}
+                    LISTENER => match self.accepting {
+                        Accepting::Open => self.accept(now),
+                        // Someone new is waiting in the backlog.
+                        Accepting::Full => self.warnings.full.warn(
+                            now,
+                            format_args!(
+                                "all {} connection slots in use (--max-connections); new clients wait until one frees",
+                                self.config.max_connections
+                            ),
+                        ),
+                        Accepting::Failing { .. } => {}
+                    },
                     Token(key) => self.ready(key, now),
                 }
             }
@@ -259,13 +269,6 @@ impl Server {
             }
         }
         self.accepting = Accepting::Full;
-        self.warnings.full.warn(
-            now,
-            format_args!(
-                "all {} connection slots in use (--max-connections); new clients wait until one frees",
-                self.config.max_connections
-            ),
-        );
     }
 
     /// Accepts again once the reason to stop has passed. Connections that
@@ -292,7 +295,7 @@ impl Server {
         };
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
-            ReadProgress::Complete(request) => (Phase::Waiting { request }, Some(request)),
+            ReadProgress::Complete(request) => (Phase::Waiting { ip, request }, Some(request)),
             ReadProgress::Pending => {
                 if let Err(e) =
                     self.poll
@@ -334,7 +337,7 @@ impl Server {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
                     let ip = *ip;
-                    conn.phase = Phase::Waiting { request };
+                    conn.phase = Phase::Waiting { ip, request };
                     let generation = conn.generation;
                     self.submit(ConnRef { key, generation }, ip, request, now);
                 }
@@ -358,7 +361,6 @@ impl Server {
     }
 
     fn submit(&mut self, from: ConnRef, ip: IpAddr, request: Request, now: Instant) {
-        debug!("{ip}: {request:?}");
         self.registry.request(from, ip, request, &mut self.actions);
         self.carry_out(now);
     }
@@ -374,7 +376,7 @@ impl Server {
                 Action::Reply { to, answer } => self.reply(to, answer),
                 Action::Refuse { to, why } => {
                     self.warn_refusal(why, now);
-                    self.close_client(to);
+                    self.refuse(to, why);
                 }
                 Action::Verify { uid, handshake, at } => self.verify(uid, handshake, at, now),
             }
@@ -390,16 +392,17 @@ impl Server {
             return;
         };
         let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
-        debug!("{answer:?}, delivered: {delivered}");
-        if let (
-            false,
-            Answer::Granted,
-            Phase::Waiting {
-                request: Request::Book { uid, handshake, .. },
-            },
-        ) = (delivered, answer, &conn.phase)
-        {
-            self.registry.grant_undelivered(*uid, *handshake);
+        if let Phase::Waiting { ip, request } = &conn.phase {
+            if delivered {
+                debug!("{ip}: {request}: {answer:?}");
+            } else {
+                debug!("{ip}: {request}: {answer:?}, but the client is gone");
+            }
+            if let (false, Answer::Granted, Request::Book { uid, handshake, .. }) =
+                (delivered, answer, request)
+            {
+                self.registry.grant_undelivered(*uid, *handshake);
+            }
         }
         self.close(to.key);
     }
@@ -496,14 +499,18 @@ impl Server {
         self.carry_out(now);
     }
 
-    fn close_client(&mut self, to: ConnRef) {
-        if self
+    fn refuse(&mut self, to: ConnRef, why: Refusal) {
+        let Some(conn) = self
             .conns
             .get(to.key)
-            .is_some_and(|conn| conn.generation == to.generation)
-        {
-            self.close(to.key);
+            .filter(|conn| conn.generation == to.generation)
+        else {
+            return;
+        };
+        if let Phase::Waiting { ip, request } = &conn.phase {
+            debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
         }
+        self.close(to.key);
     }
 
     fn close(&mut self, key: usize) {
