@@ -9,8 +9,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+mod deadlines;
 pub mod reactor;
 pub mod registry;
+pub mod status;
 pub mod uid;
 pub mod wire;
 

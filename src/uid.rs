@@ -37,6 +37,17 @@ impl Uid {
         Ok(Uid(bytes))
     }
 
+    /// Compares secrets in time that does not depend on where they differ,
+    /// so a peer cannot learn a handshake byte by byte from how fast
+    /// wrong guesses are rejected.
+    pub fn matches_secret(&self, other: &Uid) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0, |differences, (a, b)| differences | (a ^ b))
+            == 0
+    }
+
     /// The raw bytes, as they travel on the wire.
     pub fn as_bytes(&self) -> &[u8; UID_LEN] {
         &self.0
@@ -153,6 +164,17 @@ mod tests {
             ParseUidError::NotHex(5).to_string(),
             "character 6 of the id is not a hex digit"
         );
+    }
+
+    #[test]
+    fn matches_secret_is_equality() {
+        let id = Uid::from_name("secret");
+        assert!(id.matches_secret(&id));
+        for at in [0, 31, 63] {
+            let mut other = id;
+            other.0[at] ^= 0x80;
+            assert!(!id.matches_secret(&other));
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The wire format, byte for byte that of namaste 0.6.0, shared by the
-//! server and the client: request encoding, an incremental request decoder,
-//! and the reply bytes.
+//! The wire format, shared by the server and the client: request encoding,
+//! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
+//! are byte for byte those of namaste 0.6.0; STATUS and NOTIFY are ours.
 
 use std::fmt;
 
@@ -10,21 +10,40 @@ use crate::uid::{UID_LEN, Uid};
 pub const CMD_BOOK: u8 = 0x00;
 /// Command byte of CHECK OUT: uid and handshake follow.
 pub const CMD_CHECK_OUT: u8 = 0x01;
+/// Command byte of STATUS: nothing follows; the server answers one line of
+/// text instead of a reply byte.
+pub const CMD_STATUS: u8 = 0x02;
+/// Command byte of NOTIFY: uid, message length (u32, big-endian) and the
+/// message follow.
+pub const CMD_NOTIFY: u8 = 0x03;
 
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
 /// Length of a whole CHECK OUT request.
 pub const CHECK_OUT_LEN: usize = 1 + 2 * UID_LEN;
-/// Length of the longest request, the size of a decoder's buffer.
+/// Length of a NOTIFY request before its message.
+pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
+/// Length of the longest fixed part of a request, the size of a decoder's
+/// buffer.
 pub const MAX_REQUEST_LEN: usize = BOOK_LEN;
+/// The longest NOTIFY message, enforced by the server, the client and the
+/// holder's responder.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 
-/// The reply meaning "no": not granted, or not checked out.
+/// The reply meaning "no": not granted, not checked out, or (to NOTIFY)
+/// no live process holds the id.
 pub const REPLY_NO: u8 = 0x00;
-/// The reply meaning "yes". Readers must take any non-zero byte as yes.
+/// The reply meaning "yes". Readers of BOOK and CHECK OUT replies must take
+/// any non-zero byte as yes.
 pub const REPLY_YES: u8 = 0x01;
+/// The reply to NOTIFY when the holder is alive but did not take the
+/// message (a 0.6.0 client, say).
+pub const REPLY_DECLINED: u8 = 0x02;
+/// What a holder's responder writes once it has taken a NOTIFY message.
+pub const MESSAGE_ACK: u8 = 0x01;
 
 /// A complete request, as a client sends it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Book `uid`; the server proves the booker alive by connecting to
     /// `port` on the booker's address and exchanging `handshake` for `uid`.
@@ -43,16 +62,18 @@ pub enum Request {
         /// The secret given when the id was booked.
         handshake: Uid,
     },
+    /// Ask for the server's counters.
+    Status,
+    /// Hand `message` to the live holder of `uid`.
+    Notify {
+        /// The id whose holder gets the message.
+        uid: Uid,
+        /// At most [`MAX_MESSAGE_LEN`] bytes.
+        message: Vec<u8>,
+    },
 }
 
 impl Request {
-    /// The id this request is about.
-    pub fn uid(&self) -> Uid {
-        match *self {
-            Request::Book { uid, .. } | Request::CheckOut { uid, .. } => uid,
-        }
-    }
-
     /// The request's bytes, ready to be written to the server.
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(MAX_REQUEST_LEN);
@@ -72,9 +93,24 @@ impl Request {
                 bytes.extend_from_slice(uid.as_bytes());
                 bytes.extend_from_slice(handshake.as_bytes());
             }
+            Request::Status => bytes.push(CMD_STATUS),
+            Request::Notify { uid, message } => {
+                bytes.push(CMD_NOTIFY);
+                bytes.extend_from_slice(uid.as_bytes());
+                bytes.extend_from_slice(&message_len_prefix(message));
+                bytes.extend_from_slice(message);
+            }
         }
         bytes
     }
+}
+
+/// The big-endian length that goes before a NOTIFY message, on the way to
+/// the server and on the way to the holder.
+pub fn message_len_prefix(message: &[u8]) -> [u8; 4] {
+    u32::try_from(message.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
 }
 
 /// For logs: the command, the uid in short and the responder port; never
@@ -84,6 +120,10 @@ impl fmt::Display for Request {
         match self {
             Request::Book { uid, port, .. } => write!(f, "book {uid:?} (responder port {port})"),
             Request::CheckOut { uid, .. } => write!(f, "check out {uid:?}"),
+            Request::Status => f.write_str("status"),
+            Request::Notify { uid, message } => {
+                write!(f, "notify {uid:?} ({} bytes)", message.len())
+            }
         }
     }
 }
@@ -97,6 +137,8 @@ pub enum DecodeError {
     /// The handshake equals the uid, which would let anyone who knows the
     /// uid answer a verification.
     HandshakeIsUid,
+    /// A NOTIFY message announced as longer than [`MAX_MESSAGE_LEN`].
+    MessageTooLong(usize),
 }
 
 impl fmt::Display for DecodeError {
@@ -104,6 +146,9 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::UnknownCommand(byte) => write!(f, "unknown command byte {byte:#04x}"),
             DecodeError::HandshakeIsUid => f.write_str("handshake equals uid"),
+            DecodeError::MessageTooLong(len) => {
+                write!(f, "message of {len} bytes, more than {MAX_MESSAGE_LEN}")
+            }
         }
     }
 }
@@ -114,8 +159,12 @@ impl std::error::Error for DecodeError {}
 /// once. Bytes after a complete request are ignored.
 #[derive(Clone)]
 pub struct Decoder {
+    /// The fixed part of the request.
     buf: [u8; MAX_REQUEST_LEN],
     len: usize,
+    /// A NOTIFY message, grown as its bytes arrive rather than as its
+    /// length claims.
+    message: Vec<u8>,
 }
 
 impl Default for Decoder {
@@ -130,6 +179,7 @@ impl Decoder {
         Decoder {
             buf: [0; MAX_REQUEST_LEN],
             len: 0,
+            message: Vec::new(),
         }
     }
 
@@ -147,19 +197,41 @@ impl Decoder {
     /// assert_eq!(decoder.feed(&bytes[100..]), Ok(Some(request)));
     /// ```
     pub fn feed(&mut self, input: &[u8]) -> Result<Option<Request>, DecodeError> {
-        if let Some(&command) = self.buf[..self.len].first().or(input.first()) {
-            let need = request_len(command).ok_or(DecodeError::UnknownCommand(command))?;
-            let take = input.len().min(need.saturating_sub(self.len));
-            self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
-            self.len += take;
-            if self.len == need {
-                return self.request().map(Some);
-            }
+        let Some(&command) = self.buf[..self.len].first().or(input.first()) else {
+            return Ok(None);
+        };
+        let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
+        let take = input.len().min(fixed - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
+        self.len += take;
+        if self.len < fixed {
+            return Ok(None);
         }
-        Ok(None)
+        if command != CMD_NOTIFY {
+            return self.request().map(Some);
+        }
+        let len_bytes = &self.buf[1 + UID_LEN..NOTIFY_HEADER_LEN];
+        let want =
+            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        if want > MAX_MESSAGE_LEN {
+            return Err(DecodeError::MessageTooLong(want));
+        }
+        let rest = &input[take..];
+        let more = rest.len().min(want - self.message.len());
+        self.message.extend_from_slice(&rest[..more]);
+        if self.message.len() < want {
+            return Ok(None);
+        }
+        Ok(Some(Request::Notify {
+            uid: self.uid_at(1),
+            message: std::mem::take(&mut self.message),
+        }))
     }
 
     fn request(&self) -> Result<Request, DecodeError> {
+        if self.buf[0] == CMD_STATUS {
+            return Ok(Request::Status);
+        }
         let uid = self.uid_at(1);
         let handshake = self.uid_at(1 + UID_LEN);
         if uid == handshake {
@@ -184,11 +256,14 @@ impl Decoder {
     }
 }
 
-/// The whole length of a request starting with `command`, if it is one.
-fn request_len(command: u8) -> Option<usize> {
+/// The length of the fixed part of a request starting with `command`, if
+/// it is one.
+fn fixed_len(command: u8) -> Option<usize> {
     match command {
         CMD_BOOK => Some(BOOK_LEN),
         CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
+        CMD_STATUS => Some(1),
+        CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
         _ => None,
     }
 }
@@ -226,16 +301,43 @@ mod tests {
         assert_eq!(&bytes[1..], &book().encode()[1..129]);
     }
 
+    fn notify(len: usize) -> Request {
+        Request::Notify {
+            uid: Uid::from_name("uid"),
+            message: (0..len).map(|i| i as u8).collect(),
+        }
+    }
+
+    fn all() -> [Request; 6] {
+        [
+            book(),
+            check_out(),
+            Request::Status,
+            notify(0),
+            notify(300),
+            notify(MAX_MESSAGE_LEN),
+        ]
+    }
+
+    #[test]
+    fn our_extensions_have_their_own_layout() {
+        assert_eq!(Request::Status.encode(), [0x02]);
+        let bytes = notify(3).encode();
+        assert_eq!(bytes[0], 0x03);
+        assert_eq!(&bytes[1..65], Uid::from_name("uid").as_bytes());
+        assert_eq!(&bytes[65..], &[0, 0, 0, 3, 0, 1, 2]);
+    }
+
     #[test]
     fn decodes_whole_requests() {
-        for request in [book(), check_out()] {
+        for request in all() {
             assert_eq!(Decoder::new().feed(&request.encode()), Ok(Some(request)));
         }
     }
 
     #[test]
     fn decodes_one_byte_at_a_time() {
-        for request in [book(), check_out()] {
+        for request in [book(), check_out(), Request::Status, notify(0), notify(300)] {
             let bytes = request.encode();
             let mut decoder = Decoder::new();
             let (last, head) = bytes.split_last().unwrap();
@@ -248,11 +350,34 @@ mod tests {
 
     #[test]
     fn ignores_bytes_after_the_request() {
-        for request in [book(), check_out()] {
+        for request in all() {
             let mut bytes = request.encode();
             bytes.extend_from_slice(&[0xff; 300]);
             assert_eq!(Decoder::new().feed(&bytes), Ok(Some(request)));
         }
+    }
+
+    #[test]
+    fn rejects_a_message_announced_too_long_before_it_arrives() {
+        let mut bytes = notify(0).encode();
+        bytes[65..69].copy_from_slice(&(MAX_MESSAGE_LEN as u32 + 1).to_be_bytes());
+        assert_eq!(
+            Decoder::new().feed(&bytes),
+            Err(DecodeError::MessageTooLong(MAX_MESSAGE_LEN + 1))
+        );
+        bytes[65..69].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            Decoder::new().feed(&bytes),
+            Err(DecodeError::MessageTooLong(u32::MAX as usize))
+        );
+    }
+
+    #[test]
+    fn a_message_grows_only_as_its_bytes_arrive() {
+        let bytes = notify(MAX_MESSAGE_LEN).encode();
+        let mut decoder = Decoder::new();
+        assert_eq!(decoder.feed(&bytes[..NOTIFY_HEADER_LEN + 10]), Ok(None));
+        assert!(decoder.message.capacity() < 1024);
     }
 
     #[test]
@@ -279,7 +404,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_commands_at_once() {
-        for command in 0x02..=0xff {
+        for command in 0x04..=0xff {
             assert_eq!(
                 Decoder::new().feed(&[command]),
                 Err(DecodeError::UnknownCommand(command))

@@ -9,7 +9,9 @@ use mio::net::TcpStream;
 
 use crate::registry::Verdict;
 use crate::uid::{UID_LEN, Uid};
-use crate::wire::{DecodeError, Decoder, MAX_REQUEST_LEN, Request};
+use crate::wire::{
+    DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_len_prefix,
+};
 
 /// Reading room for one request plus what a sloppy client sends after it,
 /// so that closing rarely finds unread bytes (which would reset the
@@ -84,52 +86,119 @@ pub(super) fn read_request(stream: &mut TcpStream, decoder: &mut Decoder) -> Rea
     }
 }
 
-/// A call to a liveness responder: handshake out, uid back.
+/// A call to a liveness responder: handshake out, uid back, and for a
+/// NOTIFY the message out and an acknowledgement back.
 pub(super) struct Verification {
     pub uid: Uid,
     handshake: Uid,
     sent: usize,
     received: usize,
     answer: [u8; UID_LEN],
+    handover: Option<Handover>,
+}
+
+/// A NOTIFY message on its way to the holder: length prefix and message.
+struct Handover {
+    bytes: Vec<u8>,
+    sent: usize,
 }
 
 impl Verification {
-    pub fn new(uid: Uid, handshake: Uid) -> Verification {
+    pub fn new(uid: Uid, handshake: Uid, message: Option<&[u8]>) -> Verification {
         Verification {
             uid,
             handshake,
             sent: 0,
             received: 0,
             answer: [0; UID_LEN],
+            handover: message.map(|message| Handover {
+                bytes: [&message_len_prefix(message)[..], message].concat(),
+                sent: 0,
+            }),
         }
     }
 
-    /// Writes the handshake and reads the answer as far as the socket
-    /// allows; answers the verdict once there is one. Reads no more than a
-    /// uid, so a responder that floods costs nothing.
+    /// Moves the exchange on as far as the socket allows; answers the
+    /// verdict once there is one. Reads no more than a uid and one
+    /// acknowledgement byte, so a responder that floods costs nothing.
     pub fn advance(&mut self, stream: &mut TcpStream) -> Option<Verdict> {
+        let dead = Some(Verdict::Dead);
         while self.sent < UID_LEN {
-            match stream.write(&self.handshake.as_bytes()[self.sent..]) {
-                Ok(0) => return Some(Verdict::Dead),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Some(Verdict::Dead),
+            match write_some(stream, &self.handshake.as_bytes()[self.sent..]) {
+                Io::Done(n) => self.sent += n,
+                Io::WouldBlock => return None,
+                Io::Failed => return dead,
             }
         }
         while self.received < UID_LEN {
-            match stream.read(&mut self.answer[self.received..]) {
-                Ok(0) => return Some(Verdict::Dead),
-                Ok(n) => self.received += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Some(Verdict::Dead),
+            match read_some(stream, &mut self.answer[self.received..]) {
+                Io::Done(n) => self.received += n,
+                Io::WouldBlock => return None,
+                Io::Failed => return dead,
             }
         }
-        Some(if &self.answer == self.uid.as_bytes() {
-            Verdict::Alive
+        if &self.answer != self.uid.as_bytes() {
+            return dead;
+        }
+        let Some(handover) = &mut self.handover else {
+            return Some(Verdict::Alive);
+        };
+        // From here on the holder has proved alive; what remains is whether
+        // it takes the message.
+        let declined = Some(Verdict::Declined);
+        while handover.sent < handover.bytes.len() {
+            match write_some(stream, &handover.bytes[handover.sent..]) {
+                Io::Done(n) => handover.sent += n,
+                Io::WouldBlock => return None,
+                Io::Failed => return declined,
+            }
+        }
+        let mut ack = [0];
+        match read_some(stream, &mut ack) {
+            Io::Done(_) if ack[0] == MESSAGE_ACK => Some(Verdict::Alive),
+            Io::WouldBlock => None,
+            Io::Done(_) | Io::Failed => declined,
+        }
+    }
+
+    /// The verdict when the deadline passes first: a responder that
+    /// answered its uid is alive, even if it then kept the server waiting.
+    pub fn verdict_on_timeout(&self) -> Verdict {
+        if self.received == UID_LEN && &self.answer == self.uid.as_bytes() {
+            Verdict::Declined
         } else {
             Verdict::Dead
-        })
+        }
+    }
+}
+
+/// One non-blocking read or write, with end of stream as a failure.
+enum Io {
+    Done(usize),
+    WouldBlock,
+    Failed,
+}
+
+fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> Io {
+    loop {
+        return match stream.write(bytes) {
+            Ok(0) => Io::Failed,
+            Ok(n) => Io::Done(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => Io::Failed,
+        };
+    }
+}
+
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Io {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => Io::Failed,
+            Ok(n) => Io::Done(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => Io::Failed,
+        };
     }
 }

@@ -5,7 +5,6 @@
 //! and at most one timeout, never anyone else's time.
 
 mod conn;
-mod deadlines;
 mod throttle;
 
 use std::io::{self, ErrorKind};
@@ -18,11 +17,12 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::registry::{Action, Answer, Limits, Refusal, Registry, Verdict};
+use crate::deadlines::{ConnRef, Deadlines};
+use crate::registry::{Action, Answer, Ask, Limits, Refusal, Registry, Verdict};
+use crate::status::Status;
 use crate::uid::Uid;
 use crate::wire::{Decoder, Request};
 use conn::{Conn, Phase, ReadProgress, Verification, read_request};
-use deadlines::{ConnRef, Deadlines};
 use throttle::Throttled;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -103,6 +103,14 @@ pub struct Server {
     actions: Vec<Action<ConnRef>>,
     accepting: Accepting,
     warnings: Warnings,
+    counters: Counters,
+}
+
+/// What STATUS reports beyond the current sizes.
+struct Counters {
+    started: Instant,
+    requests: u64,
+    verifications_failed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +171,11 @@ impl Server {
             actions: Vec::new(),
             accepting: Accepting::Open,
             warnings: Warnings::default(),
+            counters: Counters {
+                started: Instant::now(),
+                requests: 0,
+                verifications_failed: 0,
+            },
         })
     }
 
@@ -295,7 +308,7 @@ impl Server {
         };
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
-            ReadProgress::Complete(request) => (Phase::Waiting { ip, request }, Some(request)),
+            ReadProgress::Complete(request) => (Phase::Waiting { ip, request }, true),
             ReadProgress::Pending => {
                 if let Err(e) =
                     self.poll
@@ -306,7 +319,7 @@ impl Server {
                     return;
                 }
                 self.deadlines.start(now, conn);
-                (Phase::Reading { ip, decoder }, None)
+                (Phase::Reading { ip, decoder }, false)
             }
             ReadProgress::Failed(why) => {
                 debug!("closing {ip} without a reply: {why}");
@@ -319,8 +332,8 @@ impl Server {
             phase,
         });
         self.clients += 1;
-        if let Some(request) = complete {
-            self.submit(conn, ip, request, now);
+        if complete {
+            self.submit(conn, now);
         }
     }
 
@@ -336,10 +349,9 @@ impl Server {
         match &mut conn.phase {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
-                    let ip = *ip;
-                    conn.phase = Phase::Waiting { ip, request };
+                    conn.phase = Phase::Waiting { ip: *ip, request };
                     let generation = conn.generation;
-                    self.submit(ConnRef { key, generation }, ip, request, now);
+                    self.submit(ConnRef { key, generation }, now);
                 }
                 ReadProgress::Pending => {}
                 ReadProgress::Failed(why) => {
@@ -360,14 +372,58 @@ impl Server {
         }
     }
 
-    fn submit(&mut self, from: ConnRef, ip: IpAddr, request: Request, now: Instant) {
-        self.registry.request(from, ip, request, &mut self.actions);
-        self.carry_out(now);
+    /// Hands the complete request of `from` to the registry, or answers a
+    /// STATUS at once.
+    fn submit(&mut self, from: ConnRef, now: Instant) {
+        let Some(Phase::Waiting { ip, request }) = self.conns.get(from.key).map(|c| &c.phase)
+        else {
+            return;
+        };
+        match Ask::of(request) {
+            Some(ask) => {
+                let ip = *ip;
+                self.registry.request(from, ip, ask, &mut self.actions);
+                self.carry_out(now);
+            }
+            None => self.report_status(from.key, now),
+        }
+    }
+
+    fn report_status(&mut self, key: usize, now: Instant) {
+        self.counters.requests += 1;
+        let line = format!(
+            "{}\n",
+            Status {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                bookings: self.registry.len() as u64,
+                connections: self.conns.len() as u64,
+                requests: self.counters.requests,
+                verifications_failed: self.counters.verifications_failed,
+                uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
+            }
+        );
+        // A fresh socket's send buffer takes a line this short whole.
+        let _ = io::Write::write(&mut self.conns[key].stream, line.as_bytes());
+        self.close(key);
     }
 
     fn decide(&mut self, uid: Uid, verdict: Verdict) {
         debug!("verified the process behind {uid:?}: {verdict:?}");
+        if verdict == Verdict::Dead {
+            self.counters.verifications_failed += 1;
+        }
         self.registry.verified(uid, verdict, &mut self.actions);
+    }
+
+    /// The message of a waiting NOTIFY request, to hand to the holder.
+    fn message_of(&self, from: ConnRef) -> Option<&[u8]> {
+        match &self.conns.get(from.key)?.phase {
+            Phase::Waiting {
+                request: Request::Notify { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
     }
 
     fn carry_out(&mut self, now: Instant) {
@@ -378,12 +434,21 @@ impl Server {
                     self.warn_refusal(why, now);
                     self.refuse(to, why);
                 }
-                Action::Verify { uid, handshake, at } => self.verify(uid, handshake, at, now),
+                Action::Verify {
+                    uid,
+                    handshake,
+                    at,
+                    message_from,
+                } => {
+                    let message = message_from.and_then(|from| self.message_of(from));
+                    self.verify(Verification::new(uid, handshake, message), at, now);
+                }
             }
         }
     }
 
     fn reply(&mut self, to: ConnRef, answer: Answer) {
+        self.counters.requests += 1;
         let Some(conn) = self
             .conns
             .get_mut(to.key)
@@ -407,7 +472,8 @@ impl Server {
         self.close(to.key);
     }
 
-    fn verify(&mut self, uid: Uid, handshake: Uid, at: SocketAddr, now: Instant) {
+    fn verify(&mut self, mut verification: Verification, at: SocketAddr, now: Instant) {
+        let uid = verification.uid;
         let mut stream = match TcpStream::connect(at) {
             Ok(stream) => stream,
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
@@ -417,7 +483,6 @@ impl Server {
         };
         // On loopback the connection is often up by now, and writing early
         // saves a round through the poll.
-        let mut verification = Verification::new(uid, handshake);
         if let Some(verdict) = verification.advance(&mut stream) {
             return self.decide(uid, verdict);
         }
@@ -490,9 +555,9 @@ impl Server {
                 }
                 Phase::Waiting { .. } => {}
                 Phase::Verifying(verification) => {
-                    let uid = verification.uid;
+                    let (uid, verdict) = (verification.uid, verification.verdict_on_timeout());
                     self.close(expired.key);
-                    self.decide(uid, Verdict::Dead);
+                    self.decide(uid, verdict);
                 }
             }
         }
@@ -500,6 +565,7 @@ impl Server {
     }
 
     fn refuse(&mut self, to: ConnRef, why: Refusal) {
+        self.counters.requests += 1;
         let Some(conn) = self
             .conns
             .get(to.key)

@@ -15,7 +15,62 @@ use std::net::{IpAddr, SocketAddr};
 pub use booking::Booking;
 
 use crate::uid::Uid;
-use crate::wire::{REPLY_NO, REPLY_YES, Request};
+use crate::wire::{REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
+
+/// A request, as far as the booking rules care. A NOTIFY's message stays
+/// with the reactor, which sends it on the verification the registry asks
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Book `uid`, proving alive at `port` with `handshake`.
+    Book {
+        /// The id to book.
+        uid: Uid,
+        /// The booker's secret.
+        handshake: Uid,
+        /// The booker's liveness responder port.
+        port: u16,
+    },
+    /// Release `uid` if `handshake` is the holder's.
+    CheckOut {
+        /// The id to release.
+        uid: Uid,
+        /// The holder's secret, if the asker is the holder.
+        handshake: Uid,
+    },
+    /// Hand a message to the live holder of `uid`.
+    Notify {
+        /// The id whose holder gets the message.
+        uid: Uid,
+    },
+}
+
+impl Ask {
+    /// What `request` asks of the registry; STATUS asks nothing of it.
+    pub fn of(request: &Request) -> Option<Ask> {
+        match *request {
+            Request::Book {
+                uid,
+                handshake,
+                port,
+            } => Some(Ask::Book {
+                uid,
+                handshake,
+                port,
+            }),
+            Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
+            Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
+            Request::Status => None,
+        }
+    }
+
+    /// The id asked about.
+    pub fn uid(&self) -> Uid {
+        match *self {
+            Ask::Book { uid, .. } | Ask::CheckOut { uid, .. } | Ask::Notify { uid } => uid,
+        }
+    }
+}
 
 /// The bounds that keep one registry's memory proportional to its load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +109,9 @@ pub enum Action<R> {
         handshake: Uid,
         /// The responder's address.
         at: SocketAddr,
+        /// Whose NOTIFY message to hand over once the responder has proved
+        /// alive, if any.
+        message_from: Option<R>,
     },
 }
 
@@ -68,14 +126,21 @@ pub enum Answer {
     CheckedOut,
     /// Nothing was released: the id is not held with that handshake.
     NotCheckedOut,
+    /// The holder took the NOTIFY message.
+    Delivered,
+    /// No live process holds the id, so the message went nowhere.
+    NoHolder,
+    /// The holder is alive but did not take the message.
+    Declined,
 }
 
 impl Answer {
     /// The byte that carries this answer on the wire.
     pub fn byte(self) -> u8 {
         match self {
-            Answer::Granted | Answer::CheckedOut => REPLY_YES,
-            Answer::Denied | Answer::NotCheckedOut => REPLY_NO,
+            Answer::Granted | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
+            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder => REPLY_NO,
+            Answer::Declined => REPLY_DECLINED,
         }
     }
 }
@@ -95,8 +160,12 @@ pub enum Refusal {
 /// The outcome of a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The responder answered the handshake with the uid.
+    /// The responder answered the handshake with the uid (and took the
+    /// message, if it was handed one).
     Alive,
+    /// The responder answered the handshake with the uid, but did not
+    /// acknowledge the message it was handed.
+    Declined,
     /// Refused, timed out, closed early or answered wrongly: not alive.
     Dead,
     /// The server itself failed before it could ask (out of file
@@ -123,7 +192,7 @@ pub struct Registry<R> {
 struct Waiter<R> {
     from: R,
     ip: IpAddr,
-    request: Request,
+    ask: Ask,
 }
 
 /// A uid with a verification in flight: what is being verified, and the
@@ -136,8 +205,9 @@ struct Line<R> {
 
 #[derive(Clone)]
 enum Checking<R> {
-    /// The holder with this handshake, because `book` contends for its uid.
-    Holder { handshake: Uid, book: Waiter<R> },
+    /// The holder with this handshake, on behalf of `waiter`: a book that
+    /// contends for its uid, or a notify for it.
+    Holder { handshake: Uid, waiter: Waiter<R> },
     /// The booker `from` of a free uid, and the booking it gets if it passes.
     Candidate { from: R, booking: Booking },
 }
@@ -176,9 +246,9 @@ impl<R: Copy> Registry<R> {
     /// A request arrived from `from`, connected from `ip`. Its answer may
     /// come now or after verifications; either way exactly one `Reply` or
     /// `Refuse` names `from`.
-    pub fn request(&mut self, from: R, ip: IpAddr, request: Request, out: &mut Vec<Action<R>>) {
-        let waiter = Waiter { from, ip, request };
-        let uid = request.uid();
+    pub fn request(&mut self, from: R, ip: IpAddr, ask: Ask, out: &mut Vec<Action<R>>) {
+        let waiter = Waiter { from, ip, ask };
+        let uid = ask.uid();
         if let Some(line) = self.lines.get_mut(&uid) {
             if line.waiting.len() < self.limits.max_waiting {
                 line.waiting.push_back(waiter);
@@ -202,30 +272,42 @@ impl<R: Copy> Registry<R> {
         let mut holder_alive = false;
         let mut retry = None;
         match checking {
-            Checking::Holder { handshake, book } => {
+            Checking::Holder { handshake, waiter } => {
                 let verified_holder_still_holds = self
                     .bookings
                     .get(&uid)
                     .is_some_and(|holder| holder.handshake == handshake);
-                match verdict {
-                    Verdict::Inconclusive => refuse(book.from, Refusal::Inconclusive, out),
-                    Verdict::Alive if verified_holder_still_holds => {
+                let notify = matches!(waiter.ask, Ask::Notify { .. });
+                match (verdict, verified_holder_still_holds) {
+                    (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
+                    (Verdict::Alive | Verdict::Declined, true) => {
                         holder_alive = true;
-                        reply(book.from, Answer::Denied, out);
+                        let answer = match verdict {
+                            _ if !notify => Answer::Denied,
+                            Verdict::Alive => Answer::Delivered,
+                            _ => Answer::Declined,
+                        };
+                        reply(waiter.from, answer, out);
                     }
-                    Verdict::Dead if verified_holder_still_holds => {
+                    (Verdict::Dead, true) => {
                         self.bookings.remove(&uid);
-                        retry = Some(book);
+                        if notify {
+                            reply(waiter.from, Answer::NoHolder, out);
+                        } else {
+                            retry = Some(waiter);
+                        }
                     }
                     // The booking changed hands while it was verified: the
-                    // verdict is about someone else, so serve `book` afresh.
-                    Verdict::Alive | Verdict::Dead => retry = Some(book),
+                    // verdict is about someone else, so serve afresh.
+                    (_, false) => retry = Some(waiter),
                 }
             }
             Checking::Candidate { from, booking } => {
                 self.reserved -= 1;
                 match verdict {
-                    Verdict::Alive => {
+                    // No message is handed to a candidate, so it cannot
+                    // decline one; it answered, so it is alive.
+                    Verdict::Alive | Verdict::Declined => {
                         // The line kept everyone else away from this uid, so
                         // the insert finds it free.
                         holder_alive = self.bookings.insert(booking);
@@ -286,12 +368,12 @@ impl<R: Copy> Registry<R> {
         holder_alive: &mut bool,
         out: &mut Vec<Action<R>>,
     ) -> Option<Checking<R>> {
-        match waiter.request {
-            Request::CheckOut { uid, handshake } => {
+        match waiter.ask {
+            Ask::CheckOut { uid, handshake } => {
                 let released = self
                     .bookings
                     .get(&uid)
-                    .is_some_and(|holder| holder.handshake == handshake)
+                    .is_some_and(|holder| holder.handshake.matches_secret(&handshake))
                     && self.bookings.remove(&uid);
                 if released {
                     *holder_alive = false;
@@ -304,7 +386,14 @@ impl<R: Copy> Registry<R> {
                 reply(waiter.from, answer, out);
                 None
             }
-            Request::Book {
+            Ask::Notify { uid } => match self.bookings.get(&uid) {
+                None => {
+                    reply(waiter.from, Answer::NoHolder, out);
+                    None
+                }
+                Some(holder) => Some(self.verify_holder(holder, waiter, Some(waiter.from), out)),
+            },
+            Ask::Book {
                 uid,
                 handshake,
                 port,
@@ -313,17 +402,7 @@ impl<R: Copy> Registry<R> {
                     reply(waiter.from, Answer::Denied, out);
                     None
                 }
-                Some(holder) => {
-                    out.push(Action::Verify {
-                        uid,
-                        handshake: holder.handshake,
-                        at: holder.responder(),
-                    });
-                    Some(Checking::Holder {
-                        handshake: holder.handshake,
-                        book: waiter,
-                    })
-                }
+                Some(holder) => Some(self.verify_holder(holder, waiter, None, out)),
                 None if self.bookings.len() + self.reserved >= self.limits.max_bookings => {
                     refuse(waiter.from, Refusal::BookingsFull, out);
                     None
@@ -340,6 +419,7 @@ impl<R: Copy> Registry<R> {
                         uid,
                         handshake,
                         at: booking.responder(),
+                        message_from: None,
                     });
                     Some(Checking::Candidate {
                         from: waiter.from,
@@ -347,6 +427,25 @@ impl<R: Copy> Registry<R> {
                     })
                 }
             },
+        }
+    }
+
+    fn verify_holder(
+        &self,
+        holder: &Booking,
+        waiter: Waiter<R>,
+        message_from: Option<R>,
+        out: &mut Vec<Action<R>>,
+    ) -> Checking<R> {
+        out.push(Action::Verify {
+            uid: holder.uid,
+            handshake: holder.handshake,
+            at: holder.responder(),
+            message_from,
+        });
+        Checking::Holder {
+            handshake: holder.handshake,
+            waiter,
         }
     }
 }

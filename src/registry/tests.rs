@@ -23,16 +23,16 @@ fn port(client: u32) -> u16 {
     10_000 + client as u16
 }
 
-fn book(u: u8, client: u32) -> Request {
-    Request::Book {
+fn book(u: u8, client: u32) -> Ask {
+    Ask::Book {
         uid: uid(u),
         handshake: handshake(client),
         port: port(client),
     }
 }
 
-fn check_out(u: u8, client: u32) -> Request {
-    Request::CheckOut {
+fn check_out(u: u8, client: u32) -> Ask {
+    Ask::CheckOut {
         uid: uid(u),
         handshake: handshake(client),
     }
@@ -51,9 +51,9 @@ impl Harness {
         }
     }
 
-    fn request(&mut self, client: u32, request: Request) -> Vec<Action<u32>> {
+    fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
-        self.registry.request(client, LOCAL, request, &mut out);
+        self.registry.request(client, LOCAL, ask, &mut out);
         out
     }
 
@@ -84,6 +84,21 @@ fn verify(u: u8, client: u32) -> Action<u32> {
         uid: uid(u),
         handshake: handshake(client),
         at: SocketAddr::new(LOCAL, port(client)),
+        message_from: None,
+    }
+}
+
+fn notify(u: u8) -> Ask {
+    Ask::Notify { uid: uid(u) }
+}
+
+/// The verification of holder `client` that hands over `sender`'s message.
+fn verify_with_message(u: u8, client: u32, sender: u32) -> Action<u32> {
+    Action::Verify {
+        uid: uid(u),
+        handshake: handshake(client),
+        at: SocketAddr::new(LOCAL, port(client)),
+        message_from: Some(sender),
     }
 }
 
@@ -101,6 +116,84 @@ fn answers_are_0_6_0_bytes() {
     assert_eq!(Answer::CheckedOut.byte(), 1);
     assert_eq!(Answer::Denied.byte(), 0);
     assert_eq!(Answer::NotCheckedOut.byte(), 0);
+}
+
+#[test]
+fn notify_answers_have_their_own_bytes() {
+    assert_eq!(Answer::Delivered.byte(), 1);
+    assert_eq!(Answer::NoHolder.byte(), 0);
+    assert_eq!(Answer::Declined.byte(), 2);
+}
+
+#[test]
+fn status_asks_nothing_of_the_registry() {
+    assert_eq!(Ask::of(&Request::Status), None);
+    let message = Request::Notify {
+        uid: uid(1),
+        message: vec![1, 2, 3],
+    };
+    assert_eq!(Ask::of(&message), Some(notify(1)));
+}
+
+#[test]
+fn a_notify_for_a_free_uid_has_no_holder() {
+    let mut h = Harness::new(ROOMY);
+    assert_eq!(h.request(9, notify(1)), [answer(9, Answer::NoHolder)]);
+}
+
+#[test]
+fn a_notify_is_handed_over_on_the_holders_verification() {
+    let mut h = Harness::new(ROOMY);
+    h.grant(1, 1);
+    assert_eq!(h.request(9, notify(1)), [verify_with_message(1, 1, 9)]);
+    assert_eq!(
+        h.verified(1, Verdict::Alive),
+        [answer(9, Answer::Delivered)]
+    );
+    assert_eq!(h.request(9, notify(1)), [verify_with_message(1, 1, 9)]);
+    assert_eq!(
+        h.verified(1, Verdict::Declined),
+        [answer(9, Answer::Declined)]
+    );
+    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
+}
+
+#[test]
+fn a_notify_to_a_dead_holder_frees_the_uid() {
+    let mut h = Harness::new(ROOMY);
+    h.grant(1, 1);
+    h.request(9, notify(1));
+    assert_eq!(h.verified(1, Verdict::Dead), [answer(9, Answer::NoHolder)]);
+    assert!(h.registry.is_empty());
+    assert!(h.registry.is_idle());
+}
+
+#[test]
+fn a_notify_is_never_answered_from_an_earlier_verification() {
+    let mut h = Harness::new(ROOMY);
+    h.grant(1, 1);
+    h.request(2, book(1, 2));
+    h.request(9, notify(1));
+    assert_eq!(
+        h.verified(1, Verdict::Alive),
+        [answer(2, Answer::Denied), verify_with_message(1, 1, 9)]
+    );
+    assert_eq!(
+        h.verified(1, Verdict::Alive),
+        [answer(9, Answer::Delivered)]
+    );
+}
+
+#[test]
+fn an_inconclusive_notify_is_refused() {
+    let mut h = Harness::new(ROOMY);
+    h.grant(1, 1);
+    h.request(9, notify(1));
+    assert_eq!(
+        h.verified(1, Verdict::Inconclusive),
+        [refused(9, Refusal::Inconclusive)]
+    );
+    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
 }
 
 #[test]
@@ -133,6 +226,7 @@ fn verification_calls_back_the_requesters_own_address() {
             uid: uid(1),
             handshake: handshake(7),
             at: SocketAddr::new(ip, port(7)),
+            message_from: None,
         }]
     );
 }

@@ -1,14 +1,17 @@
 //! Every sequence of events up to a depth, for three clients contending for
 //! one uid, checked against the promises the registry makes: never two
 //! live processes that both believe they hold the uid, a holder's check out
-//! always succeeds, one verification in flight at a time, and every request
-//! answered exactly once.
+//! always succeeds, a message is delivered only to a live holder and reported
+//! undeliverable only when there is none, one verification in flight at a
+//! time, and every request answered exactly once.
 
 use super::*;
 
 const CLIENTS: u32 = 3;
 const DEPTH: usize = 7;
 const U: u8 = 1;
+/// The requester number of a process that only sends NOTIFY.
+const SENDER: u32 = 99;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Awaiting {
@@ -29,6 +32,7 @@ enum Event {
     Book(u32),
     CheckOut(u32),
     Die(u32),
+    Notify,
     Resolve,
     ResolveInconclusive,
 }
@@ -39,6 +43,7 @@ struct World {
     clients: [Client; CLIENTS as usize],
     /// The handshake sent by the verification in flight.
     in_flight: Option<Uid>,
+    sender_awaiting: bool,
     trace: Vec<Event>,
 }
 
@@ -52,6 +57,7 @@ impl World {
                 awaiting: Awaiting::Nothing,
             }; CLIENTS as usize],
             in_flight: None,
+            sender_awaiting: false,
             trace: Vec::new(),
         }
     }
@@ -73,6 +79,14 @@ impl World {
                 };
                 client.awaiting = awaiting;
                 self.registry.request(c, LOCAL, request, &mut out);
+            }
+            Event::Notify => {
+                if self.sender_awaiting {
+                    return false;
+                }
+                self.sender_awaiting = true;
+                self.registry
+                    .request(SENDER, LOCAL, Ask::Notify { uid: uid(U) }, &mut out);
             }
             Event::Die(c) => {
                 let client = &mut self.clients[c as usize];
@@ -116,6 +130,16 @@ impl World {
                     );
                     self.in_flight = Some(hs);
                 }
+                Action::Reply { to: SENDER, answer } => {
+                    assert!(self.sender_awaiting, "{:?}", self.trace);
+                    self.sender_awaiting = false;
+                    let live_holder = self.clients.iter().any(|c| c.alive && c.holds);
+                    match answer {
+                        Answer::Delivered => assert!(live_holder, "{:?}", self.trace),
+                        Answer::NoHolder => assert!(!live_holder, "{:?}", self.trace),
+                        other => panic!("{other:?} to a notify: {:?}", self.trace),
+                    }
+                }
                 Action::Reply { to, answer } => {
                     let client = &mut self.clients[to as usize];
                     let awaited = std::mem::replace(&mut client.awaiting, Awaiting::Nothing);
@@ -139,6 +163,11 @@ impl World {
                         }
                         other => panic!("unexpected reply {other:?}: {:?}", self.trace),
                     }
+                }
+                Action::Refuse { to: SENDER, why } => {
+                    assert_eq!(why, Refusal::Inconclusive, "{:?}", self.trace);
+                    assert!(self.sender_awaiting, "{:?}", self.trace);
+                    self.sender_awaiting = false;
                 }
                 Action::Refuse { to, why } => {
                     assert_eq!(why, Refusal::Inconclusive, "{:?}", self.trace);
@@ -193,7 +222,7 @@ fn explore(world: &World, depth: usize, visited: &mut u64) {
     }
     let events = (0..CLIENTS)
         .flat_map(|c| [Event::Book(c), Event::CheckOut(c), Event::Die(c)])
-        .chain([Event::Resolve, Event::ResolveInconclusive]);
+        .chain([Event::Notify, Event::Resolve, Event::ResolveInconclusive]);
     for event in events {
         let mut next = world.clone();
         if next.step(event) {

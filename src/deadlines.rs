@@ -1,4 +1,5 @@
-//! When each connection must be done by. Every deadline is "now + the one
+//! When each connection must be done by, for the server and for a
+//! holder's liveness responder alike. Every deadline is "now + the one
 //! rw timeout", so deadlines arrive in order and a FIFO queue is already
 //! sorted: no heap, O(1) at both ends.
 
@@ -8,12 +9,12 @@ use std::time::{Duration, Instant};
 /// A connection, named by slab key and the generation that tells it apart
 /// from later connections in the same slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ConnRef {
+pub(crate) struct ConnRef {
     pub key: usize,
     pub generation: u32,
 }
 
-pub(super) struct Deadlines {
+pub(crate) struct Deadlines {
     timeout: Duration,
     queue: VecDeque<(Instant, ConnRef)>,
 }
@@ -41,17 +42,21 @@ impl Deadlines {
     /// The next connection whose deadline has passed at `now`.
     pub fn expired(&mut self, now: Instant) -> Option<ConnRef> {
         match self.queue.front() {
-            Some(&(deadline, conn)) if deadline <= now => {
-                self.queue.pop_front();
-                // Give back what a burst of load grew, so an idle server
-                // returns to its idle footprint.
-                if self.queue.capacity() > 64 && self.queue.len() < self.queue.capacity() / 4 {
-                    self.queue.shrink_to(self.queue.len() * 2);
-                }
-                Some(conn)
-            }
+            Some(&(deadline, _)) if deadline <= now => self.pop_oldest(),
             _ => None,
         }
+    }
+
+    /// The connection started longest ago, deadline passed or not: the
+    /// one to give up when room is needed.
+    pub fn pop_oldest(&mut self) -> Option<ConnRef> {
+        let (_, conn) = self.queue.pop_front()?;
+        // Give back what a burst of load grew, so an idle process returns
+        // to its idle footprint.
+        if self.queue.capacity() > 64 && self.queue.len() < self.queue.capacity() / 4 {
+            self.queue.shrink_to(self.queue.len() * 2);
+        }
+        Some(conn)
     }
 }
 
