@@ -9,7 +9,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+pub mod client;
 mod deadlines;
+mod nonblocking;
 pub mod reactor;
 pub mod registry;
 pub mod status;

@@ -2,11 +2,12 @@
 //! steps that move each one along.
 
 use std::fmt;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::IpAddr;
 
 use mio::net::TcpStream;
 
+use crate::nonblocking::{Io, read_some, write_some};
 use crate::registry::Verdict;
 use crate::uid::{UID_LEN, Uid};
 use crate::wire::{
@@ -169,36 +170,5 @@ impl Verification {
         } else {
             Verdict::Dead
         }
-    }
-}
-
-/// One non-blocking read or write, with end of stream as a failure.
-enum Io {
-    Done(usize),
-    WouldBlock,
-    Failed,
-}
-
-fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> Io {
-    loop {
-        return match stream.write(bytes) {
-            Ok(0) => Io::Failed,
-            Ok(n) => Io::Done(n),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => Io::Failed,
-        };
-    }
-}
-
-fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Io {
-    loop {
-        return match stream.read(buf) {
-            Ok(0) => Io::Failed,
-            Ok(n) => Io::Done(n),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => Io::Failed,
-        };
     }
 }

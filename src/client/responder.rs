@@ -1,0 +1,298 @@
+//! A holder's liveness responder: the listener the server calls back to
+//! prove the holder alive, and where NOTIFY messages arrive.
+//!
+//! Any process on the machine can connect to it, so it must not be
+//! stallable: one thread polls every connection without blocking, each has
+//! a deadline, and when too many are open the oldest is dropped, so silent
+//! connections can never make the server's verification wait.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::mpsc::Sender;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::deadlines::{ConnRef, Deadlines};
+use crate::nonblocking::{Io, read_some, write_some};
+use crate::uid::{UID_LEN, Uid};
+use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK};
+
+const LISTENER: Token = Token(usize::MAX);
+const STOP: Token = Token(usize::MAX - 1);
+
+/// Connections served at once. The server's verification needs one; more
+/// only let an attacker keep some open longer.
+const MAX_EXCHANGES: usize = 16;
+
+/// A running responder; stopping it (on drop) closes its port and ends its
+/// thread before `drop` returns.
+pub(crate) struct Responder {
+    port: u16,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    /// Listens on 127.0.0.1 at a port of the system's choosing; answers
+    /// `handshake` with `uid`, and passes NOTIFY messages to `messages`.
+    pub fn start(
+        uid: Uid,
+        handshake: Uid,
+        rw_timeout: Duration,
+        messages: Sender<Vec<u8>>,
+    ) -> io::Result<Responder> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        let port = listener.local_addr()?.port();
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), STOP)?;
+        let serve = Serve {
+            poll,
+            listener,
+            uid,
+            handshake,
+            messages,
+            exchanges: Slab::with_capacity(MAX_EXCHANGES),
+            deadlines: Deadlines::new(rw_timeout),
+            next_generation: 0,
+        };
+        let thread = thread::Builder::new()
+            // Fits the 15 characters Linux keeps of a thread name.
+            .name(format!("responder:{port}"))
+            .spawn(move || serve.run())?;
+        Ok(Responder {
+            port,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let (Ok(()), Some(thread)) = (self.waker.wake(), self.thread.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Serve {
+    poll: Poll,
+    listener: TcpListener,
+    uid: Uid,
+    handshake: Uid,
+    messages: Sender<Vec<u8>>,
+    exchanges: Slab<Exchange>,
+    deadlines: Deadlines,
+    next_generation: u32,
+}
+
+struct Exchange {
+    stream: TcpStream,
+    generation: u32,
+    step: Step,
+}
+
+/// Where one connection is: a verification ends after `Uid`; a NOTIFY
+/// goes on to its message and the acknowledgement.
+enum Step {
+    Handshake { got: usize, heard: [u8; UID_LEN] },
+    Uid { sent: usize },
+    Length { got: usize, bytes: [u8; 4] },
+    Message { want: usize, message: Vec<u8> },
+    Ack,
+}
+
+impl Serve {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(32);
+        loop {
+            let timeout = self
+                .deadlines
+                .next()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Nothing sensible is left to do; the booking will fail its
+                // next verification, as a dead holder's would.
+                Err(_) => return,
+            }
+            for event in events.iter() {
+                match event.token() {
+                    STOP => return,
+                    LISTENER => self.accept(),
+                    Token(key) => self.advance(key),
+                }
+            }
+            let now = Instant::now();
+            while let Some(expired) = self.deadlines.expired(now) {
+                self.close(expired);
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of descriptors, say: the connection stays in the
+                // backlog, and the next event retries.
+                Err(_) => return,
+            };
+            if self.exchanges.len() == MAX_EXCHANGES {
+                self.drop_oldest();
+            }
+            let key = self.exchanges.vacant_key();
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut stream,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let generation = self.next_generation;
+            self.exchanges.insert(Exchange {
+                stream,
+                generation,
+                step: Step::Handshake {
+                    got: 0,
+                    heard: [0; UID_LEN],
+                },
+            });
+            self.deadlines
+                .start(Instant::now(), ConnRef { key, generation });
+            // The server writes its handshake right after connecting.
+            self.advance(key);
+        }
+    }
+
+    /// Makes room for a new connection by giving up the longest-open one.
+    fn drop_oldest(&mut self) {
+        while let Some(oldest) = self.deadlines.pop_oldest() {
+            if self.close(oldest) {
+                return;
+            }
+        }
+    }
+
+    /// Closes `conn` if it is still open; answers whether it was.
+    fn close(&mut self, conn: ConnRef) -> bool {
+        let open = self
+            .exchanges
+            .get(conn.key)
+            .is_some_and(|exchange| exchange.generation == conn.generation);
+        if open {
+            self.exchanges.remove(conn.key);
+        }
+        open
+    }
+
+    fn advance(&mut self, key: usize) {
+        let Some(exchange) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let finished = exchange.advance(&self.uid, &self.handshake, &self.messages);
+        if finished {
+            self.exchanges.remove(key);
+        }
+    }
+}
+
+impl Exchange {
+    /// Moves the exchange on as far as the socket allows; answers whether
+    /// it is over.
+    fn advance(&mut self, uid: &Uid, handshake: &Uid, messages: &Sender<Vec<u8>>) -> bool {
+        loop {
+            let io = match &mut self.step {
+                Step::Handshake { got, heard } => {
+                    let io = read_some(&mut self.stream, &mut heard[*got..]);
+                    if let Io::Done(n) = io {
+                        *got += n;
+                        if *got == UID_LEN {
+                            if !Uid(*heard).matches_secret(handshake) {
+                                return true;
+                            }
+                            self.step = Step::Uid { sent: 0 };
+                        }
+                    }
+                    io
+                }
+                Step::Uid { sent } => {
+                    let io = write_some(&mut self.stream, &uid.as_bytes()[*sent..]);
+                    if let Io::Done(n) = io {
+                        *sent += n;
+                        if *sent == UID_LEN {
+                            self.step = Step::Length {
+                                got: 0,
+                                bytes: [0; 4],
+                            };
+                        }
+                    }
+                    io
+                }
+                // A plain verification ends here, with the server closing.
+                Step::Length { got, bytes } => {
+                    let io = read_some(&mut self.stream, &mut bytes[*got..]);
+                    if let Io::Done(n) = io {
+                        *got += n;
+                        if *got == bytes.len() {
+                            let want = u32::from_be_bytes(*bytes) as usize;
+                            if want > MAX_MESSAGE_LEN {
+                                return true;
+                            }
+                            self.step = Step::Message {
+                                want,
+                                message: Vec::new(),
+                            };
+                        }
+                    }
+                    io
+                }
+                Step::Message { want, message } if message.len() == *want => {
+                    // The receiver lives as long as the booking; if it is
+                    // gone, nobody takes the message and no ack is owed.
+                    if messages.send(std::mem::take(message)).is_err() {
+                        return true;
+                    }
+                    self.step = Step::Ack;
+                    continue;
+                }
+                Step::Message { want, message } => {
+                    let mut chunk = [0; 4096];
+                    let room = chunk.len().min(*want - message.len());
+                    let io = read_some(&mut self.stream, &mut chunk[..room]);
+                    if let Io::Done(n) = io {
+                        message.extend_from_slice(&chunk[..n]);
+                    }
+                    io
+                }
+                Step::Ack => {
+                    return !matches!(write_some(&mut self.stream, &[MESSAGE_ACK]), Io::WouldBlock);
+                }
+            };
+            match io {
+                Io::Done(_) => {}
+                Io::WouldBlock => return false,
+                Io::Failed => return true,
+            }
+        }
+    }
+}

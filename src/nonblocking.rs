@@ -1,0 +1,38 @@
+//! One step of non-blocking I/O, with the outcomes a state machine needs:
+//! progress, "try again on the next readiness event", or the end.
+
+use std::io::{ErrorKind, Read, Write};
+
+/// What one non-blocking read or write did.
+pub(crate) enum Io {
+    /// Moved this many bytes (never zero).
+    Done(usize),
+    /// Nothing to do until the socket is ready again.
+    WouldBlock,
+    /// Closed by the peer, or failed: this exchange is over.
+    Failed,
+}
+
+pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Io {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => Io::Failed,
+            Ok(n) => Io::Done(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => Io::Failed,
+        };
+    }
+}
+
+pub(crate) fn write_some(stream: &mut impl Write, bytes: &[u8]) -> Io {
+    loop {
+        return match stream.write(bytes) {
+            Ok(0) => Io::Failed,
+            Ok(n) => Io::Done(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => Io::Failed,
+        };
+    }
+}

@@ -1,0 +1,227 @@
+//! Our client against our server, through real sockets on loopback.
+
+mod common;
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, random};
+use namaste::client::{Client, Error, Notified};
+use namaste::wire::MAX_MESSAGE_LEN;
+
+fn client_of(server: &TestServer) -> Client {
+    Client::new().with_port(server.port())
+}
+
+#[test]
+fn book_deny_check_out_book_again() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    assert_eq!(booking.uid(), uid);
+    assert!(client.book(uid).unwrap().is_none());
+    assert!(booking.check_out().unwrap());
+    let again = client.book(uid).unwrap().expect("granted again");
+    assert!(again.check_out().unwrap());
+}
+
+#[test]
+fn dropping_a_booking_checks_out() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    drop(client.book(uid).unwrap().expect("granted"));
+    assert_eq!(client.status().unwrap().bookings, 0);
+    assert!(client.book(uid).unwrap().is_some());
+}
+
+#[test]
+fn nothing_outlives_a_booking() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let booking = client.book(random()).unwrap().expect("granted");
+    let port = booking.responder_port();
+    let thread_name = format!("responder:{port}");
+    assert!(thread_names().contains(&thread_name));
+    drop(booking);
+    assert!(
+        !thread_names().contains(&thread_name),
+        "its thread lives on"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "its port still accepts"
+    );
+}
+
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn book_wait_gets_the_id_once_it_is_released() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let holder = client.book(uid).unwrap().expect("granted");
+    let releaser = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        holder.check_out().unwrap()
+    });
+    let started = Instant::now();
+    let booking = client.book_wait(uid, Duration::from_secs(20)).unwrap();
+    assert!(releaser.join().unwrap());
+    assert!(booking.is_some(), "not granted after the release");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn book_wait_gives_up_when_its_time_is_up() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let _holder = client.book(uid).unwrap().expect("granted");
+    let started = Instant::now();
+    assert!(
+        client
+            .book_wait(uid, Duration::from_millis(400))
+            .unwrap()
+            .is_none()
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+}
+
+#[test]
+fn notify_reaches_the_holder_and_is_acknowledged() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    let longest = vec![0x5a; MAX_MESSAGE_LEN];
+    for message in [&b"open notes.txt"[..], b"", &longest] {
+        assert_eq!(client.notify(uid, message).unwrap(), Notified::Delivered);
+        let received = booking
+            .messages()
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(received, message);
+    }
+    // Delivering kept the holder's booking.
+    assert!(client.book(uid).unwrap().is_none());
+}
+
+#[test]
+fn notify_without_a_holder_says_so() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    // A holder that is gone, too.
+    let booking = client.book(uid).unwrap().expect("granted");
+    let port = booking.responder_port();
+    drop(booking);
+    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn a_published_client_holder_declines_messages() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let holder = namaste06::client::Client::book(
+        uid.0,
+        random().0,
+        Some(server.port()),
+        namaste::DEFAULT_RW_TIMEOUT,
+    )
+    .unwrap()
+    .expect("granted");
+    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::Declined);
+    assert!(client.book(uid).unwrap().is_none(), "still held");
+    assert!(holder.check_out().unwrap());
+}
+
+#[test]
+fn an_overlong_message_is_refused_before_sending() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let too_long = vec![0; MAX_MESSAGE_LEN + 1];
+    match client.notify(random(), &too_long) {
+        Err(Error::MessageTooLong(len)) => assert_eq!(len, MAX_MESSAGE_LEN + 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        client.status().unwrap().requests,
+        1,
+        "nothing was sent but the status request"
+    );
+}
+
+#[test]
+fn status_counts() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let first = client.status().unwrap();
+    assert_eq!(first.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (first.bookings, first.requests, first.verifications_failed),
+        (0, 1, 0)
+    );
+    assert_eq!(first.connections, 1, "the status request's own");
+    let booking = client.book(random()).unwrap().expect("granted");
+    // A booker whose responder is gone fails its verification.
+    assert_eq!(
+        server.book(random(), random(), common::dead_port()),
+        Some(0)
+    );
+    let second = client.status().unwrap();
+    assert_eq!(
+        (
+            second.bookings,
+            second.requests,
+            second.verifications_failed
+        ),
+        (1, 4, 1)
+    );
+    drop(booking);
+}
+
+/// Any process can connect to a holder's responder and say nothing; the
+/// holder must still answer the server at once.
+#[test]
+fn silent_connections_to_a_responder_do_not_lose_the_booking() {
+    let server = Arc::new(TestServer::start());
+    let client = client_of(&server);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    let silent: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(("127.0.0.1", booking.responder_port())).unwrap())
+        .collect();
+    for _ in 0..5 {
+        assert!(
+            client.book(uid).unwrap().is_none(),
+            "the holder looked dead"
+        );
+    }
+    assert!(booking.check_out().unwrap());
+    drop(silent);
+}
+
+#[test]
+fn no_server_says_how_to_start_one() {
+    let client = Client::new().with_port(common::dead_port());
+    let error = client.book(random()).unwrap_err();
+    assert!(matches!(error, Error::NoServer { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("namaste run"), "{message}");
+    assert!(matches!(client.status(), Err(Error::NoServer { .. })));
+}
