@@ -30,3 +30,8 @@ pub const DEFAULT_PORT: u16 = 64009;
 /// How long a peer may take to send a whole request, and a verification to
 /// complete, before the connection is given up.
 pub const DEFAULT_RW_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Compiles the README's Rust examples as doctests, so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,88 +1,52 @@
 //! The `namaste` binary: its command line, its messages and exit statuses,
 //! and a server it starts.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+mod common;
 
+use std::net::TcpListener;
+
+use common::{Running, namaste, stderr};
 use namaste06::client::Client;
 
-fn namaste(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_namaste"))
-        .args(args)
-        .output()
-        .expect("run namaste")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A `namaste run` process, killed when dropped.
-struct Running {
-    child: Child,
-    port: u16,
-    log: BufReader<ChildStderr>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_namaste"))
-            .args(["run", "--port", "0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start namaste run");
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        log.read_line(&mut line).unwrap();
-        let port = line
-            .split("listening on 127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no address in the first log line: {line:?}"));
-        Running { child, port, log }
-    }
-
-    /// The next log line that contains `text`; fails at the end of the log.
-    fn log_line_with(&mut self, text: &str) -> String {
-        loop {
-            let mut line = String::new();
-            let read = self.log.read_line(&mut line).unwrap();
-            assert!(read > 0, "the log ended without {text:?}");
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn help_of(args: &[&str]) -> String {
+    let output = namaste(args);
+    assert!(output.status.success(), "{args:?}");
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
-fn help_names_every_option_and_command() {
-    for args in [&["help"][..], &["--help"], &["-h"], &["run", "--help"]] {
-        let output = namaste(args);
-        assert!(output.status.success());
-        let help = String::from_utf8(output.stdout).unwrap();
-        for word in [
-            "namaste run",
-            "namaste version",
-            "--port",
-            "--bind",
-            "--rw-timeout",
-            "--max-connections",
-            "--max-bookings",
-            "--max-waiting",
-            "--log-level",
-        ] {
-            assert!(help.contains(word), "help lacks {word}");
+fn help_names_every_command_and_option() {
+    for args in [&["help"][..], &["--help"], &["-h"]] {
+        let help = help_of(args);
+        for command in ["run", "hold", "notify", "status", "version", "help"] {
+            assert!(
+                help.contains(&format!("namaste {command}")),
+                "help lacks {command}"
+            );
+        }
+    }
+    let commands: [(&str, &[&str]); 4] = [
+        (
+            "run",
+            &[
+                "--port",
+                "--bind",
+                "--rw-timeout",
+                "--max-connections",
+                "--max-bookings",
+                "--max-waiting",
+                "--log-level",
+            ],
+        ),
+        ("hold", &["--uid", "--port", "--wait", "75"]),
+        ("notify", &["--uid", "--port", "75"]),
+        ("status", &["--port"]),
+    ];
+    for (command, options) in commands {
+        let help = help_of(&[command, "--help"]);
+        assert_eq!(help, help_of(&["help", command]));
+        for option in options {
+            assert!(help.contains(option), "{command} help lacks {option}");
         }
     }
 }
@@ -101,9 +65,26 @@ fn usage_errors_are_one_line_with_status_2() {
     for (args, says) in [
         (&[][..], "no command"),
         (&["frobnicate"], "unknown command"),
-        (&["run", "--frob"], "unknown option"),
+        (&["run", "--frob"], "run has no option \"--frob\""),
+        (&["hold", "name"], "hold needs a command after --"),
+        (&["hold", "--", "true"], "hold needs a NAME"),
+        (&["hold", "name", "true"], "put the command after --"),
+        (
+            &["hold", "name", "--uid", "abc", "--", "true"],
+            "an id is 128 hex digits",
+        ),
+        (
+            &["hold", "name", "--wait", "soon", "--", "true"],
+            "--wait \"soon\" is not valid",
+        ),
+        (&["notify", "name"], "notify needs a NAME and a MESSAGE"),
+        (&["status", "--port", "x"], "--port \"x\" is not valid"),
+        (&["help", "frob"], "no such command"),
         (&["run", "--port"], "--port needs a value"),
-        (&["run", "--port", "70000"], "--port \"70000\" is not valid"),
+        (
+            &["run", "--port", "70000"],
+            "--port \"70000\" is not valid: number too large",
+        ),
         (&["run", "--rw-timeout=0"], "positive number of seconds"),
         (&["run", "--rw-timeout", "-1"], "positive number of seconds"),
         (&["run", "--max-connections", "0"], "at least 1"),

@@ -1,12 +1,18 @@
-//! The published namaste 0.6.0 client as a real peer of our server.
+//! The published namaste 0.6.0 as a real peer: its client against our
+//! server, and our client against its server.
 
 mod common;
 
-use std::sync::{Arc, Barrier};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{TestServer, random};
 use namaste::DEFAULT_RW_TIMEOUT;
+use namaste::client::Error;
 use namaste06::client::Client;
 
 /// The sequence of the published crate's own server test.
@@ -56,4 +62,82 @@ fn published_clients_contending_get_one_grant() {
             .sum();
         assert_eq!(grants, 1, "round {round}");
     }
+}
+
+/// The published 0.6.0 server, installed once under target/tmp and started
+/// on a free port; killed when dropped.
+struct PublishedServer {
+    child: Child,
+    port: u16,
+}
+
+impl PublishedServer {
+    fn start() -> PublishedServer {
+        let binary = published_server_binary();
+        let port = common::dead_port();
+        let child = Command::new(binary)
+            .args(["run", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the published server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "it never listened");
+            thread::sleep(Duration::from_millis(20));
+        }
+        PublishedServer { child, port }
+    }
+}
+
+impl Drop for PublishedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where `.ci/run` installs the published server; installed here if absent,
+/// so that `cargo test` alone also runs these tests.
+fn published_server_binary() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("namaste-0.6.0");
+            let binary = root.join("bin/namaste");
+            if !binary.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args([
+                        "install",
+                        "namaste",
+                        "--version=0.6.0",
+                        "--features=bin",
+                        "--root",
+                    ])
+                    .arg(&root)
+                    .status()
+                    .expect("run cargo install");
+                assert!(status.success(), "installing the published server failed");
+            }
+            binary
+        })
+        .clone()
+}
+
+#[test]
+fn our_client_with_the_published_server() {
+    let server = PublishedServer::start();
+    let client = namaste::client::Client::new().with_port(server.port);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    assert!(client.book(uid).unwrap().is_none());
+    assert!(booking.check_out().unwrap());
+    let again = client.book(uid).unwrap().expect("granted again");
+    drop(again);
+    let last = client.book(uid).unwrap().expect("the guard checked out");
+    assert!(last.check_out().unwrap());
+    // Our extensions are unknown there: closed without a reply.
+    assert!(matches!(client.status(), Err(Error::Refused)));
+    assert!(matches!(client.notify(uid, b"hi"), Err(Error::Refused)));
 }

@@ -2,8 +2,9 @@
 //! liveness responder, and raw request helpers.
 #![allow(dead_code)] // each test file uses its own share of these
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -187,4 +188,63 @@ pub fn dead_port() -> u16 {
 
 pub fn random() -> Uid {
     Uid::random().expect("random id")
+}
+
+/// Runs the `namaste` binary to completion.
+pub fn namaste(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_namaste"))
+        .args(args)
+        .output()
+        .expect("run namaste")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `namaste run` process on a free port, killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub port: u16,
+    log: BufReader<ChildStderr>,
+}
+
+impl Running {
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(["run", "--port", "0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start namaste run");
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        log.read_line(&mut line).unwrap();
+        let port = line
+            .split("listening on 127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no address in the first log line: {line:?}"));
+        Running { child, port, log }
+    }
+
+    /// The next log line that contains `text`; fails at the end of the log.
+    pub fn log_line_with(&mut self, text: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let read = self.log.read_line(&mut line).unwrap();
+            assert!(read > 0, "the log ended without {text:?}");
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,134 @@
+//! `namaste hold`: run a command while holding a lock, like flock(1) but
+//! with no stale lock after a crash.
+
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitCode, ExitStatus};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use namaste::Uid;
+use namaste::client::{Booking, Client};
+
+use super::args::{Arg, Args, Usage, unknown};
+use super::{EX_TEMPFAIL, fail};
+
+pub const HELP: &str = "\
+namaste hold: run a command while holding a lock
+
+Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
+
+Books the lock NAME, runs COMMAND, and checks out when it exits; the exit
+status is COMMAND's (128 + the signal number when a signal ended it). If
+another live process holds NAME, prints one line and exits with 75 without
+running COMMAND. If this process dies, the lock is free for the next taker:
+a crashed holder never leaves a stale lock.
+
+Options:
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --port N      the server's port on 127.0.0.1 (default 64009)
+  --wait SECS   if NAME is held, keep trying for up to SECS seconds
+
+Messages sent to NAME with `namaste notify` are printed on standard error.
+";
+
+/// How often to look whether the command has exited while waiting for
+/// messages.
+const POLL: Duration = Duration::from_millis(50);
+
+pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+    let mut name = None;
+    let mut uid = None;
+    let mut client = Client::new();
+    let mut wait = None;
+    let mut command: &[String] = &[];
+    let mut args = Args::new(args);
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Help => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
+            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
+            Arg::Option(option @ "--wait") => wait = Some(args.seconds(option)?),
+            Arg::Option(other) => return Err(unknown("hold", other)),
+            Arg::Positional(word) if name.is_none() => name = Some(word),
+            Arg::Positional(word) => {
+                return Err(Usage(format!("put the command after --: -- {word} ...")));
+            }
+            Arg::Rest(rest) => command = rest,
+        }
+    }
+    let name = name.ok_or_else(|| Usage("hold needs a NAME".into()))?;
+    if command.is_empty() {
+        return Err(Usage("hold needs a command after --".into()));
+    }
+    let uid = uid.unwrap_or_else(|| Uid::from_name(name));
+    let booked = match wait {
+        Some(timeout) => client.book_wait(uid, timeout),
+        None => client.book(uid),
+    };
+    Ok(match booked {
+        Ok(Some(booking)) => {
+            let code = run_holding(&booking, name, command);
+            match booking.check_out() {
+                Ok(true) => {}
+                Ok(false) => eprintln!(
+                    "namaste: warning: {name} was no longer booked when the command ended"
+                ),
+                Err(e) => eprintln!("namaste: warning: could not check out {name}: {e}"),
+            }
+            code
+        }
+        Ok(None) => {
+            let waited = wait.map_or(String::new(), |t| format!(" (waited {t:?})"));
+            eprintln!("namaste: {name} is held by another live process{waited}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+        Err(e) => fail(e),
+    })
+}
+
+fn run_holding(booking: &Booking, name: &str, command: &[String]) -> ExitCode {
+    let mut child = match Command::new(&command[0]).args(&command[1..]).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("namaste: cannot run {:?}: {e}", command[0]);
+            // As shells do: 127 not found, 126 found but not runnable.
+            return ExitCode::from(if e.kind() == ErrorKind::NotFound {
+                127
+            } else {
+                126
+            });
+        }
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        match booking.messages().recv_timeout(POLL) {
+            Ok(message) => eprintln!(
+                "namaste: message for {name}: {}",
+                String::from_utf8_lossy(&message)
+            ),
+            Err(RecvTimeoutError::Timeout) => {}
+            // No more messages can come: just wait for the command.
+            Err(RecvTimeoutError::Disconnected) => break child.wait(),
+        }
+    };
+    match status {
+        Ok(status) => exit_code(status),
+        Err(e) => fail(format_args!("lost track of {:?}: {e}", command[0])),
+    }
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code as u8),
+        (None, Some(signal)) => ExitCode::from(128u8.wrapping_add(signal as u8)),
+        (None, None) => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,87 @@
+//! The `namaste` command line: the server and the client commands.
+
+mod args;
+mod hold;
+mod notify;
+mod run;
+mod status;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use args::Usage;
+
+/// The exit status of a command refused for want of the lock, as
+/// sysexits.h's EX_TEMPFAIL: try again later.
+const EX_TEMPFAIL: u8 = 75;
+
+/// The exit status of a command line that makes no sense.
+const EX_USAGE: u8 = 2;
+
+const HELP: &str = "\
+namaste: named locks for the processes of one machine
+
+Usage:
+  namaste run [OPTIONS]                 run the lock server in the foreground
+  namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
+                                        run COMMAND while holding the lock NAME
+  namaste notify NAME MESSAGE [OPTIONS] hand MESSAGE to the holder of NAME
+  namaste status [--port N]             print the server's counters
+  namaste version                       print the version
+  namaste help [COMMAND]                print this help, or a command's
+
+Every command takes --help. Exit statuses: 0 success, 1 failure, 2 a
+command line that makes no sense, 75 (hold, notify) nobody free or nobody
+there: the lock is held elsewhere, or nobody holds it.
+";
+
+/// Runs the command line `args` (without the program name).
+pub fn main(args: &[String]) -> ExitCode {
+    let Some((command, rest)) = args.split_first() else {
+        return usage_error(None, Usage("no command given".into()));
+    };
+    let result = match command.as_str() {
+        "run" => run::main(rest),
+        "hold" => hold::main(rest),
+        "notify" => notify::main(rest),
+        "status" => status::main(rest),
+        "version" | "--version" | "-V" => {
+            println!(
+                "namaste {} (wire protocol of namaste 0.6.0, with STATUS and NOTIFY)",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        "help" | "--help" | "-h" => help(rest.first().map(String::as_str)),
+        other => Err(Usage(format!("unknown command {other:?}"))),
+    };
+    result.unwrap_or_else(|usage| usage_error(Some(command), usage))
+}
+
+fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
+    let text = match command {
+        None => HELP,
+        Some("run") => run::HELP,
+        Some("hold") => hold::HELP,
+        Some("notify") => notify::HELP,
+        Some("status") => status::HELP,
+        Some(other) => return Err(Usage(format!("no help for {other:?}: no such command"))),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
+    let see = match command {
+        Some(command @ ("run" | "hold" | "notify" | "status")) => format!("namaste help {command}"),
+        _ => "namaste help".to_string(),
+    };
+    eprintln!("namaste: {usage}; see `{see}`");
+    ExitCode::from(EX_USAGE)
+}
+
+/// Reports a failure in one line and answers status 1.
+fn fail(what: impl fmt::Display) -> ExitCode {
+    eprintln!("namaste: {what}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,65 @@
+//! `namaste notify`: hand a message to the holder of a lock.
+
+use std::process::ExitCode;
+
+use namaste::Uid;
+use namaste::client::{Client, Notified};
+
+use super::args::{Arg, Args, Usage, unknown};
+use super::{EX_TEMPFAIL, fail};
+
+pub const HELP: &str = "\
+namaste notify: hand a message to the holder of a lock
+
+Usage: namaste notify NAME MESSAGE [OPTIONS]
+
+The server proves the holder of NAME alive and hands it MESSAGE (at most
+64 KiB) on the same connection. Exit status: 0 when the holder took it, 75
+when no live process holds NAME, 1 when the holder is alive but did not take
+it (a client of namaste 0.6.0, say) or on errors; one line says which.
+
+Options:
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --port N      the server's port on 127.0.0.1 (default 64009)
+";
+
+pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+    let mut words = Vec::new();
+    let mut uid = None;
+    let mut client = Client::new();
+    let mut args = Args::new(args);
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Help => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
+            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
+            Arg::Option(other) => return Err(unknown("notify", other)),
+            Arg::Positional(word) => words.push(word),
+            Arg::Rest(rest) => words.extend(rest.iter().map(String::as_str)),
+        }
+    }
+    let [name, message] = words[..] else {
+        return Err(Usage(format!(
+            "notify needs a NAME and a MESSAGE, got {} words",
+            words.len()
+        )));
+    };
+    let uid = uid.unwrap_or_else(|| Uid::from_name(name));
+    Ok(match client.notify(uid, message.as_bytes()) {
+        Ok(Notified::Delivered) => {
+            println!("namaste: the holder of {name} took the message");
+            ExitCode::SUCCESS
+        }
+        Ok(Notified::NoHolder) => {
+            eprintln!("namaste: no live process holds {name}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+        Ok(Notified::Declined) => fail(format_args!(
+            "the holder of {name} is alive but did not take the message"
+        )),
+        Err(e) => fail(e),
+    })
+}

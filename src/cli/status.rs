@@ -1,0 +1,45 @@
+//! `namaste status`: the server's counters.
+
+use std::process::ExitCode;
+
+use namaste::client::Client;
+
+use super::args::{Arg, Args, Usage, unknown};
+use super::fail;
+
+pub const HELP: &str = "\
+namaste status: print the server's counters
+
+Usage: namaste status [--port N]
+
+Prints one line: the server's version, bookings held, open connections,
+requests served, verifications that found no live process, and uptime.
+Exits with 1 and says so when no server answers.
+
+Options:
+  --port N      the server's port on 127.0.0.1 (default 64009)
+";
+
+pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+    let mut client = Client::new();
+    let mut args = Args::new(args);
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Help => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
+            Arg::Option(other) => return Err(unknown("status", other)),
+            Arg::Positional(word) => return Err(Usage(format!("status takes no {word:?}"))),
+            Arg::Rest(_) => return Err(Usage("status takes nothing after --".into())),
+        }
+    }
+    Ok(match client.status() {
+        Ok(status) => {
+            println!("{status}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    })
+}

@@ -1,0 +1,225 @@
+//! The client commands of the `namaste` binary: hold, notify, status.
+
+mod common;
+
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Running, namaste, random, stderr};
+use namaste::Uid;
+use namaste::client::Client;
+
+fn hold(server: &Running, name: &str, options: &[&str], command: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_namaste"));
+    cmd.args(["hold", name, "--port", &server.port.to_string()])
+        .args(options)
+        .arg("--")
+        .args(command);
+    cmd
+}
+
+fn client(server: &Running) -> Client {
+    Client::new().with_port(server.port)
+}
+
+/// Waits until the server holds `n` bookings.
+fn wait_for_bookings(server: &Running, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client(server).status().unwrap().bookings != n {
+        assert!(Instant::now() < deadline, "never reached {n} bookings");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn hold_exits_with_the_commands_status() {
+    let server = Running::start(&[]);
+    let status = |command: &[&str]| hold(&server, "job", &[], command).status().unwrap().code();
+    assert_eq!(status(&["true"]), Some(0));
+    assert_eq!(status(&["sh", "-c", "exit 3"]), Some(3));
+    assert_eq!(status(&["sh", "-c", "kill -TERM $$"]), Some(128 + 15));
+    assert_eq!(status(&["/nonexistent/command"]), Some(127));
+    // Each run checked out after itself.
+    assert_eq!(client(&server).status().unwrap().bookings, 0);
+}
+
+#[test]
+fn hold_refuses_with_75_while_another_process_holds() {
+    let server = Running::start(&[]);
+    let holder = client(&server)
+        .book(Uid::from_name("nightly-backup"))
+        .unwrap()
+        .unwrap();
+    let output = hold(&server, "nightly-backup", &[], &["echo", "ran"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(output.stdout.is_empty(), "the command ran");
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("nightly-backup is held by another live process"),
+        "{text}"
+    );
+
+    let started = Instant::now();
+    let output = hold(&server, "nightly-backup", &["--wait", "0.5"], &["true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    drop(holder);
+}
+
+#[test]
+fn hold_wait_runs_once_the_holder_leaves() {
+    let server = Running::start(&[]);
+    let holder = client(&server)
+        .book(Uid::from_name("deploy"))
+        .unwrap()
+        .unwrap();
+    let waiter = hold(&server, "deploy", &["--wait", "30"], &["echo", "ran"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    assert!(holder.check_out().unwrap());
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ran\n");
+}
+
+#[test]
+fn hold_with_uid_uses_that_id() {
+    let server = Running::start(&[]);
+    let uid = random();
+    let _holder = client(&server).book(uid).unwrap().unwrap();
+    let output = hold(&server, "anything", &["--uid", &uid.to_string()], &["true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+}
+
+/// Two `hold`s of one name, each looping, never run their commands at the
+/// same time: every "start" in the shared log is followed by its own "end".
+#[test]
+fn concurrent_holds_never_overlap() {
+    let server = Running::start(&[]);
+    let dir = std::env::temp_dir().join(format!("namaste-overlap-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let script = format!(
+        "echo start $$ >> {0}; sleep 0.05; echo end $$ >> {0}",
+        log.display()
+    );
+    let workers: Vec<Child> = (0..3)
+        .map(|_| {
+            let mut cmd = Command::new("sh");
+            let hold = format!(
+                "for i in 1 2 3 4; do {} hold shared --port {} --wait 60 -- sh -c '{script}' || exit 1; done",
+                env!("CARGO_BIN_EXE_namaste"),
+                server.port
+            );
+            cmd.args(["-c", &hold]);
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for mut worker in workers {
+        assert!(worker.wait().unwrap().success());
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * 3 * 4, "{text}");
+    for pair in lines.chunks(2) {
+        let start = pair[0].strip_prefix("start ");
+        let end = pair[1].strip_prefix("end ");
+        assert!(start.is_some() && start == end, "overlap:\n{text}");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_holder_killed_with_sigkill_leaves_no_stale_lock() {
+    let server = Running::start(&[]);
+    let mut holder = hold(&server, "daemon", &[], &["sleep", "30"])
+        .spawn()
+        .unwrap();
+    wait_for_bookings(&server, 1);
+    let uid = Uid::from_name("daemon");
+    assert!(client(&server).book(uid).unwrap().is_none(), "not held");
+    let pid = holder.id().to_string();
+    // The sleep it started would outlive it; stop that too.
+    let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let booking = client(&server).book(uid).unwrap();
+    assert!(booking.is_some(), "the dead holder's lock was stale");
+}
+
+#[test]
+fn notify_reports_each_outcome_with_its_status() {
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
+    let output = namaste(&["notify", "editor", "open a.txt", "--port", &port]);
+    assert_eq!(output.status.code(), Some(75));
+    assert!(stderr(&output).contains("no live process holds editor"));
+
+    let mut holder = hold(&server, "editor", &[], &["sleep", "30"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_bookings(&server, 1);
+    let output = namaste(&["notify", "editor", "open a.txt", "--port", &port]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("took the message"));
+    let mut received = String::new();
+    let mut holder_stderr = std::io::BufReader::new(holder.stderr.take().unwrap());
+    std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
+    assert_eq!(received, "namaste: message for editor: open a.txt\n");
+    let pid = holder.id().to_string();
+    let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+    let _ = holder.wait();
+
+    // A published client holds it: alive, but it does not take messages.
+    let other = Uid::from_name("old-editor");
+    let published = namaste06::client::Client::book(
+        other.0,
+        random().0,
+        Some(server.port),
+        namaste::DEFAULT_RW_TIMEOUT,
+    )
+    .unwrap()
+    .unwrap();
+    let output = namaste(&["notify", "old-editor", "hi", "--port", &port]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("alive but did not take"));
+    assert!(published.check_out().unwrap());
+}
+
+#[test]
+fn status_prints_the_counters() {
+    let server = Running::start(&[]);
+    let output = namaste(&["status", "--port", &server.port.to_string()]);
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).unwrap();
+    assert!(line.starts_with("namaste "), "{line}");
+    assert!(line.contains(" bookings=0 "), "{line}");
+}
+
+#[test]
+fn client_commands_without_a_server_say_how_to_start_one() {
+    let port = common::dead_port().to_string();
+    for args in [
+        &["status", "--port", &port][..],
+        &["notify", "x", "y", "--port", &port],
+        &["hold", "x", "--port", &port, "--", "true"],
+    ] {
+        let output = namaste(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("start one with `namaste run`"), "{text}");
+    }
+}
