@@ -1,0 +1,534 @@
+//! The load generator behind `scripts/load-test`: drives a Namaste server
+//! (ours or the published 0.6.0) on loopback in one mode for a bounded
+//! time, and prints one line of `key=value` results.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --port P --server-pid PID \
+//!     --mode unique|contended|hostile|race|memory [--workers N] [--seconds S]
+//! ```
+//!
+//! Exits with 1 when it saw an exclusion violation, a wrong reply or an
+//! unexpected error, so a script can fail on it.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use namaste::Uid;
+use namaste::wire::Request;
+
+/// How long a generator socket waits for the server before counting an
+/// error; longer than any verification the server may be waiting on.
+const PATIENCE: Duration = Duration::from_secs(15);
+/// Idle connections held open in hostile mode.
+const IDLE_CONNECTIONS: usize = 200;
+/// Bookers pointing the server at a listener that never answers.
+const SILENT_BOOKERS: usize = 4;
+/// Bookings made in memory mode.
+const MEMORY_BOOKINGS: usize = 100_000;
+
+struct Options {
+    port: u16,
+    server_pid: Option<u32>,
+    mode: String,
+    workers: usize,
+    seconds: f64,
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1).collect()) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("loadgen: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = Server {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)),
+        pid: options.server_pid,
+    };
+    let duration = Duration::from_secs_f64(options.seconds);
+    let report = match options.mode.as_str() {
+        "unique" => unique(&server, options.workers, duration),
+        "contended" => contended(&server, options.workers, duration),
+        "hostile" => hostile(&server, options.workers, duration),
+        "race" => race(&server, options.workers, duration),
+        "memory" => memory(&server, options.workers),
+        other => {
+            eprintln!("loadgen: unknown mode {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("mode={} {}", options.mode, report.line());
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn parse(args: Vec<String>) -> Result<Options, String> {
+    let mut options = Options {
+        port: namaste::DEFAULT_PORT,
+        server_pid: None,
+        mode: "unique".into(),
+        workers: 4,
+        seconds: 5.0,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--port" => options.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--server-pid" => {
+                options.server_pid =
+                    Some(value()?.parse().map_err(|e| format!("--server-pid: {e}"))?)
+            }
+            "--mode" => options.mode = value()?,
+            "--workers" => {
+                options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
+            }
+            "--seconds" => {
+                options.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if options.workers == 0 || options.seconds.is_nan() || options.seconds <= 0.0 {
+        return Err("--workers and --seconds must be positive".into());
+    }
+    Ok(options)
+}
+
+/// The server under load, and its process for CPU and memory readings.
+struct Server {
+    addr: SocketAddr,
+    pid: Option<u32>,
+}
+
+impl Server {
+    /// CPU time (user + system) the server has used so far.
+    fn cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields, in clock ticks of 1/100 s on Linux.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    /// Resident memory, in KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .ok()
+    }
+
+    /// Sends `request` and reads the reply byte; `None` on any failure.
+    fn ask(&self, request: &Request) -> Option<u8> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, PATIENCE).ok()?;
+        stream.set_read_timeout(Some(PATIENCE)).ok()?;
+        stream.write_all(&request.encode()).ok()?;
+        let mut reply = [0];
+        match stream.read(&mut reply) {
+            Ok(1) => Some(reply[0]),
+            _ => None,
+        }
+    }
+}
+
+/// A liveness responder for load: answers any handshake `h` with
+/// `h ^ key`, so one responder serves every id its worker books without a
+/// table. Handshakes are `uid ^ key`, fresh keys per worker.
+struct Responder {
+    port: u16,
+    key: [u8; 64],
+}
+
+impl Responder {
+    fn start() -> Responder {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind responder");
+        let port = listener.local_addr().unwrap().port();
+        let mut key = Uid::random().expect("random key").0;
+        key[0] |= 1; // never all zero, so a handshake never equals its uid
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(PATIENCE));
+                let mut heard = [0; 64];
+                if stream.read_exact(&mut heard).is_ok() {
+                    let answer: Vec<u8> = heard.iter().zip(key).map(|(h, k)| h ^ k).collect();
+                    let _ = stream.write_all(&answer);
+                }
+            }
+        });
+        Responder { port, key }
+    }
+
+    fn handshake(&self, uid: &Uid) -> Uid {
+        let mut handshake = uid.0;
+        handshake
+            .iter_mut()
+            .zip(self.key)
+            .for_each(|(h, k)| *h ^= k);
+        Uid(handshake)
+    }
+
+    fn book(&self, uid: Uid) -> Request {
+        Request::Book {
+            uid,
+            handshake: self.handshake(&uid),
+            port: self.port,
+        }
+    }
+
+    fn check_out(&self, uid: Uid) -> Request {
+        Request::CheckOut {
+            uid,
+            handshake: self.handshake(&uid),
+        }
+    }
+}
+
+/// What a run saw.
+#[derive(Default)]
+struct Tally {
+    cycles: u64,
+    latencies_us: Vec<u32>,
+    errors: u64,
+    wrong: u64,
+    violations: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.cycles += other.cycles;
+        self.latencies_us.extend(other.latencies_us);
+        self.errors += other.errors;
+        self.wrong += other.wrong;
+        self.violations += other.violations;
+    }
+
+    /// Times a book; counts an error when there is no reply.
+    fn timed_ask(&mut self, server: &Server, request: &Request) -> Option<u8> {
+        let started = Instant::now();
+        let reply = server.ask(request);
+        let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        self.latencies_us.push(micros);
+        if reply.is_none() {
+            self.errors += 1;
+        }
+        reply
+    }
+}
+
+struct Report {
+    tally: Tally,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+    rss_start: Option<u64>,
+    rss_end: Option<u64>,
+    extra: String,
+}
+
+impl Report {
+    fn measure(server: &Server, run: impl FnOnce() -> Tally) -> Report {
+        let (rss_start, cpu_start) = (server.rss_kib(), server.cpu());
+        let started = Instant::now();
+        let tally = run();
+        let elapsed = started.elapsed();
+        let cpu = server.cpu().zip(cpu_start).map(|(end, start)| end - start);
+        Report {
+            tally,
+            elapsed,
+            cpu,
+            rss_start,
+            rss_end: server.rss_kib(),
+            extra: String::new(),
+        }
+    }
+
+    fn clean(&self) -> bool {
+        self.tally.errors == 0 && self.tally.wrong == 0 && self.tally.violations == 0
+    }
+
+    fn line(&self) -> String {
+        let t = &self.tally;
+        let mut sorted = t.latencies_us.clone();
+        sorted.sort_unstable();
+        let pct = |p: f64| -> u32 {
+            if sorted.is_empty() {
+                return 0;
+            }
+            sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+        };
+        let show = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let cpu_per_cycle = self
+            .cpu
+            .filter(|_| t.cycles > 0)
+            .map(|cpu| (cpu.as_secs_f64() * 1e6 / t.cycles as f64).round() as u64);
+        format!(
+            "cycles={} seconds={:.2} rate={:.0} p50_us={} p90_us={} p99_us={} max_us={} errors={} wrong={} violations={} cpu_us_per_cycle={} rss_start_kib={} rss_end_kib={}{}",
+            t.cycles,
+            self.elapsed.as_secs_f64(),
+            t.cycles as f64 / self.elapsed.as_secs_f64(),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            sorted.last().copied().unwrap_or(0),
+            t.errors,
+            t.wrong,
+            t.violations,
+            show(cpu_per_cycle),
+            show(self.rss_start),
+            show(self.rss_end),
+            self.extra
+        )
+    }
+}
+
+/// Runs `work` on `workers` threads and adds up what they saw.
+fn on_workers(workers: usize, work: impl Fn() -> Tally + Sync) -> Tally {
+    let mut total = Tally::default();
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(&work)).collect();
+        for handle in handles {
+            total.merge(handle.join().expect("worker panicked"));
+        }
+    });
+    total
+}
+
+/// Each worker books its own id and checks it out, over and over.
+fn unique(server: &Server, workers: usize, duration: Duration) -> Report {
+    Report::measure(server, || unique_load(server, workers, duration))
+}
+
+fn unique_load(server: &Server, workers: usize, duration: Duration) -> Tally {
+    let deadline = Instant::now() + duration;
+    on_workers(workers, || {
+        let responder = Responder::start();
+        let uid = Uid::random().expect("random id");
+        let mut tally = Tally::default();
+        while Instant::now() < deadline {
+            match tally.timed_ask(server, &responder.book(uid)) {
+                Some(0) => tally.wrong += 1, // nobody else holds this id
+                Some(_) => {}
+                None => continue,
+            }
+            match server.ask(&responder.check_out(uid)) {
+                Some(0) => tally.wrong += 1,
+                Some(_) => tally.cycles += 1,
+                None => tally.errors += 1,
+            }
+        }
+        tally
+    })
+}
+
+/// Every worker books one shared id; a grant while another worker holds it
+/// is an exclusion violation.
+fn contended(server: &Server, workers: usize, duration: Duration) -> Report {
+    let deadline = Instant::now() + duration;
+    let uid = Uid::random().expect("random id");
+    let holders = AtomicUsize::new(0);
+    let mut report = Report::measure(server, || {
+        on_workers(workers, || {
+            let responder = Responder::start();
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                match tally.timed_ask(server, &responder.book(uid)) {
+                    Some(0) | None => continue,
+                    Some(_) => {}
+                }
+                if holders.fetch_add(1, Ordering::SeqCst) > 0 {
+                    tally.violations += 1;
+                }
+                thread::yield_now();
+                holders.fetch_sub(1, Ordering::SeqCst);
+                match server.ask(&responder.check_out(uid)) {
+                    Some(0) => tally.wrong += 1, // a holder's own check out
+                    Some(_) => tally.cycles += 1,
+                    None => tally.errors += 1,
+                }
+            }
+            tally
+        })
+    });
+    report.extra = format!(" books={}", report.tally.latencies_us.len());
+    report
+}
+
+/// `unique`, while idle connections sit open and bookers point the server
+/// at a listener that never answers.
+fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
+    let stop = AtomicBool::new(false);
+    let (silent, silent_port) = {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind silent");
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    };
+    let hostile_books = AtomicUsize::new(0);
+    let mut report = None;
+    thread::scope(|scope| {
+        scope.spawn(|| hold_idle_connections(server, &stop));
+        for _ in 0..SILENT_BOOKERS {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let request = Request::Book {
+                        uid: Uid::random().expect("random id"),
+                        handshake: Uid::random().expect("random handshake"),
+                        port: silent_port,
+                    };
+                    server.ask(&request);
+                    hostile_books.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // Let the idle connections and silent verifications take hold.
+        thread::sleep(Duration::from_millis(500));
+        report = Some(Report::measure(server, || {
+            unique_load(server, workers, duration)
+        }));
+        stop.store(true, Ordering::Relaxed);
+    });
+    drop(silent);
+    let mut report = report.expect("measured");
+    report.extra = format!(
+        " idle_connections={IDLE_CONNECTIONS} silent_bookers={SILENT_BOOKERS} silent_books={}",
+        hostile_books.load(Ordering::Relaxed)
+    );
+    report
+}
+
+/// Keeps `IDLE_CONNECTIONS` connections open that never send a byte,
+/// reopening those the server closes, until `stop`.
+fn hold_idle_connections(server: &Server, stop: &AtomicBool) {
+    let mut idle: Vec<Option<TcpStream>> = (0..IDLE_CONNECTIONS).map(|_| None).collect();
+    while !stop.load(Ordering::Relaxed) {
+        for slot in idle.iter_mut() {
+            let closed = slot.as_mut().is_none_or(|stream| {
+                let _ = stream.set_nonblocking(true);
+                matches!(stream.read(&mut [0; 1]), Ok(0))
+            });
+            if closed {
+                *slot = TcpStream::connect(server.addr).ok();
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Rounds of `workers` contenders booking one fresh id at the same
+/// instant: exactly one grant per round.
+fn race(server: &Server, workers: usize, duration: Duration) -> Report {
+    let deadline = Instant::now() + duration;
+    let round_uid = Mutex::new(Uid::random().expect("random id"));
+    let grants = AtomicUsize::new(0);
+    let barrier = Barrier::new(workers);
+    let going = AtomicBool::new(true);
+    let rounds = AtomicUsize::new(0);
+    let mut report = Report::measure(server, || {
+        let mut tally = on_workers(workers, || {
+            let responder = Responder::start();
+            let mut tally = Tally::default();
+            loop {
+                if barrier.wait().is_leader() {
+                    *round_uid.lock().unwrap() = Uid::random().expect("random id");
+                    grants.store(0, Ordering::SeqCst);
+                    going.store(Instant::now() < deadline, Ordering::SeqCst);
+                }
+                barrier.wait();
+                if !going.load(Ordering::SeqCst) {
+                    return tally;
+                }
+                let uid = *round_uid.lock().unwrap();
+                if tally
+                    .timed_ask(server, &responder.book(uid))
+                    .is_some_and(|r| r != 0)
+                {
+                    grants.fetch_add(1, Ordering::SeqCst);
+                }
+                // Everyone answered, every responder still alive: judge.
+                if barrier.wait().is_leader() {
+                    rounds.fetch_add(1, Ordering::SeqCst);
+                    match grants.load(Ordering::SeqCst) {
+                        1 => {}
+                        0 => tally.wrong += 1,
+                        _ => tally.violations += 1,
+                    }
+                }
+            }
+        });
+        tally.cycles = rounds.load(Ordering::SeqCst) as u64;
+        tally
+    });
+    report.extra = format!(" contenders={workers}");
+    report
+}
+
+/// Books `MEMORY_BOOKINGS` ids held by one live responder and reports the
+/// server's resident bytes per booking; then checks them all out.
+fn memory(server: &Server, workers: usize) -> Report {
+    let responder = Responder::start();
+    let uids: Vec<Uid> = (0..MEMORY_BOOKINGS)
+        .map(|_| Uid::random().expect("random id"))
+        .collect();
+    let per_worker = MEMORY_BOOKINGS.div_ceil(workers);
+    let each = |request: &(dyn Fn(Uid) -> Request + Sync), tally: &mut Tally| {
+        let mut total = Tally::default();
+        thread::scope(|scope| {
+            let handles: Vec<_> = uids
+                .chunks(per_worker)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut tally = Tally::default();
+                        for &uid in chunk {
+                            match tally.timed_ask(server, &request(uid)) {
+                                Some(0) => tally.wrong += 1,
+                                Some(_) => tally.cycles += 1,
+                                None => {}
+                            }
+                        }
+                        tally
+                    })
+                })
+                .collect();
+            for handle in handles {
+                total.merge(handle.join().expect("worker panicked"));
+            }
+        });
+        tally.merge(total);
+    };
+    let before = server.rss_kib();
+    let mut report = Report::measure(server, || {
+        let mut tally = Tally::default();
+        each(&|uid| responder.book(uid), &mut tally);
+        tally
+    });
+    let held = server.rss_kib();
+    let mut released = Tally::default();
+    each(&|uid| responder.check_out(uid), &mut released);
+    report.tally.errors += released.errors;
+    report.tally.wrong += released.wrong;
+    let after = server.rss_kib();
+    let per_booking = before
+        .zip(held)
+        .map(|(before, held)| (held.saturating_sub(before) * 1024) / MEMORY_BOOKINGS as u64);
+    report.extra = format!(
+        " bookings={MEMORY_BOOKINGS} bytes_per_booking={} rss_checked_out_kib={}",
+        per_booking.map_or("-".into(), |b| b.to_string()),
+        after.map_or("-".into(), |a| a.to_string())
+    );
+    report
+}
