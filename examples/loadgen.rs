@@ -30,6 +30,9 @@ const IDLE_CONNECTIONS: usize = 200;
 const SILENT_BOOKERS: usize = 4;
 /// Bookings made in memory mode.
 const MEMORY_BOOKINGS: usize = 100_000;
+/// How long after a run to read the server's memory again: past the
+/// server's default rw timeout, so every deadline it queued has passed.
+const SETTLE: Duration = Duration::from_millis(3500);
 
 struct Options {
     port: u16,
@@ -272,7 +275,6 @@ impl Report {
             }
             sorted[((sorted.len() - 1) as f64 * p).round() as usize]
         };
-        let show = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let cpu_per_cycle = self
             .cpu
             .filter(|_| t.cycles > 0)
@@ -297,6 +299,10 @@ impl Report {
     }
 }
 
+fn show(value: Option<u64>) -> String {
+    value.map_or("-".to_string(), |v| v.to_string())
+}
+
 /// Runs `work` on `workers` threads and adds up what they saw.
 fn on_workers(workers: usize, work: impl Fn() -> Tally + Sync) -> Tally {
     let mut total = Tally::default();
@@ -311,7 +317,10 @@ fn on_workers(workers: usize, work: impl Fn() -> Tally + Sync) -> Tally {
 
 /// Each worker books its own id and checks it out, over and over.
 fn unique(server: &Server, workers: usize, duration: Duration) -> Report {
-    Report::measure(server, || unique_load(server, workers, duration))
+    let mut report = Report::measure(server, || unique_load(server, workers, duration));
+    thread::sleep(SETTLE);
+    report.extra = format!(" rss_settled_kib={}", show(server.rss_kib()));
+    report
 }
 
 fn unique_load(server: &Server, workers: usize, duration: Duration) -> Tally {
@@ -521,14 +530,15 @@ fn memory(server: &Server, workers: usize) -> Report {
     each(&|uid| responder.check_out(uid), &mut released);
     report.tally.errors += released.errors;
     report.tally.wrong += released.wrong;
+    thread::sleep(SETTLE);
     let after = server.rss_kib();
     let per_booking = before
         .zip(held)
         .map(|(before, held)| (held.saturating_sub(before) * 1024) / MEMORY_BOOKINGS as u64);
     report.extra = format!(
-        " bookings={MEMORY_BOOKINGS} bytes_per_booking={} rss_checked_out_kib={}",
-        per_booking.map_or("-".into(), |b| b.to_string()),
-        after.map_or("-".into(), |a| a.to_string())
+        " bookings={MEMORY_BOOKINGS} bytes_per_booking={} rss_settled_kib={}",
+        show(per_booking),
+        show(after)
     );
     report
 }

@@ -16,13 +16,27 @@ pub(crate) struct ConnRef {
 
 pub(crate) struct Deadlines {
     timeout: Duration,
-    queue: VecDeque<(Instant, ConnRef)>,
+    /// What deadlines are counted from.
+    epoch: Instant,
+    queue: VecDeque<Entry>,
+}
+
+/// A deadline in 16 bytes: one is queued per connection, so under load
+/// there are tens of thousands.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Microseconds after the epoch.
+    at: u64,
+    /// Slab keys stay below the number of open files, far below 2^32.
+    key: u32,
+    generation: u32,
 }
 
 impl Deadlines {
     pub fn new(timeout: Duration) -> Deadlines {
         Deadlines {
             timeout,
+            epoch: Instant::now(),
             queue: VecDeque::new(),
         }
     }
@@ -31,18 +45,23 @@ impl Deadlines {
     /// its entry behind; [`Deadlines::expired`] hands it out anyway and the
     /// caller skips it by its generation.
     pub fn start(&mut self, now: Instant, conn: ConnRef) {
-        self.queue.push_back((now + self.timeout, conn));
+        self.queue.push_back(Entry {
+            at: self.micros(now + self.timeout),
+            key: conn.key as u32,
+            generation: conn.generation,
+        });
     }
 
     /// The earliest deadline, if any.
     pub fn next(&self) -> Option<Instant> {
-        self.queue.front().map(|&(deadline, _)| deadline)
+        let entry = self.queue.front()?;
+        Some(self.epoch + Duration::from_micros(entry.at))
     }
 
     /// The next connection whose deadline has passed at `now`.
     pub fn expired(&mut self, now: Instant) -> Option<ConnRef> {
         match self.queue.front() {
-            Some(&(deadline, _)) if deadline <= now => self.pop_oldest(),
+            Some(entry) if entry.at <= self.micros(now) => self.pop_oldest(),
             _ => None,
         }
     }
@@ -50,13 +69,24 @@ impl Deadlines {
     /// The connection started longest ago, deadline passed or not: the
     /// one to give up when room is needed.
     pub fn pop_oldest(&mut self) -> Option<ConnRef> {
-        let (_, conn) = self.queue.pop_front()?;
+        let entry = self.queue.pop_front()?;
         // Give back what a burst of load grew, so an idle process returns
         // to its idle footprint.
         if self.queue.capacity() > 64 && self.queue.len() < self.queue.capacity() / 4 {
             self.queue.shrink_to(self.queue.len() * 2);
         }
-        Some(conn)
+        Some(ConnRef {
+            key: entry.key as usize,
+            generation: entry.generation,
+        })
+    }
+
+    /// `at` in whole microseconds after the epoch, rounded up so that no
+    /// deadline passes early.
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .div_ceil(1000) as u64
     }
 }
 
@@ -70,9 +100,9 @@ mod tests {
 
     #[test]
     fn hands_out_deadlines_in_order_once_passed() {
-        let start = Instant::now();
         let timeout = Duration::from_secs(3);
         let mut deadlines = Deadlines::new(timeout);
+        let start = deadlines.epoch + Duration::from_micros(5);
         deadlines.start(start, conn(1));
         deadlines.start(start + Duration::from_secs(1), conn(2));
         assert_eq!(deadlines.next(), Some(start + timeout));
@@ -84,6 +114,11 @@ mod tests {
             Some(conn(2))
         );
         assert_eq!(deadlines.next(), None);
+    }
+
+    #[test]
+    fn an_entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 
     #[test]

@@ -3,12 +3,11 @@
 
 use std::fmt;
 use std::io::{self, ErrorKind, Read};
-use std::net::IpAddr;
 
 use mio::net::TcpStream;
 
 use crate::nonblocking::{Io, read_some, write_some};
-use crate::registry::Verdict;
+use crate::registry::{ResponderIp, Verdict};
 use crate::uid::{UID_LEN, Uid};
 use crate::wire::{
     DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_len_prefix,
@@ -28,10 +27,10 @@ pub(super) struct Conn {
 
 pub(super) enum Phase {
     /// A client connection whose request is still arriving.
-    Reading { ip: IpAddr, decoder: Decoder },
+    Reading { ip: ResponderIp, decoder: Decoder },
     /// A client connection whose request is with the registry. It is closed
     /// only by the registry's answer, which always comes.
-    Waiting { ip: IpAddr, request: Request },
+    Waiting { ip: ResponderIp, request: Request },
     /// A call to a liveness responder.
     Verifying(Verification),
 }

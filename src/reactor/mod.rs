@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::deadlines::{ConnRef, Deadlines};
-use crate::registry::{Action, Answer, Ask, Limits, Refusal, Registry, Verdict};
+use crate::registry::{Action, Answer, Ask, Limits, Refusal, Registry, ResponderIp, Verdict};
 use crate::status::Status;
 use crate::uid::Uid;
 use crate::wire::{Decoder, Request};
@@ -302,6 +302,12 @@ impl Server {
     /// Takes in a new client. Its request has usually arrived already, so
     /// reading at once mostly saves registering it with the poll at all.
     fn admit(&mut self, mut stream: TcpStream, ip: IpAddr, now: Instant) {
+        let Some(ip) = ResponderIp::new(ip) else {
+            // Only reachable through a misconfigured network stack; there
+            // would be nowhere to call the requester back.
+            warn!("closing a connection from {ip}, which a loopback server cannot call back");
+            return;
+        };
         let conn = ConnRef {
             key: self.conns.vacant_key(),
             generation: self.next_generation(),

@@ -1,16 +1,12 @@
-//! One held booking, stored in a set keyed by its uid.
+//! One held booking, and the compact address it is called back at.
 
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::uid::Uid;
 
 /// Who holds a uid, and how to reach it to prove it is still alive.
-///
-/// Equality and hashing look at the uid alone, so a `HashSet<Booking>`
-/// is a table keyed by uid that can be searched with a bare [`Uid`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Booking {
     /// The id held.
     pub uid: Uid,
@@ -18,7 +14,7 @@ pub struct Booking {
     /// holder's responder expects to hear.
     pub handshake: Uid,
     /// The holder's address, as the server saw it connect.
-    pub ip: IpAddr,
+    pub ip: ResponderIp,
     /// The holder's liveness responder port.
     pub port: u16,
 }
@@ -26,26 +22,70 @@ pub struct Booking {
 impl Booking {
     /// Where the holder's liveness responder listens.
     pub fn responder(&self) -> SocketAddr {
-        SocketAddr::new(self.ip, self.port)
+        SocketAddr::new(self.ip.into(), self.port)
     }
 }
 
-impl PartialEq for Booking {
-    fn eq(&self, other: &Booking) -> bool {
-        self.uid == other.uid
+/// The address a requester connected from, where the server calls it
+/// back, in four bytes: bookings are kept by the hundred thousand, so every
+/// byte counts. An IPv4 address is kept as is; `::1`, the one IPv6 address
+/// a loopback-only server hears from, as 0.0.0.0, which no client can
+/// connect from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponderIp([u8; 4]);
+
+impl ResponderIp {
+    /// 127.0.0.1, where every 0.6.0 client listens.
+    pub const LOCALHOST: ResponderIp = ResponderIp([127, 0, 0, 1]);
+
+    /// The address of a requester that connected from `ip`; `None` for an
+    /// IPv6 address other than `::1`, which a loopback server never hears
+    /// from.
+    pub fn new(ip: IpAddr) -> Option<ResponderIp> {
+        match ip {
+            IpAddr::V4(v4) if !v4.is_unspecified() => Some(ResponderIp(v4.octets())),
+            IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => Some(ResponderIp([0; 4])),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .and_then(|v4| ResponderIp::new(v4.into())),
+            IpAddr::V4(_) => None,
+        }
     }
 }
 
-impl Eq for Booking {}
-
-impl Hash for Booking {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.uid.hash(state);
+impl From<ResponderIp> for IpAddr {
+    fn from(ip: ResponderIp) -> IpAddr {
+        match ip.0 {
+            [0, 0, 0, 0] => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            octets => IpAddr::V4(Ipv4Addr::from(octets)),
+        }
     }
 }
 
-impl Borrow<Uid> for Booking {
-    fn borrow(&self) -> &Uid {
-        &self.uid
+impl fmt::Display for ResponderIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        IpAddr::from(*self).fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_address_a_loopback_server_hears_from() {
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "10.0.0.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpAddr::from(ResponderIp::new(ip).unwrap()), ip);
+        }
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(ResponderIp::new(mapped), Some(ResponderIp::LOCALHOST));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_tell_apart() {
+        for ip in ["0.0.0.0", "::", "::2", "fe80::1"] {
+            assert_eq!(ResponderIp::new(ip.parse().unwrap()), None, "{ip}");
+        }
     }
 }

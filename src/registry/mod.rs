@@ -8,11 +8,13 @@
 //! what keeps two contenders from both being granted.
 
 mod booking;
+mod table;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 
-pub use booking::Booking;
+pub use booking::{Booking, ResponderIp};
+use table::Table;
 
 use crate::uid::Uid;
 use crate::wire::{REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
@@ -179,7 +181,7 @@ pub enum Verdict {
 /// only copies it into actions.
 #[derive(Clone)]
 pub struct Registry<R> {
-    bookings: HashSet<Booking>,
+    bookings: Table,
     lines: HashMap<Uid, Line<R>>,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
@@ -191,7 +193,7 @@ pub struct Registry<R> {
 #[derive(Debug, Clone, Copy)]
 struct Waiter<R> {
     from: R,
-    ip: IpAddr,
+    ip: ResponderIp,
     ask: Ask,
 }
 
@@ -216,7 +218,7 @@ impl<R: Copy> Registry<R> {
     /// An empty registry.
     pub fn new(limits: Limits) -> Registry<R> {
         Registry {
-            bookings: HashSet::new(),
+            bookings: Table::new(),
             lines: HashMap::new(),
             reserved: 0,
             limits,
@@ -230,7 +232,7 @@ impl<R: Copy> Registry<R> {
 
     /// Whether no booking is held.
     pub fn is_empty(&self) -> bool {
-        self.bookings.is_empty()
+        self.bookings.len() == 0
     }
 
     /// The booking of `uid`, if it is held.
@@ -246,7 +248,7 @@ impl<R: Copy> Registry<R> {
     /// A request arrived from `from`, connected from `ip`. Its answer may
     /// come now or after verifications; either way exactly one `Reply` or
     /// `Refuse` names `from`.
-    pub fn request(&mut self, from: R, ip: IpAddr, ask: Ask, out: &mut Vec<Action<R>>) {
+    pub fn request(&mut self, from: R, ip: ResponderIp, ask: Ask, out: &mut Vec<Action<R>>) {
         let waiter = Waiter { from, ip, ask };
         let uid = ask.uid();
         if let Some(line) = self.lines.get_mut(&uid) {
@@ -374,7 +376,7 @@ impl<R: Copy> Registry<R> {
                     .bookings
                     .get(&uid)
                     .is_some_and(|holder| holder.handshake.matches_secret(&handshake))
-                    && self.bookings.remove(&uid);
+                    && self.bookings.remove(&uid).is_some();
                 if released {
                     *holder_alive = false;
                 }

@@ -1,8 +1,8 @@
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::*;
 
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
 const ROOMY: Limits = Limits {
     max_bookings: 100,
     max_waiting: 100,
@@ -83,7 +83,7 @@ fn verify(u: u8, client: u32) -> Action<u32> {
     Action::Verify {
         uid: uid(u),
         handshake: handshake(client),
-        at: SocketAddr::new(LOCAL, port(client)),
+        at: SocketAddr::new(LOCAL.into(), port(client)),
         message_from: None,
     }
 }
@@ -97,7 +97,7 @@ fn verify_with_message(u: u8, client: u32, sender: u32) -> Action<u32> {
     Action::Verify {
         uid: uid(u),
         handshake: handshake(client),
-        at: SocketAddr::new(LOCAL, port(client)),
+        at: SocketAddr::new(LOCAL.into(), port(client)),
         message_from: Some(sender),
     }
 }
@@ -219,7 +219,8 @@ fn verification_calls_back_the_requesters_own_address() {
     let mut h = Harness::new(ROOMY);
     let mut out = Vec::new();
     let ip: IpAddr = "127.1.2.3".parse().unwrap();
-    h.registry.request(7, ip, book(1, 7), &mut out);
+    h.registry
+        .request(7, ResponderIp::new(ip).unwrap(), book(1, 7), &mut out);
     assert_eq!(
         out,
         [Action::Verify {
