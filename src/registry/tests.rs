@@ -567,3 +567,5 @@ fn a_stray_verdict_is_ignored() {
 }
 
 mod exhaustive;
+mod model;
+mod properties;

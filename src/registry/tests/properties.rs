@@ -1,0 +1,41 @@
+//! Random histories across several uids, with tight limits, deaths and
+//! clients that give up waiting, checked by the model after every event.
+
+use proptest::prelude::*;
+
+use super::model::{Event, World};
+use super::*;
+
+const CLIENTS: usize = 4;
+const UIDS: u8 = 3;
+
+fn event() -> impl Strategy<Value = Event> {
+    let client = 0..CLIENTS;
+    let uid = 0..UIDS;
+    prop_oneof![
+        3 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::Book { client, uid }),
+        2 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::CheckOut { client, uid }),
+        1 => uid.clone().prop_map(|uid| Event::Notify { uid }),
+        1 => client.clone().prop_map(|client| Event::Die { client }),
+        1 => client.prop_map(|client| Event::GiveUp { client }),
+        4 => uid.clone().prop_map(|uid| Event::Resolve { uid }),
+        1 => uid.prop_map(|uid| Event::ResolveInconclusive { uid }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_histories_keep_the_promises(
+        events in proptest::collection::vec(event(), 0..80),
+        max_bookings in 1usize..4,
+        max_waiting in 0usize..3,
+    ) {
+        let mut world = World::new(CLIENTS, UIDS, Limits { max_bookings, max_waiting });
+        for event in events {
+            world.step(event);
+        }
+        world.settle();
+    }
+}
