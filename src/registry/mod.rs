@@ -8,6 +8,9 @@
 //! what keeps two contenders from both being granted.
 
 mod booking;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod model;
 mod table;
 
 use std::collections::{HashMap, VecDeque};

@@ -2,41 +2,12 @@ use std::net::IpAddr;
 
 use super::*;
 
-const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
+use super::model::{LOCAL, book, check_out, handshake, notify, port, uid};
+
 const ROOMY: Limits = Limits {
     max_bookings: 100,
     max_waiting: 100,
 };
-
-// Cheap to make, so the exhaustive test spends its time in the registry.
-fn uid(n: u8) -> Uid {
-    Uid([n; 64])
-}
-
-fn handshake(client: u32) -> Uid {
-    let mut bytes = [0xff; 64];
-    bytes[..4].copy_from_slice(&client.to_be_bytes());
-    Uid(bytes)
-}
-
-fn port(client: u32) -> u16 {
-    10_000 + client as u16
-}
-
-fn book(u: u8, client: u32) -> Ask {
-    Ask::Book {
-        uid: uid(u),
-        handshake: handshake(client),
-        port: port(client),
-    }
-}
-
-fn check_out(u: u8, client: u32) -> Ask {
-    Ask::CheckOut {
-        uid: uid(u),
-        handshake: handshake(client),
-    }
-}
 
 /// A registry whose requesters are client numbers, and whose actions are
 /// collected for the test to look at.
@@ -86,10 +57,6 @@ fn verify(u: u8, client: u32) -> Action<u32> {
         at: SocketAddr::new(LOCAL.into(), port(client)),
         message_from: None,
     }
-}
-
-fn notify(u: u8) -> Ask {
-    Ask::Notify { uid: uid(u) }
 }
 
 /// The verification of holder `client` that hands over `sender`'s message.
@@ -567,5 +534,4 @@ fn a_stray_verdict_is_ignored() {
 }
 
 mod exhaustive;
-mod model;
 mod properties;

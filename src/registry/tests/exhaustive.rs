@@ -1,8 +1,8 @@
 //! Every sequence of events up to a depth, for three clients contending for
 //! one uid and a sender of messages, checked by the model.
 
-use super::model::{Event, World};
 use super::*;
+use crate::registry::model::{Event, World};
 
 const CLIENTS: usize = 3;
 const DEPTH: usize = 7;

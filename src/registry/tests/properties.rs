@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::model::{Event, World};
 use super::*;
+use crate::registry::model::{Event, World};
 
 const CLIENTS: usize = 4;
 const UIDS: u8 = 3;

@@ -1,4 +1,5 @@
-//! A model of the processes around a registry: clients that book, check
+//! A model of the processes around a registry, for the registry's
+//! exhaustive and property tests and its fuzz target: clients that book, check
 //! out, die or give up waiting, a sender of messages, and verifications that
 //! end truthfully (alive exactly when the process is). After every event it
 //! checks the promises the registry makes:
@@ -18,35 +19,88 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::{Action, Answer, Ask, Limits, Refusal, Registry, ResponderIp, Verdict};
+use crate::uid::Uid;
+
+/// Where every modelled client connects from.
+pub const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
+
+// Ids cheap to make, so explorations spend their time in the registry.
+
+/// The id numbered `n`.
+pub fn uid(n: u8) -> Uid {
+    Uid([n; 64])
+}
+
+/// The handshake of client `client`; never equal to an id.
+pub fn handshake(client: u32) -> Uid {
+    let mut bytes = [0xff; 64];
+    bytes[..4].copy_from_slice(&client.to_be_bytes());
+    Uid(bytes)
+}
+
+/// The responder port of client `client`.
+pub fn port(client: u32) -> u16 {
+    10_000 + client as u16
+}
+
+/// Client `client`'s BOOK of id `u`.
+pub fn book(u: u8, client: u32) -> Ask {
+    Ask::Book {
+        uid: uid(u),
+        handshake: handshake(client),
+        port: port(client),
+    }
+}
+
+/// Client `client`'s CHECK OUT of id `u`.
+pub fn check_out(u: u8, client: u32) -> Ask {
+    Ask::CheckOut {
+        uid: uid(u),
+        handshake: handshake(client),
+    }
+}
+
+/// A NOTIFY for id `u`.
+pub fn notify(u: u8) -> Ask {
+    Ask::Notify { uid: uid(u) }
+}
 
 /// Something that can happen around the registry.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Event {
-    Book {
-        client: usize,
-        uid: u8,
-    },
-    CheckOut {
-        client: usize,
-        uid: u8,
-    },
-    Notify {
-        uid: u8,
-    },
-    Die {
-        client: usize,
-    },
+pub enum Event {
+    /// A client books a uid.
+    Book { client: usize, uid: u8 },
+    /// A client checks a uid out, whether or not it holds it.
+    CheckOut { client: usize, uid: u8 },
+    /// A message is sent to a uid's holder.
+    Notify { uid: u8 },
+    /// A client's process dies.
+    Die { client: usize },
     /// The client stops waiting for its reply, as after a read timeout.
-    GiveUp {
-        client: usize,
-    },
-    Resolve {
-        uid: u8,
-    },
-    ResolveInconclusive {
-        uid: u8,
-    },
+    GiveUp { client: usize },
+    /// The verification in flight for a uid ends truthfully.
+    Resolve { uid: u8 },
+    /// The verification in flight for a uid cannot tell.
+    ResolveInconclusive { uid: u8 },
+}
+
+impl Event {
+    /// The event two bytes of fuzzer input name, among `clients` clients
+    /// and `uids` uids.
+    pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
+        let client = arg as usize % clients;
+        let uid = arg % uids;
+        match kind % 7 {
+            0 => Event::Book { client, uid },
+            1 => Event::CheckOut { client, uid },
+            2 => Event::Notify { uid },
+            3 => Event::Die { client },
+            4 => Event::GiveUp { client },
+            5 => Event::Resolve { uid },
+            _ => Event::ResolveInconclusive { uid },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +128,7 @@ struct Pending {
 }
 
 #[derive(Clone)]
-pub(super) struct World {
+pub struct World {
     registry: Registry<u32>,
     limits: Limits,
     clients: Vec<Client>,
@@ -85,10 +139,11 @@ pub(super) struct World {
     in_flight: Vec<Option<Uid>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
     table: Vec<Option<Uid>>,
-    pub trace: Vec<Event>,
+    trace: Vec<Event>,
 }
 
 impl World {
+    /// A registry with `limits`, `clients` live clients and `uids` ids.
     pub fn new(clients: usize, uids: u8, limits: Limits) -> World {
         World {
             registry: Registry::new(limits),
