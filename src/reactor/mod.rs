@@ -23,7 +23,7 @@ use crate::status::Status;
 use crate::uid::Uid;
 use crate::wire::{Decoder, Request};
 use conn::{Conn, Phase, ReadProgress, Verification, read_request};
-use throttle::Throttled;
+use throttle::{Episode, Throttled};
 
 const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
@@ -127,8 +127,8 @@ enum Accepting {
 /// Conditions a peer can cause over and over, each logged sparingly.
 #[derive(Default)]
 struct Warnings {
-    full: Throttled,
-    accept_failing: Throttled,
+    full: Episode,
+    accept_failing: Episode,
     cannot_verify: Throttled,
     line_full: Throttled,
     bookings_full: Throttled,
@@ -226,13 +226,7 @@ impl Server {
                     LISTENER => match self.accepting {
                         Accepting::Open => self.accept(now),
                         // Someone new is waiting in the backlog.
-                        Accepting::Full => self.warnings.full.warn(
-                            now,
-                            format_args!(
-                                "all {} connection slots in use (--max-connections); new clients wait until one frees",
-                                self.config.max_connections
-                            ),
-                        ),
+                        Accepting::Full => self.note_full(now),
                         Accepting::Failing { .. } => {}
                     },
                     Token(key) => self.ready(key, now),
@@ -258,7 +252,18 @@ impl Server {
         while self.clients < self.config.max_connections {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer.ip(), now),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // Everyone waiting is in: whatever held clients back is over.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.warnings.accept_failing.over(
+                        now,
+                        "accepting connections again",
+                        "failed attempts",
+                    );
+                    self.warnings
+                        .full
+                        .over(now, "connection slots free again", "arrivals");
+                    return;
+                }
                 // The peer gave up before we got to it: nothing to do.
                 Err(e)
                     if matches!(
@@ -268,10 +273,10 @@ impl Server {
                             | ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => {
-                    self.warnings.accept_failing.warn(
+                    self.warnings.accept_failing.occurred(
                         now,
                         format_args!(
-                            "cannot accept connections ({e}); retrying every {ACCEPT_RETRY:?}"
+                            "cannot accept connections ({e}); retrying every {ACCEPT_RETRY:?} until it passes"
                         ),
                     );
                     self.accepting = Accepting::Failing {
@@ -282,6 +287,17 @@ impl Server {
             }
         }
         self.accepting = Accepting::Full;
+        self.note_full(now);
+    }
+
+    fn note_full(&mut self, now: Instant) {
+        self.warnings.full.occurred(
+            now,
+            format_args!(
+                "all {} connection slots in use (--max-connections); new clients wait until one frees",
+                self.config.max_connections
+            ),
+        );
     }
 
     /// Accepts again once the reason to stop has passed. Connections that

@@ -1,6 +1,7 @@
 //! Warnings that a hostile or overloaded peer could trigger thousands of
-//! times a second: said at once the first time, then at most once per
-//! interval with a count of what was held back, so the log stays readable.
+//! times a second, logged sparingly so the log stays readable: events at
+//! most once per interval with a count of what was held back, lasting
+//! conditions once when they begin and once when they end.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -26,6 +27,39 @@ impl Throttled {
                 self.last = Some(now);
                 self.held_back = 0;
             }
+        }
+    }
+}
+
+/// A condition that lasts a while, such as running out of file
+/// descriptors: one warning when it begins, one line when it is over, and
+/// nothing per occurrence in between.
+#[derive(Default)]
+pub(super) struct Episode {
+    since: Option<Instant>,
+    occurrences: u64,
+}
+
+impl Episode {
+    /// The condition occurred; warns only if it was not already on.
+    pub fn occurred(&mut self, now: Instant, message: fmt::Arguments) {
+        self.occurrences += 1;
+        if self.since.is_none() {
+            self.since = Some(now);
+            log::warn!("{message}");
+        }
+    }
+
+    /// The condition is over; says so, with how long it lasted and how
+    /// often it occurred, if it was on.
+    pub fn over(&mut self, now: Instant, message: &str, occurrence: &str) {
+        if let Some(since) = self.since.take() {
+            log::info!(
+                "{message} after {:.1?} ({} {occurrence})",
+                now.duration_since(since),
+                self.occurrences
+            );
+            self.occurrences = 0;
         }
     }
 }

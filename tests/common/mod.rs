@@ -211,9 +211,24 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_namaste"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_namaste"));
+        command.args(["run", "--port", "0"]).args(args);
+        Running::spawn(command)
+    }
+
+    /// Starts it allowed at most `limit` open files.
+    pub fn with_fd_limit(limit: u32, args: &[&str]) -> Running {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_namaste"))
             .args(["run", "--port", "0"])
-            .args(args)
+            .args(args);
+        Running::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Running {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start namaste run");
@@ -229,14 +244,38 @@ impl Running {
         Running { child, port, log }
     }
 
+    /// CPU time (user and system) the server has used, in clock ticks of
+    /// 1/100 s.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// Files the server has open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
     /// The next log line that contains `text`; fails at the end of the log.
     pub fn log_line_with(&mut self, text: &str) -> String {
+        self.log_lines_until(text).pop().unwrap()
+    }
+
+    /// The log lines up to and including the next one that contains
+    /// `text`; fails at the end of the log.
+    pub fn log_lines_until(&mut self, text: &str) -> Vec<String> {
+        let mut lines = Vec::new();
         loop {
             let mut line = String::new();
             let read = self.log.read_line(&mut line).unwrap();
-            assert!(read > 0, "the log ended without {text:?}");
-            if line.contains(text) {
-                return line;
+            assert!(read > 0, "the log ended without {text:?}: {lines:?}");
+            let found = line.contains(text);
+            lines.push(line);
+            if found {
+                return lines;
             }
         }
     }

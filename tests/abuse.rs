@@ -1,0 +1,225 @@
+//! Hostile peers and exhaustion: none of them may crash the server, stall
+//! it, exhaust it for good, or get anything granted without proof.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, Responder, Running, TestServer, random, read_reply, send_bytes};
+use namaste::client::{Client, Error};
+use namaste::reactor::Config;
+use namaste::wire::{MAX_MESSAGE_LEN, Request};
+
+const GRANTED: Option<u8> = Some(1);
+const DENIED: Option<u8> = Some(0);
+const CLOSED: Option<u8> = None;
+
+/// The server still books and checks out normally.
+fn assert_healthy(port: u16) {
+    let client = Client::new().with_port(port);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    assert!(booking.check_out().unwrap());
+}
+
+fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).unwrap()
+}
+
+/// Out of file descriptors, the server neither spins nor floods its log,
+/// and serves again once connections close.
+#[test]
+fn running_out_of_file_descriptors_is_one_quiet_episode() {
+    let mut server = Running::with_fd_limit(24, &["--rw-timeout", "2"]);
+    let silent: Vec<TcpStream> = (0..60).map(|_| connect(server.port)).collect();
+    let lines = server.log_lines_until("cannot accept connections");
+    assert!(
+        lines.last().unwrap().contains("Too many open files"),
+        "{lines:?}"
+    );
+    let (ticks, started) = (server.cpu_ticks(), Instant::now());
+    thread::sleep(Duration::from_secs(1));
+    let spent = server.cpu_ticks() - ticks;
+    // A busy loop would burn the whole second: 100 ticks.
+    assert!(
+        spent <= 10,
+        "{spent} ticks of CPU in {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+    let lines = server.log_lines_until("accepting connections again");
+    let repeated = lines.iter().filter(|l| l.contains("cannot accept")).count();
+    assert_eq!(repeated, 0, "warned again within the episode: {lines:?}");
+    assert_healthy(server.port);
+}
+
+#[test]
+fn full_connection_slots_are_one_quiet_episode() {
+    let mut server = Running::start(&["--max-connections", "3"]);
+    let silent: Vec<TcpStream> = (0..10).map(|_| connect(server.port)).collect();
+    let line = server.log_line_with("connection slots in use");
+    assert!(line.contains("all 3 connection slots"), "{line}");
+    drop(silent);
+    let lines = server.log_lines_until("connection slots free again");
+    assert!(
+        lines.iter().all(|l| !l.contains("slots in use")),
+        "{lines:?}"
+    );
+    assert_healthy(server.port);
+}
+
+#[test]
+fn the_booking_limit_is_logged_and_recovers() {
+    let mut server = Running::start(&["--max-bookings", "1"]);
+    let client = Client::new().with_port(server.port);
+    let held = client.book(random()).unwrap().expect("granted");
+    assert!(matches!(client.book(random()), Err(Error::Refused)));
+    let line = server.log_line_with("refused a book");
+    assert!(line.contains("1 bookings held (--max-bookings)"), "{line}");
+    drop(held);
+    assert_healthy(server.port);
+}
+
+#[test]
+fn a_responder_that_floods_proves_nothing() {
+    let server = TestServer::start();
+    static FLOOD: [u8; 1 << 20] = [0x5a; 1 << 20];
+    let (uid, hs) = (random(), random());
+    let flooding = Responder::new(uid, hs, Behaviour::Answers(&FLOOD));
+    let started = Instant::now();
+    assert_eq!(server.book(uid, hs, flooding.port), DENIED);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_healthy(server.port());
+}
+
+#[test]
+fn a_megabyte_of_garbage_is_closed_without_a_reply() {
+    let server = TestServer::start();
+    for first in [0xff, 0x7f] {
+        let mut garbage = vec![first; 1 << 20];
+        garbage[1..].fill(0xab);
+        let mut stream = connect(server.port());
+        // The server closes early, so the rest of the write may fail.
+        let _ = stream.write_all(&garbage);
+        assert_eq!(read_reply(&mut stream), CLOSED);
+    }
+    // A NOTIFY announcing more than the protocol allows is closed before
+    // any of it is buffered.
+    let mut header = vec![0x03];
+    header.extend_from_slice(random().as_bytes());
+    header.extend_from_slice(&((MAX_MESSAGE_LEN as u32) * 256).to_be_bytes());
+    assert_eq!(send_bytes(server.addr, &header), CLOSED);
+    assert_healthy(server.port());
+}
+
+#[test]
+fn half_closed_and_reset_connections_leave_it_healthy() {
+    let server = TestServer::start();
+    let book = Request::Book {
+        uid: random(),
+        handshake: random(),
+        port: 1,
+    }
+    .encode();
+    let mut half = connect(server.port());
+    half.write_all(&book[..50]).unwrap();
+    half.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_reply(&mut half), CLOSED);
+    for _ in 0..50 {
+        let socket = socket2::Socket::from(connect(server.port()));
+        let _ = socket.send(&book[..70]);
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(socket); // a reset, not a close
+    }
+    assert_healthy(server.port());
+}
+
+/// A peer that trickles its request gets the rw timeout from its first
+/// byte, not from its last one.
+#[test]
+fn a_trickle_is_cut_off_at_the_rw_timeout() {
+    let server = TestServer::with(Config {
+        rw_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
+    let book = Request::Book {
+        uid: random(),
+        handshake: random(),
+        port: 1,
+    }
+    .encode();
+    let mut stream = connect(server.port());
+    let started = Instant::now();
+    let mut cut_off = None;
+    for byte in &book {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+        stream.set_nonblocking(true).unwrap();
+        let closed = match stream.read(&mut [0]) {
+            Ok(0) => true,
+            Ok(_) => panic!("a reply to an incomplete request"),
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        stream.set_nonblocking(false).unwrap();
+        if closed {
+            cut_off = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_off = cut_off.expect("the trickle was never cut off");
+    assert!(cut_off >= Duration::from_millis(900), "{cut_off:?}");
+    assert!(cut_off < Duration::from_secs(3), "{cut_off:?}");
+    assert_healthy(server.port());
+}
+
+/// Thousands of connections opened and closed at once: no descriptor is
+/// left behind, and the server serves on.
+#[test]
+fn a_flood_of_connections_leaves_nothing_behind() {
+    let server = Running::start(&[]);
+    let before = server.open_files();
+    let port = server.port;
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..500 {
+                    drop(TcpStream::connect(("127.0.0.1", port)));
+                }
+            })
+        })
+        .collect();
+    for flooder in flooders {
+        flooder.join().unwrap();
+    }
+    assert_healthy(port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.open_files() != before {
+        assert!(
+            Instant::now() < deadline,
+            "{} files open, {before} before",
+            server.open_files()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A book naming the server's own port makes it talk to itself; it must
+/// see through that and grant nothing.
+#[test]
+fn a_book_naming_the_servers_own_port_is_denied() {
+    let server = TestServer::with(Config {
+        rw_timeout: Duration::from_millis(500),
+        ..Config::default()
+    });
+    for _ in 0..5 {
+        assert_eq!(server.book(random(), random(), server.port()), DENIED);
+    }
+    let (uid, hs) = (random(), random());
+    let honest = Responder::honest(uid, hs);
+    assert_eq!(server.book(uid, hs, honest.port), GRANTED);
+}
