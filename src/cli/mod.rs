@@ -5,6 +5,7 @@ mod hold;
 mod notify;
 mod run;
 mod status;
+mod systemd;
 
 use std::fmt;
 use std::process::ExitCode;

@@ -2,13 +2,14 @@
 
 use std::io::ErrorKind;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use log::LevelFilter;
 use namaste::reactor::{Config, Server};
 
 use super::args::{Arg, Args, Usage, unknown};
-use super::fail;
+use super::{fail, systemd};
 
 pub const HELP: &str = "\
 namaste run: run the lock server in the foreground
@@ -24,10 +25,16 @@ Options:
   --max-bookings N       bookings held at once (default 65536)
   --max-waiting N        requests for one id waiting behind its verification
                          (default 64)
+  --state FILE           record bookings in FILE so that they survive a restart
+                         of the server (default: $STATE_DIRECTORY/bookings
+                         under systemd's StateDirectory=, else none)
   --log-level LEVEL      error, warn, info, debug or trace (default info)
 
 The server logs to standard error. A request past a limit is closed without
 a reply, which its client sees as an error, never as a lock held elsewhere.
+SIGTERM or SIGINT: it stops accepting, lets requests in flight finish, and
+exits with 0. Under systemd it reports readiness (NOTIFY_SOCKET) and takes
+a socket passed by socket activation (LISTEN_FDS) instead of binding one.
 ";
 
 pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
@@ -53,6 +60,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
             }
             Arg::Option(name @ "--max-waiting") => config.max_waiting = args.value(name)?,
             Arg::Option(name @ "--log-level") => level = log_level(&args.value::<String>(name)?)?,
+            Arg::Option(name @ "--state") => config.state = Some(args.value(name)?),
             Arg::Option(other) => return Err(unknown("run", other)),
             Arg::Positional(word) => return Err(Usage(format!("run takes no {word:?}"))),
             Arg::Rest(_) => return Err(Usage("run takes nothing after --".into())),
@@ -60,6 +68,9 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     }
     config.addr.set_ip(ip);
     config.addr.set_port(port);
+    if config.state.is_none() {
+        config.state = default_state_file();
+    }
     Ok(serve(config, level))
 }
 
@@ -72,15 +83,26 @@ fn serve(config: Config, level: LevelFilter) -> ExitCode {
     // Only fails when a logger is already set, which cannot be the case here.
     let _ = simplelog::WriteLogger::init(level, log_config, std::io::stderr());
     let addr = config.addr;
-    let server = match Server::bind(config) {
+    let started = match systemd::activated_listener() {
+        Ok(Some(listener)) => Server::from_listener(listener, config),
+        Ok(None) => Server::bind(config),
+        Err(e) => return fail(format_args!("cannot take the socket systemd passed: {e}")),
+    };
+    let mut server = match started {
         Ok(server) => server,
         Err(e) if e.kind() == ErrorKind::AddrInUse => {
             return fail(format_args!(
                 "cannot listen on {addr}: address in use; another server is already listening on {addr}?"
             ));
         }
-        Err(e) => return fail(format_args!("cannot listen on {addr}: {e}")),
+        Err(e) => return fail(format_args!("cannot start on {addr}: {e}")),
     };
+    if let Err(e) = server.stop_on_signals() {
+        return fail(format_args!("cannot handle signals: {e}"));
+    }
+    if let Err(e) = systemd::notify_ready() {
+        log::warn!("cannot tell systemd the server is ready: {e}");
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -88,6 +110,14 @@ fn serve(config: Config, level: LevelFilter) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where systemd's `StateDirectory=` puts state, if it set one.
+fn default_state_file() -> Option<PathBuf> {
+    let dirs = std::env::var_os("STATE_DIRECTORY")?;
+    // A list when the unit names several; ours is the first.
+    let first = dirs.to_str()?.split(':').next()?.to_string();
+    Some(PathBuf::from(first).join("bookings"))
 }
 
 fn at_least_one(name: &str, n: usize) -> Result<usize, Usage> {

@@ -5,16 +5,20 @@
 //! and at most one timeout, never anyone else's time.
 
 mod conn;
+mod journal;
 mod throttle;
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::deadlines::{ConnRef, Deadlines};
@@ -23,10 +27,12 @@ use crate::status::Status;
 use crate::uid::Uid;
 use crate::wire::{Decoder, Request};
 use conn::{Conn, Phase, ReadProgress, Verification, read_request};
+use journal::Journal;
 use throttle::{Episode, Throttled};
 
 const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// How long to wait before accepting again after `accept` failed for want
 /// of resources (file descriptors, memory): long enough not to spin, short
@@ -52,6 +58,9 @@ pub struct Config {
     /// Requests for one id that may wait behind its verification; one past
     /// it is closed without a reply.
     pub max_waiting: usize,
+    /// Where to record bookings so that they survive a restart of the
+    /// server; `None` keeps them in memory only.
+    pub state: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -62,6 +71,7 @@ impl Default for Config {
             max_connections: 1024,
             max_bookings: 65_536,
             max_waiting: 64,
+            state: None,
         }
     }
 }
@@ -89,7 +99,9 @@ impl Stopper {
 /// ```
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once a signal asked the server to stop: new clients are
+    /// refused while those in flight finish.
+    listener: Option<TcpListener>,
     addr: SocketAddr,
     stopper: Stopper,
     config: Config,
@@ -104,6 +116,10 @@ pub struct Server {
     accepting: Accepting,
     warnings: Warnings,
     counters: Counters,
+    journal: Option<Journal>,
+    signals: Option<Signals>,
+    /// Since which signal, and until when, requests in flight may finish.
+    draining: Option<(&'static str, Instant)>,
 }
 
 /// What STATUS reports beyond the current sizes.
@@ -139,31 +155,60 @@ impl Server {
     /// liveness call-back only proves anything about processes of this
     /// machine.
     pub fn bind(config: Config) -> io::Result<Server> {
-        if !config.addr.ip().is_loopback() {
-            return Err(io::Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} is not a loopback address; Namaste serves the processes of this machine only (try 127.0.0.1 or ::1)",
-                    config.addr.ip()
-                ),
-            ));
-        }
+        refuse_non_loopback(config.addr.ip())?;
+        let listener = TcpListener::bind(config.addr)?;
+        Server::with_listener(listener, config)
+    }
+
+    /// Serves on a listening socket made elsewhere, as systemd's socket
+    /// activation hands one over, instead of binding one; `config.addr` is
+    /// ignored. Refuses a socket that does not listen on loopback.
+    pub fn from_listener(listener: std::net::TcpListener, config: Config) -> io::Result<Server> {
+        refuse_non_loopback(listener.local_addr()?.ip())?;
+        listener.set_nonblocking(true)?;
+        Server::with_listener(TcpListener::from_std(listener), config)
+    }
+
+    fn with_listener(mut listener: TcpListener, config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
         let addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let stopper = Stopper(Arc::new(Waker::new(poll.registry(), STOP)?));
+        let mut registry = Registry::new(Limits {
+            max_bookings: config.max_bookings,
+            max_waiting: config.max_waiting,
+        });
+        let journal = match &config.state {
+            Some(path) => {
+                let (journal, recorded) = Journal::open(path)?;
+                let total = recorded.len();
+                let restored = recorded
+                    .into_iter()
+                    .filter(|b| registry.restore(*b))
+                    .count();
+                if restored < total {
+                    warn!(
+                        "{}: {} of {total} recorded bookings are past --max-bookings and were dropped",
+                        path.display(),
+                        total - restored
+                    );
+                }
+                info!(
+                    "{}: {restored} bookings restored; each holder is verified at its next contention",
+                    path.display()
+                );
+                Some(journal)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
-            listener,
+            listener: Some(listener),
             addr,
             stopper,
             deadlines: Deadlines::new(config.rw_timeout),
-            registry: Registry::new(Limits {
-                max_bookings: config.max_bookings,
-                max_waiting: config.max_waiting,
-            }),
+            registry,
             config,
             conns: Slab::new(),
             clients: 0,
@@ -176,7 +221,23 @@ impl Server {
                 requests: 0,
                 verifications_failed: 0,
             },
+            journal,
+            signals: None,
+            draining: None,
         })
+    }
+
+    /// Makes SIGTERM and SIGINT stop the server gracefully: it stops
+    /// accepting, lets the requests in flight finish (for at most twice the
+    /// rw timeout: a holder's verification, then a booker's), and `run`
+    /// returns.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
     }
 
     /// The address the server listens on (with the real port when it was
@@ -223,6 +284,7 @@ impl Server {
                         );
                         return Ok(());
                     }
+                    SIGNALS => self.begin_draining(now),
                     LISTENER => match self.accepting {
                         Accepting::Open => self.accept(now),
                         // Someone new is waiting in the backlog.
@@ -234,6 +296,47 @@ impl Server {
             }
             self.expire(now);
             self.resume_accepting(now);
+            if let Some((signal, until)) = self.draining
+                && (self.clients == 0 || now >= until)
+            {
+                info!(
+                    "stopped on {signal}: {} bookings held{}, {} requests cut short",
+                    self.registry.len(),
+                    self.journal.as_ref().map_or(String::new(), |j| format!(
+                        " (recorded in {})",
+                        j.path().display()
+                    )),
+                    self.clients
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stops accepting on SIGTERM or SIGINT; the loop ends once the
+    /// requests in flight are done.
+    fn begin_draining(&mut self, now: Instant) {
+        let Some(signals) = &mut self.signals else {
+            return;
+        };
+        let Some(signal) = signals.pending().next() else {
+            return;
+        };
+        if self.draining.is_none() {
+            // Clients already in the backlog are served; dropping the
+            // listener then makes new ones fail at once instead of waiting
+            // for a server that is leaving.
+            if self.accepting == Accepting::Open {
+                self.accept(now);
+            }
+            self.listener = None;
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            self.draining = Some((name, now + 2 * self.config.rw_timeout));
+            debug!("{name}: finishing {} requests in flight", self.clients);
         }
     }
 
@@ -242,15 +345,19 @@ impl Server {
             Accepting::Failing { retry_at } => Some(retry_at),
             Accepting::Open | Accepting::Full => None,
         };
-        match (self.deadlines.next(), retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let drained = self.draining.map(|(_, until)| until);
+        [self.deadlines.next(), retry, drained]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn accept(&mut self, now: Instant) {
         while self.clients < self.config.max_connections {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer.ip(), now),
                 // Everyone waiting is in: whatever held clients back is over.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -473,25 +580,57 @@ impl Server {
         self.counters.requests += 1;
         let Some(conn) = self
             .conns
-            .get_mut(to.key)
+            .get(to.key)
             .filter(|conn| conn.generation == to.generation)
         else {
             return;
         };
-        let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
-        if let Phase::Waiting { ip, request } = &conn.phase {
-            if delivered {
-                debug!("{ip}: {request}: {answer:?}");
-            } else {
-                debug!("{ip}: {request}: {answer:?}, but the client is gone");
-            }
-            if let (false, Answer::Granted, Request::Book { uid, handshake, .. }) =
-                (delivered, answer, request)
-            {
+        let Phase::Waiting { ip, request } = &conn.phase else {
+            return;
+        };
+        let (ip, request) = (*ip, request.clone());
+        // The state file hears of a change before the client does.
+        if let Err(e) = self.record(answer, &request) {
+            error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
+            if let (Answer::Granted, Request::Book { uid, handshake, .. }) = (answer, &request) {
                 self.registry.grant_undelivered(*uid, *handshake);
+            }
+            self.close(to.key);
+            return;
+        }
+        let stream = &mut self.conns[to.key].stream;
+        let delivered = matches!(io::Write::write(stream, &[answer.byte()]), Ok(1));
+        if delivered {
+            debug!("{ip}: {request}: {answer:?}");
+        } else {
+            debug!("{ip}: {request}: {answer:?}, but the client is gone");
+            if let (Answer::Granted, Request::Book { uid, handshake, .. }) = (answer, &request)
+                && self.registry.grant_undelivered(*uid, *handshake)
+                && let Err(e) = self.record(Answer::CheckedOut, &request)
+            {
+                error!("cannot write the state file: {e}");
             }
         }
         self.close(to.key);
+    }
+
+    /// Writes to the state file, if there is one, what `answer` to
+    /// `request` changes: a booking made or released.
+    fn record(&mut self, answer: Answer, request: &Request) -> io::Result<()> {
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        match (answer, request) {
+            (Answer::Granted, Request::Book { uid, .. }) => match self.registry.holder(uid) {
+                Some(booking) => journal.booked(booking)?,
+                None => return Ok(()),
+            },
+            (Answer::CheckedOut, Request::CheckOut { uid, .. } | Request::Book { uid, .. }) => {
+                journal.released(uid)?
+            }
+            _ => return Ok(()),
+        }
+        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
     }
 
     fn verify(&mut self, mut verification: Verification, at: SocketAddr, now: Instant) {
@@ -608,4 +747,16 @@ impl Server {
         }
         // Closing the socket also takes it out of the poll.
     }
+}
+
+fn refuse_non_loopback(ip: IpAddr) -> io::Result<()> {
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "{ip} is not a loopback address; Namaste serves the processes of this machine only (try 127.0.0.1 or ::1)"
+        ),
+    ))
 }

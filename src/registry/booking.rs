@@ -53,6 +53,18 @@ impl ResponderIp {
     }
 }
 
+impl ResponderIp {
+    /// The four bytes it is kept in, for the state file.
+    pub fn octets(self) -> [u8; 4] {
+        self.0
+    }
+
+    /// The address kept in these four bytes.
+    pub fn from_octets(octets: [u8; 4]) -> ResponderIp {
+        ResponderIp(octets)
+    }
+}
+
 impl From<ResponderIp> for IpAddr {
     fn from(ip: ResponderIp) -> IpAddr {
         match ip.0 {

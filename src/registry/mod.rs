@@ -243,6 +243,18 @@ impl<R: Copy> Registry<R> {
         self.bookings.get(uid)
     }
 
+    /// Every booking held, in no particular order.
+    pub fn bookings(&self) -> impl Iterator<Item = &Booking> {
+        self.bookings.iter()
+    }
+
+    /// Takes back a booking recorded before a restart, as held, without
+    /// verifying it: like any holder, it is verified at the next contention.
+    /// Answers false when its uid is already held or the table is full.
+    pub fn restore(&mut self, booking: Booking) -> bool {
+        self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking)
+    }
+
     /// Whether any uid has a verification in flight.
     pub fn is_idle(&self) -> bool {
         self.lines.is_empty()
@@ -332,15 +344,13 @@ impl<R: Copy> Registry<R> {
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
-    /// learns it holds the id, so the booking is dropped again.
-    pub fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) {
-        if self
-            .bookings
+    /// learns it holds the id, so the booking is dropped again. Answers
+    /// whether it was.
+    pub fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) -> bool {
+        self.bookings
             .get(&uid)
             .is_some_and(|holder| holder.handshake == handshake)
-        {
-            self.bookings.remove(&uid);
-        }
+            && self.bookings.remove(&uid).is_some()
     }
 
     /// Serves `first`, then the `waiting` requests of `uid` in order, until

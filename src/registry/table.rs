@@ -44,6 +44,10 @@ impl Table {
         self.len
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Booking> {
+        self.chunks.iter().flatten()
+    }
+
     pub fn get(&self, uid: &Uid) -> Option<&Booking> {
         let slot = *self.index.find(self.hash(uid), |&slot| {
             record(&self.chunks, slot).uid == *uid

@@ -465,7 +465,7 @@ fn a_failed_candidate_gives_back_its_reservation() {
 fn an_undelivered_grant_is_dropped() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
-    h.registry.grant_undelivered(uid(1), handshake(1));
+    assert!(h.registry.grant_undelivered(uid(1), handshake(1)));
     assert!(h.registry.is_empty());
 }
 
@@ -473,8 +473,8 @@ fn an_undelivered_grant_is_dropped() {
 fn an_undelivered_grant_never_drops_someone_elses_booking() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
-    h.registry.grant_undelivered(uid(1), handshake(2));
-    h.registry.grant_undelivered(uid(2), handshake(1));
+    assert!(!h.registry.grant_undelivered(uid(1), handshake(2)));
+    assert!(!h.registry.grant_undelivered(uid(2), handshake(1)));
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
 }
 
@@ -483,7 +483,7 @@ fn a_booking_that_changes_hands_during_its_verification_is_served_afresh() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
     assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
-    h.registry.grant_undelivered(uid(1), handshake(1));
+    assert!(h.registry.grant_undelivered(uid(1), handshake(1)));
     // The verdict on client 1 no longer says anything about the uid.
     assert_eq!(h.verified(1, Verdict::Alive), [verify(1, 2)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
@@ -522,6 +522,27 @@ fn the_holder_booking_again_is_denied() {
     assert_eq!(h.request(1, book(1, 1)), [verify(1, 1)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(1, Answer::Denied)]);
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
+}
+
+#[test]
+fn restored_bookings_are_held_within_the_limit() {
+    let mut h = Harness::new(Limits {
+        max_bookings: 1,
+        max_waiting: 1,
+    });
+    let restored = |client: u32, u: u8| Booking {
+        uid: uid(u),
+        handshake: handshake(client),
+        ip: LOCAL,
+        port: port(client),
+    };
+    assert!(h.registry.restore(restored(1, 1)));
+    assert!(!h.registry.restore(restored(2, 2)), "past the limit");
+    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
+    // Like any holder, it is verified at the next contention.
+    assert_eq!(h.request(3, book(1, 3)), [verify(1, 1)]);
+    let held: Vec<Uid> = h.registry.bookings().map(|b| b.uid).collect();
+    assert_eq!(held, [uid(1)]);
 }
 
 #[test]

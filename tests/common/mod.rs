@@ -207,13 +207,21 @@ pub struct Running {
     pub child: Child,
     pub port: u16,
     log: BufReader<ChildStderr>,
+    /// Lines read while waiting for the server to listen, not yet looked
+    /// at by the test.
+    startup: std::collections::VecDeque<String>,
 }
 
 impl Running {
     pub fn start(args: &[&str]) -> Running {
+        Running::spawn(Running::command(args))
+    }
+
+    /// The command that starts `namaste run` on a free port with `args`.
+    pub fn command(args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_namaste"));
         command.args(["run", "--port", "0"]).args(args);
-        Running::spawn(command)
+        command
     }
 
     /// Starts it allowed at most `limit` open files.
@@ -227,21 +235,34 @@ impl Running {
         Running::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Running {
+    /// Starts `command`, a `namaste run`, and waits until it listens.
+    pub fn spawn(mut command: Command) -> Running {
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start namaste run");
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        log.read_line(&mut line).unwrap();
-        let port = line
-            .split("listening on 127.0.0.1:")
+        let log = BufReader::new(child.stderr.take().unwrap());
+        let mut running = Running {
+            child,
+            port: 0,
+            log,
+            startup: Default::default(),
+        };
+        let lines = running.log_lines_until("listening on");
+        let line = lines.last().unwrap().clone();
+        running.startup.extend(lines);
+        running.port = line
+            .split("listening on ")
             .nth(1)
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no address in the first log line: {line:?}"));
-        Running { child, port, log }
+            .and_then(|rest| rest.split(": ").next())
+            .and_then(|addr| addr.parse::<SocketAddr>().ok())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        running
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// CPU time (user and system) the server has used, in clock ticks of
@@ -269,9 +290,15 @@ impl Running {
     pub fn log_lines_until(&mut self, text: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
-            let mut line = String::new();
-            let read = self.log.read_line(&mut line).unwrap();
-            assert!(read > 0, "the log ended without {text:?}: {lines:?}");
+            let line = match self.startup.pop_front() {
+                Some(line) => line,
+                None => {
+                    let mut line = String::new();
+                    let read = self.log.read_line(&mut line).unwrap();
+                    assert!(read > 0, "the log ended without {text:?}: {lines:?}");
+                    line
+                }
+            };
             let found = line.contains(text);
             lines.push(line);
             if found {

@@ -1,0 +1,235 @@
+//! The server as a system daemon: bookings that survive a restart, signals,
+//! systemd's readiness and socket activation.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::{Responder, Running, random, read_reply, stderr};
+use namaste::Uid;
+use namaste::client::Client;
+use namaste::wire::Request;
+
+/// A directory of this test's own, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("namaste-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bookings(server: &Running) -> u64 {
+    Client::new()
+        .with_port(server.port)
+        .status()
+        .unwrap()
+        .bookings
+}
+
+#[test]
+fn bookings_survive_a_killed_server() {
+    let dir = TempDir::new("restart");
+    let state = dir.file("bookings");
+    let state_arg = state.to_str().unwrap();
+    let mut server = Running::start(&["--state", state_arg]);
+    let port = server.port.to_string();
+    let client = Client::new().with_port(server.port);
+    let (live, dead) = (random(), random());
+    let holder = client.book(live).unwrap().expect("granted");
+    // A holder that dies without checking out.
+    let dead_hs = random();
+    let dying = Responder::honest(dead, dead_hs);
+    let book = Request::Book {
+        uid: dead,
+        handshake: dead_hs,
+        port: dying.port,
+    };
+    assert_eq!(common::send_bytes(server.addr(), &book.encode()), Some(1));
+    drop(dying);
+    // A booking checked out before the crash stays checked out.
+    let gone = random();
+    assert!(client.book(gone).unwrap().unwrap().check_out().unwrap());
+    assert_eq!(
+        fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    server.child.kill().unwrap(); // SIGKILL: no chance to save anything
+    server.child.wait().unwrap();
+    let mut restarted = Running::start(&["--state", state_arg, "--port", &port]);
+    let line = restarted.log_line_with("bookings restored");
+    assert!(line.contains(" 2 bookings restored"), "{line}");
+
+    assert!(
+        client.book(live).unwrap().is_none(),
+        "the live holder lost it"
+    );
+    assert!(
+        holder.check_out().unwrap(),
+        "the holder could not check out"
+    );
+    assert!(
+        client.book(dead).unwrap().is_some(),
+        "the dead holder kept it"
+    );
+    assert!(client.book(gone).unwrap().is_some());
+}
+
+#[test]
+fn a_state_file_cut_short_loads_with_a_warning() {
+    let dir = TempDir::new("torn");
+    let state = dir.file("bookings");
+    let mut bytes = b"NAMASTE\x01".to_vec();
+    for n in 0..2u8 {
+        bytes.push(b'B');
+        bytes.extend_from_slice(&[n; 64]);
+        bytes.extend_from_slice(&[0xee; 64]);
+        bytes.extend_from_slice(&[127, 0, 0, 1, 0x10, 0x00]);
+    }
+    bytes.truncate(bytes.len() - 20); // the second record, torn
+    fs::write(&state, &bytes).unwrap();
+    let mut server = Running::start(&["--state", state.to_str().unwrap()]);
+    let line = server.log_line_with("cut short");
+    assert!(line.contains("offset 143"), "{line}");
+    assert_eq!(bookings(&server), 1);
+    // The torn tail is gone from the rewritten file.
+    assert_eq!(fs::metadata(&state).unwrap().len(), 8 + 135);
+}
+
+#[test]
+fn a_corrupt_state_file_stops_the_start_with_its_name_and_offset() {
+    let dir = TempDir::new("corrupt");
+    let state = dir.file("bookings");
+    let path = state.to_str().unwrap();
+    fs::write(&state, b"hello, world").unwrap();
+    let output = common::namaste(&["run", "--port", "0", "--state", path]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains(path) && text.contains("offset 0"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+
+    let mut bytes = b"NAMASTE\x01R".to_vec();
+    bytes.extend_from_slice(&[1; 64]);
+    bytes.push(b'X');
+    fs::write(&state, &bytes).unwrap();
+    let output = common::namaste(&["run", "--port", "0", "--state", path]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("unknown record type 0x58 at offset 73"),
+        "{text}"
+    );
+    // Nothing was lost: the file is as it was.
+    assert_eq!(fs::read(&state).unwrap(), bytes);
+}
+
+/// SIGTERM while a verification is in flight: the booker still gets its
+/// reply, new clients are refused, and the server exits with 0.
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let mut server = Running::start(&[]);
+    let (uid, hs) = (random(), random());
+    // A responder that answers, but only after a while.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_port = slow.local_addr().unwrap().port();
+    let answering = thread::spawn(move || {
+        let (mut stream, _) = slow.accept().unwrap();
+        let mut heard = [0; 64];
+        stream.read_exact(&mut heard).unwrap();
+        thread::sleep(Duration::from_millis(500));
+        stream.write_all(uid.as_bytes()).unwrap();
+    });
+    let mut booker = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    booker
+        .write_all(
+            &Request::Book {
+                uid,
+                handshake: hs,
+                port: slow_port,
+            }
+            .encode(),
+        )
+        .unwrap();
+    thread::sleep(Duration::from_millis(150));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        read_reply(&mut booker),
+        Some(1),
+        "the request in flight was cut"
+    );
+    answering.join().unwrap();
+    let line = server.log_line_with("stopped on SIGTERM");
+    assert!(line.contains("0 requests cut short"), "{line}");
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
+
+#[test]
+fn readiness_is_sent_to_notify_socket() {
+    let dir = TempDir::new("notify");
+    let socket_path = dir.file("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut command = Running::command(&[]);
+    command.env("NOTIFY_SOCKET", &socket_path);
+    let _server = Running::spawn(command);
+    let mut message = [0; 64];
+    let n = socket.recv(&mut message).unwrap();
+    assert_eq!(&message[..n], b"READY=1");
+}
+
+/// Socket activation: the server takes the listening socket it is handed
+/// as descriptor 3 instead of binding one.
+#[test]
+fn a_socket_passed_by_systemd_is_used() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let socket = socket2::Socket::from(listener);
+    socket.set_cloexec(false).unwrap();
+    let fd = socket.as_raw_fd();
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" run --port 1 3<&{fd}"
+        ))
+        .arg(env!("CARGO_BIN_EXE_namaste"));
+    let server = Running::spawn(command);
+    drop(socket);
+    assert_eq!(server.port, port, "it bound a socket of its own");
+    let client = Client::new().with_port(port);
+    let booking = client.book(Uid::from_name("activated")).unwrap();
+    assert!(booking.expect("granted").check_out().unwrap());
+}
