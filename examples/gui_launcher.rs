@@ -1,0 +1,268 @@
+//! A single-instance desktop launcher built on Namaste: one window, and a
+//! second launch hands its command line to the first and exits.
+//!
+//! ```text
+//! cargo run --release --features gui --example gui_launcher -- [--port N] [PROGRAM ...]
+//! ```
+//!
+//! Each PROGRAM is a command line ("xclock", "xterm -e top"). The window
+//! lists them with a Launch button each; a program runs under a booking of
+//! its own name, so it cannot be launched twice, whether from this window,
+//! another launcher, or `namaste hold`. Launched again while one runs, the
+//! launcher hands its PROGRAMs to the running window, which launches them
+//! and comes to the front.
+
+use std::io::Write;
+use std::process::{Child, Command, ExitCode};
+use std::time::Duration;
+
+use eframe::egui;
+use namaste::Uid;
+use namaste::client::{Booking, Client, Error, Notified};
+
+/// The name every launcher books: two launchers, one window.
+const LAUNCHER: &str = "namaste.example.gui-launcher";
+/// Programs offered when none are given, if they exist on this machine.
+const CANDIDATES: &[&str] = &[
+    "x-terminal-emulator",
+    "xterm",
+    "gnome-terminal",
+    "konsole",
+    "gedit",
+    "mousepad",
+    "kate",
+    "xclock",
+];
+
+fn main() -> ExitCode {
+    let (client, programs) = match parse(std::env::args().skip(1).collect()) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("gui_launcher: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let me = Uid::from_name(LAUNCHER);
+    // Once more if the running instance quit between our book and notify.
+    for _ in 0..2 {
+        match client.book(me) {
+            Ok(Some(booking)) => return show_window(client, booking, programs),
+            Ok(None) => match hand_over(&client, me, &programs) {
+                Ok(Notified::Delivered) => {
+                    println!("already running; handed over to it");
+                    return ExitCode::SUCCESS;
+                }
+                Ok(Notified::NoHolder) => continue,
+                Ok(Notified::Declined) => {
+                    eprintln!("gui_launcher: another launcher runs but did not take the hand-over");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => return fail(&e),
+            },
+            Err(e) => return fail(&e),
+        }
+    }
+    eprintln!("gui_launcher: the running launcher keeps coming and going; try again");
+    ExitCode::FAILURE
+}
+
+fn parse(args: Vec<String>) -> Result<(Client, Vec<String>), String> {
+    let mut client = Client::new();
+    let mut programs = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => {
+                let port = args.next().ok_or("--port needs a value")?;
+                client = client.with_port(port.parse().map_err(|e| format!("--port: {e}"))?);
+            }
+            "--help" | "-h" => {
+                return Err("usage: gui_launcher [--port N] [PROGRAM ...]".into());
+            }
+            _ => programs.push(arg),
+        }
+    }
+    Ok((client, programs))
+}
+
+fn fail(error: &Error) -> ExitCode {
+    // Says plainly when no server runs, and how to start one.
+    eprintln!("gui_launcher: {error}");
+    ExitCode::FAILURE
+}
+
+/// Sends our PROGRAMs, one per line, to the running launcher.
+fn hand_over(client: &Client, me: Uid, programs: &[String]) -> Result<Notified, Error> {
+    client.notify(me, programs.join("\n").as_bytes())
+}
+
+fn show_window(client: Client, booking: Booking, programs: Vec<String>) -> ExitCode {
+    let programs = if programs.is_empty() {
+        CANDIDATES
+            .iter()
+            .filter(|name| on_path(name))
+            .map(|name| name.to_string())
+            .collect()
+    } else {
+        programs
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Namaste launcher")
+            .with_inner_size([420.0, 320.0]),
+        ..Default::default()
+    };
+    let launcher = Launcher {
+        client,
+        booking,
+        programs: programs.into_iter().map(Program::new).collect(),
+        received: Vec::new(),
+    };
+    match eframe::run_native(
+        "Namaste launcher",
+        options,
+        Box::new(|_| Ok(Box::new(launcher))),
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gui_launcher: cannot open a window: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
+struct Launcher {
+    client: Client,
+    /// Our own booking: it makes this the one launcher, and hand-overs
+    /// arrive through it.
+    booking: Booking,
+    programs: Vec<Program>,
+    received: Vec<String>,
+}
+
+/// A program of the list, and its run if it runs.
+struct Program {
+    command: String,
+    running: Option<(Child, Booking)>,
+    note: Option<String>,
+}
+
+impl Program {
+    fn new(command: String) -> Program {
+        Program {
+            command,
+            running: None,
+            note: None,
+        }
+    }
+
+    /// Starts the program under a booking of its own name.
+    fn launch(&mut self, client: &Client) {
+        if self.running.is_some() {
+            self.note = Some(format!("{} is already running", self.command));
+            return;
+        }
+        self.note = match client.book(Uid::from_name(&self.command)) {
+            Ok(Some(booking)) => {
+                let mut words = self.command.split_whitespace();
+                let program = words.next().unwrap_or_default();
+                match Command::new(program).args(words).spawn() {
+                    Ok(child) => {
+                        self.running = Some((child, booking));
+                        None
+                    }
+                    Err(e) => Some(format!("cannot start {}: {e}", self.command)),
+                }
+            }
+            Ok(None) => Some(format!(
+                "{} is already running elsewhere; not launched again",
+                self.command
+            )),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(note) = &self.note {
+            say(note);
+        }
+    }
+
+    /// Notices the program's exit; dropping its booking checks out.
+    fn reap(&mut self) {
+        if let Some((child, _)) = &mut self.running
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            self.running = None;
+        }
+    }
+}
+
+/// One line on standard output, for whoever watches the launcher.
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+impl eframe::App for Launcher {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let mut handed_over = false;
+        while let Ok(message) = self.booking.messages().try_recv() {
+            let text = String::from_utf8_lossy(&message).into_owned();
+            say(&format!("hand-over received: {text:?}"));
+            for command in text.lines().filter(|line| !line.trim().is_empty()) {
+                let index = match self.programs.iter().position(|p| p.command == command) {
+                    Some(index) => index,
+                    None => {
+                        self.programs.push(Program::new(command.to_string()));
+                        self.programs.len() - 1
+                    }
+                };
+                self.programs[index].launch(&self.client);
+            }
+            self.received.push(text);
+            handed_over = true;
+        }
+        if handed_over {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+        }
+        for program in &mut self.programs {
+            program.reap();
+        }
+        // Hand-overs and exits arrive without input events; look again soon.
+        ctx.request_repaint_after(Duration::from_millis(200));
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading("Namaste launcher");
+            ui.label("One window, however often it is started.");
+            ui.separator();
+            if self.programs.is_empty() {
+                ui.label("No programs: pass some on the command line.");
+            }
+            for program in &mut self.programs {
+                ui.horizontal(|ui| {
+                    ui.monospace(&program.command);
+                    if program.running.is_some() {
+                        ui.label("running");
+                    } else if ui.button("Launch").clicked() {
+                        program.launch(&self.client);
+                    }
+                });
+                if let Some(note) = &program.note {
+                    ui.colored_label(egui::Color32::from_rgb(200, 80, 60), note);
+                }
+            }
+            if !self.received.is_empty() {
+                ui.separator();
+                ui.label("Handed over by later launches:");
+                for text in &self.received {
+                    ui.monospace(text.replace('\n', "  "));
+                }
+            }
+        });
+    }
+}
