@@ -41,6 +41,11 @@ fn hold_exits_with_the_commands_status() {
     assert_eq!(status(&["sh", "-c", "exit 3"]), Some(3));
     assert_eq!(status(&["sh", "-c", "kill -TERM $$"]), Some(128 + 15));
     assert_eq!(status(&["/nonexistent/command"]), Some(127));
+    // After --, --help and -h are the command's.
+    let output = hold(&server, "job", &[], &["echo", "-h", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "-h --help\n");
     // Each run checked out after itself.
     assert_eq!(client(&server).status().unwrap().bookings, 0);
 }

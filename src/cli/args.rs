@@ -20,12 +20,18 @@ pub enum Arg<'a> {
     /// `--name` or `--name=value`; the value, when not inline, is the next
     /// argument, taken with [`Args::value`].
     Option(&'a str),
-    /// `--help` or `-h`.
-    Help,
     /// A word that is not an option.
     Positional(&'a str),
     /// Everything after `--`.
     Rest(&'a [String]),
+}
+
+/// Whether `args` ask for help before any `--` (after it, they belong to
+/// the command that `hold` runs).
+pub fn asks_for_help(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--help" || arg == "-h")
 }
 
 pub struct Args<'a> {
@@ -48,7 +54,6 @@ impl<'a> Args<'a> {
                 self.args = &[];
                 Arg::Rest(rest)
             }
-            "--help" | "-h" => Arg::Help,
             option if option.starts_with("--") => match option.split_once('=') {
                 Some((name, value)) => {
                     self.inline = Some(value);

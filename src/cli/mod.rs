@@ -42,6 +42,7 @@ pub fn main(args: &[String]) -> ExitCode {
         return usage_error(None, Usage("no command given".into()));
     };
     let result = match command.as_str() {
+        "run" | "hold" | "notify" | "status" if args::asks_for_help(rest) => help(Some(command)),
         "run" => run::main(rest),
         "hold" => hold::main(rest),
         "notify" => notify::main(rest),

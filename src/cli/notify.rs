@@ -30,10 +30,6 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     let mut args = Args::new(args);
     while let Some(arg) = args.next() {
         match arg {
-            Arg::Help => {
-                print!("{HELP}");
-                return Ok(ExitCode::SUCCESS);
-            }
             Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
             Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
             Arg::Option(other) => return Err(unknown("notify", other)),

@@ -45,10 +45,6 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     let mut args = Args::new(args);
     while let Some(arg) = args.next() {
         match arg {
-            Arg::Help => {
-                print!("{HELP}");
-                return Ok(ExitCode::SUCCESS);
-            }
             Arg::Option(name @ "--port") => port = args.value(name)?,
             Arg::Option(name @ "--bind") => ip = args.value(name)?,
             Arg::Option(name @ "--rw-timeout") => config.rw_timeout = args.seconds(name)?,
