@@ -163,6 +163,33 @@ fn a_holder_killed_with_sigkill_leaves_no_stale_lock() {
     assert!(booking.is_some(), "the dead holder's lock was stale");
 }
 
+/// Stopping `hold` stops its command too, and only then frees the lock:
+/// the command never runs unlocked.
+#[test]
+fn a_signal_to_hold_reaches_the_command_before_the_lock_is_freed() {
+    let server = Running::start(&[]);
+    // A duration no other process uses, to find the command by.
+    let mut holder = hold(&server, "job", &[], &["sleep", "31.4159"])
+        .spawn()
+        .unwrap();
+    wait_for_bookings(&server, 1);
+    let pid = holder.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = holder.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15), "the command's own fate");
+    let left = Command::new("pgrep").args(["-f", "sleep 31.4159"]).output();
+    if let Ok(left) = left {
+        assert!(left.stdout.is_empty(), "the command outlived hold");
+    }
+    assert_eq!(client(&server).status().unwrap().bookings, 0);
+}
+
 #[test]
 fn notify_reports_each_outcome_with_its_status() {
     let server = Running::start(&[]);

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use namaste::Uid;
 use namaste::client::{Booking, Client};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::args::{Arg, Args, Usage, unknown};
 use super::{EX_TEMPFAIL, fail};
@@ -30,6 +32,9 @@ Options:
   --wait SECS   if NAME is held, keep trying for up to SECS seconds
 
 Messages sent to NAME with `namaste notify` are printed on standard error.
+SIGTERM, SIGINT and SIGHUP are passed on to COMMAND, and the lock is held
+until it exits: stopping `namaste hold` never leaves COMMAND running
+unlocked.
 ";
 
 /// How often to look whether the command has exited while waiting for
@@ -87,6 +92,12 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
 }
 
 fn run_holding(booking: &Booking, name: &str, command: &[String]) -> ExitCode {
+    // Registered before the command starts, so no signal meant for it is
+    // missed.
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => return fail(format_args!("cannot handle signals: {e}")),
+    };
     let mut child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -105,6 +116,9 @@ fn run_holding(booking: &Booking, name: &str, command: &[String]) -> ExitCode {
             Ok(None) => {}
             Err(e) => break Err(e),
         }
+        for signal in signals.pending() {
+            pass_on(signal, child.id());
+        }
         match booking.messages().recv_timeout(POLL) {
             Ok(message) => eprintln!(
                 "namaste: message for {name}: {}",
@@ -118,6 +132,18 @@ fn run_holding(booking: &Booking, name: &str, command: &[String]) -> ExitCode {
     match status {
         Ok(status) => exit_code(status),
         Err(e) => fail(format_args!("lost track of {:?}: {e}", command[0])),
+    }
+}
+
+/// Sends `signal` to the command: it decides how to stop, and the lock is
+/// held until it has.
+fn pass_on(signal: i32, pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, signal);
     }
 }
 
