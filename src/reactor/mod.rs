@@ -578,59 +578,70 @@ impl Server {
 
     fn reply(&mut self, to: ConnRef, answer: Answer) {
         self.counters.requests += 1;
-        let Some(conn) = self
-            .conns
-            .get(to.key)
-            .filter(|conn| conn.generation == to.generation)
-        else {
+        let Some(mut conn) = self.take(to) else {
             return;
         };
         let Phase::Waiting { ip, request } = &conn.phase else {
             return;
         };
-        let (ip, request) = (*ip, request.clone());
         // The state file hears of a change before the client does.
-        if let Err(e) = self.record(answer, &request) {
-            error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
-            if let (Answer::Granted, Request::Book { uid, handshake, .. }) = (answer, &request) {
-                self.registry.grant_undelivered(*uid, *handshake);
+        let granted = match (answer, request) {
+            (Answer::Granted, Request::Book { uid, handshake, .. }) => Some((*uid, *handshake)),
+            _ => None,
+        };
+        let recorded = match (granted, request) {
+            (Some((uid, _)), _) => self.record_booked(&uid),
+            (None, Request::CheckOut { uid, .. }) if answer == Answer::CheckedOut => {
+                self.record_released(uid)
             }
-            self.close(to.key);
+            _ => Ok(()),
+        };
+        if let Err(e) = recorded {
+            error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
+            if let Some((uid, handshake)) = granted {
+                self.registry.grant_undelivered(uid, handshake);
+            }
             return;
         }
-        let stream = &mut self.conns[to.key].stream;
-        let delivered = matches!(io::Write::write(stream, &[answer.byte()]), Ok(1));
+        let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
         if delivered {
             debug!("{ip}: {request}: {answer:?}");
-        } else {
-            debug!("{ip}: {request}: {answer:?}, but the client is gone");
-            if let (Answer::Granted, Request::Book { uid, handshake, .. }) = (answer, &request)
-                && self.registry.grant_undelivered(*uid, *handshake)
-                && let Err(e) = self.record(Answer::CheckedOut, &request)
-            {
-                error!("cannot write the state file: {e}");
-            }
+            return;
         }
-        self.close(to.key);
+        debug!("{ip}: {request}: {answer:?}, but the client is gone");
+        if let Some((uid, handshake)) = granted
+            && self.registry.grant_undelivered(uid, handshake)
+            && let Err(e) = self.record_released(&uid)
+        {
+            error!("cannot write the state file: {e}");
+        }
     }
 
-    /// Writes to the state file, if there is one, what `answer` to
-    /// `request` changes: a booking made or released.
-    fn record(&mut self, answer: Answer, request: &Request) -> io::Result<()> {
-        let Some(journal) = &mut self.journal else {
-            return Ok(());
-        };
-        match (answer, request) {
-            (Answer::Granted, Request::Book { uid, .. }) => match self.registry.holder(uid) {
-                Some(booking) => journal.booked(booking)?,
-                None => return Ok(()),
-            },
-            (Answer::CheckedOut, Request::CheckOut { uid, .. } | Request::Book { uid, .. }) => {
-                journal.released(uid)?
-            }
+    /// Records in the state file, if there is one, that `uid` is now held.
+    fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
+        match (&mut self.journal, self.registry.holder(uid)) {
+            (Some(journal), Some(booking)) => journal.booked(booking)?,
             _ => return Ok(()),
         }
-        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+        self.compact_journal()
+    }
+
+    /// Records in the state file, if there is one, that `uid` is free.
+    fn record_released(&mut self, uid: &Uid) -> io::Result<()> {
+        match &mut self.journal {
+            Some(journal) => journal.released(uid)?,
+            None => return Ok(()),
+        }
+        self.compact_journal()
+    }
+
+    fn compact_journal(&mut self) -> io::Result<()> {
+        match &mut self.journal {
+            Some(journal) => {
+                journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+            }
+            None => Ok(()),
+        }
     }
 
     fn verify(&mut self, mut verification: Verification, at: SocketAddr, now: Instant) {
@@ -727,25 +738,36 @@ impl Server {
 
     fn refuse(&mut self, to: ConnRef, why: Refusal) {
         self.counters.requests += 1;
-        let Some(conn) = self
-            .conns
-            .get(to.key)
-            .filter(|conn| conn.generation == to.generation)
-        else {
-            return;
-        };
-        if let Phase::Waiting { ip, request } = &conn.phase {
+        if let Some(Conn {
+            phase: Phase::Waiting { ip, request },
+            ..
+        }) = self.take(to)
+        {
             debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
         }
-        self.close(to.key);
+    }
+
+    /// Takes the client connection `to` out of the slab, if it is still
+    /// the one the registry knows; dropping it closes it.
+    fn take(&mut self, to: ConnRef) -> Option<Conn> {
+        let current = self
+            .conns
+            .get(to.key)
+            .is_some_and(|conn| conn.generation == to.generation);
+        current.then(|| self.remove(to.key))
     }
 
     fn close(&mut self, key: usize) {
+        // Closing the socket also takes it out of the poll.
+        drop(self.remove(key));
+    }
+
+    fn remove(&mut self, key: usize) -> Conn {
         let conn = self.conns.remove(key);
         if conn.phase.is_client() {
             self.clients -= 1;
         }
-        // Closing the socket also takes it out of the poll.
+        conn
     }
 }
 
