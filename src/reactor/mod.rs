@@ -493,6 +493,10 @@ impl Server {
             Phase::Verifying(verification) => {
                 if let Some(verdict) = verification.advance(&mut conn.stream) {
                     let uid = verification.uid;
+                    // Everything the exchange needs is read: a reset spares
+                    // both ends the closing handshake and this side the
+                    // TIME_WAIT of an outgoing connection per verification.
+                    let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
                     self.close(key);
                     self.decide(uid, verdict);
                     self.carry_out(now);
