@@ -173,14 +173,7 @@ fn a_signal_to_hold_reaches_the_command_before_the_lock_is_freed() {
         .spawn()
         .unwrap();
     wait_for_bookings(&server, 1);
-    let pid = holder.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&holder);
     let status = holder.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15), "the command's own fate");
     let left = Command::new("pgrep").args(["-f", "sleep 31.4159"]).output();

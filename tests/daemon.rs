@@ -174,14 +174,7 @@ fn sigterm_lets_requests_in_flight_finish() {
         )
         .unwrap();
     thread::sleep(Duration::from_millis(150));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&server.child);
     assert_eq!(
         read_reply(&mut booker),
         Some(1),
@@ -225,14 +218,7 @@ fn sigterm_under_load_leaves_no_request_hanging() {
         })
         .collect();
     thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&server.child);
     assert_eq!(server.child.wait().unwrap().code(), Some(0));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let served: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();

@@ -314,3 +314,10 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.unwrap().success(), "kill -TERM {pid} failed");
+}
