@@ -6,6 +6,9 @@
 //! process that crashed never leaves a stale lock behind. The wire protocol
 //! is that of namaste 0.6.0, byte for byte.
 
+// Every public item says what it is for.
+#![warn(missing_docs)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
