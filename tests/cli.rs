@@ -145,14 +145,26 @@ fn the_binary_serves_the_published_client() {
 }
 
 #[test]
-fn the_idle_server_runs_one_thread() {
+fn the_idle_server_runs_one_thread_in_under_2_mib() {
     let server = Running::start(&[]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let threads = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .map(str::trim);
-    assert_eq!(threads, Some("1"));
+    let pid = server.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    assert_eq!(field("Threads:"), "1");
+    let resident_kib: u64 = field("VmRSS:").trim_end_matches(" kB").parse().unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(
+        resident_kib < 2048,
+        "{resident_kib} KiB resident; shared C library mapped: {} \
+         (.cargo/static-daemon links it statically where libc.a is installed)",
+        maps.contains("/libc.so")
+    );
 }
 
 #[test]
