@@ -623,29 +623,20 @@ impl Server {
 
     /// Records in the state file, if there is one, that `uid` is now held.
     fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
-        match (&mut self.journal, self.registry.holder(uid)) {
-            (Some(journal), Some(booking)) => journal.booked(booking)?,
-            _ => return Ok(()),
-        }
-        self.compact_journal()
+        let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
+            return Ok(());
+        };
+        journal.booked(booking)?;
+        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
     }
 
     /// Records in the state file, if there is one, that `uid` is free.
     fn record_released(&mut self, uid: &Uid) -> io::Result<()> {
-        match &mut self.journal {
-            Some(journal) => journal.released(uid)?,
-            None => return Ok(()),
-        }
-        self.compact_journal()
-    }
-
-    fn compact_journal(&mut self) -> io::Result<()> {
-        match &mut self.journal {
-            Some(journal) => {
-                journal.compact_if_grown(self.registry.len(), self.registry.bookings())
-            }
-            None => Ok(()),
-        }
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        journal.released(uid)?;
+        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
     }
 
     fn verify(&mut self, mut verification: Verification, at: SocketAddr, now: Instant) {
