@@ -8,7 +8,9 @@
 //! Each PROGRAM is a command line ("xclock", "xterm -e top"). The window
 //! lists them with a Launch button each; a program runs under a booking of
 //! its own name, so it cannot be launched twice, whether from this window,
-//! another launcher, or `namaste hold`. Launched again while one runs, the
+//! another launcher, or `namaste hold`. The program inherits that booking:
+//! it stands until the program exits, even if the launcher is closed or
+//! killed first. Launched again while one runs, the
 //! launcher hands its PROGRAMs to the running window, which launches them
 //! and comes to the front.
 
@@ -170,8 +172,15 @@ impl Program {
         self.note = match client.book(Uid::from_name(&self.command)) {
             Ok(Some(booking)) => {
                 let mut words = self.command.split_whitespace();
-                let program = words.next().unwrap_or_default();
-                match Command::new(program).args(words).spawn() {
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words);
+                // The program and its children keep the booking, so it
+                // outlives this launcher however the launcher ends.
+                let started = booking
+                    .share_with(&mut command)
+                    .map_err(|e| e.to_string())
+                    .and_then(|command| command.spawn().map_err(|e| e.to_string()));
+                match started {
                     Ok(child) => {
                         self.running = Some((child, booking));
                         None
@@ -196,6 +205,18 @@ impl Program {
             && !matches!(child.try_wait(), Ok(None))
         {
             self.running = None;
+        }
+    }
+}
+
+/// A launcher that closes leaves the programs still running their
+/// bookings: a second copy cannot start until the first has exited.
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Some((mut child, booking)) = self.running.take()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            booking.leave_to_children();
         }
     }
 }

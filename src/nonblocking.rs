@@ -11,6 +11,9 @@ pub(crate) enum Io {
     WouldBlock,
     /// Closed by the peer, or failed: this exchange is over.
     Failed,
+    /// The connection was refused: nothing listens at its address. Only a
+    /// connection still being set up can see this.
+    Refused,
 }
 
 pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Io {
@@ -30,6 +33,7 @@ fn step(mut io: impl FnMut() -> io::Result<usize>) -> Io {
             Ok(n) => Io::Done(n),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Io::Refused,
             Err(_) => Io::Failed,
         };
     }

@@ -38,7 +38,7 @@ fn help_names_every_command_and_option() {
                 "--log-level",
             ],
         ),
-        ("hold", &["--uid", "--port", "--wait", "75"]),
+        ("hold", &["--uid", "--port", "--wait", "--no-inherit", "75"]),
         ("notify", &["--uid", "--port", "75"]),
         ("status", &["--port"]),
     ];

@@ -24,15 +24,6 @@ fn client(server: &Running) -> Client {
     Client::new().with_port(server.port)
 }
 
-/// Waits until the server holds `n` bookings.
-fn wait_for_bookings(server: &Running, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client(server).status().unwrap().bookings != n {
-        assert!(Instant::now() < deadline, "never reached {n} bookings");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn hold_exits_with_the_commands_status() {
     let server = Running::start(&[]);
@@ -145,18 +136,21 @@ fn concurrent_holds_never_overlap() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `hold` and its command both killed with SIGKILL: nothing listens on
+/// the lock's port any more, so the next taker is granted at once.
 #[test]
-fn a_holder_killed_with_sigkill_leaves_no_stale_lock() {
+fn hold_and_its_command_killed_with_sigkill_leave_no_stale_lock() {
     let server = Running::start(&[]);
     let mut holder = hold(&server, "daemon", &[], &["sleep", "30"])
         .spawn()
         .unwrap();
-    wait_for_bookings(&server, 1);
+    server.wait_for_bookings(1);
     let uid = Uid::from_name("daemon");
     assert!(client(&server).book(uid).unwrap().is_none(), "not held");
     let pid = holder.id().to_string();
-    // The sleep it started would outlive it; stop that too.
-    let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+    // The sleep it started would keep the lock; kill it first.
+    let killed = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+    assert!(killed.unwrap().success(), "no command to kill");
     holder.kill().unwrap();
     holder.wait().unwrap();
     let booking = client(&server).book(uid).unwrap();
@@ -172,7 +166,7 @@ fn a_signal_to_hold_reaches_the_command_before_the_lock_is_freed() {
     let mut holder = hold(&server, "job", &[], &["sleep", "31.4159"])
         .spawn()
         .unwrap();
-    wait_for_bookings(&server, 1);
+    server.wait_for_bookings(1);
     common::sigterm(&holder);
     let status = holder.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15), "the command's own fate");
@@ -195,7 +189,7 @@ fn notify_reports_each_outcome_with_its_status() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_bookings(&server, 1);
+    server.wait_for_bookings(1);
     let output = namaste(&["notify", "editor", "open a.txt", "--port", &port]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("took the message"));

@@ -141,3 +141,28 @@ fn our_client_with_the_published_server() {
     assert!(matches!(client.status(), Err(Error::Refused)));
     assert!(matches!(client.notify(uid, b"hi"), Err(Error::Refused)));
 }
+
+/// `hold` against the published server: granted, refused while held, and
+/// handing its lock down to the command changes nothing there.
+#[test]
+fn hold_with_the_published_server() {
+    let server = PublishedServer::start();
+    let port = server.port.to_string();
+    let hold = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(["hold", name, "--port", &port, "--", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(hold("published"), Some(0));
+    let holder = namaste::client::Client::new()
+        .with_port(server.port)
+        .book(namaste::Uid::from_name("published"))
+        .unwrap()
+        .expect("granted");
+    assert_eq!(hold("published"), Some(75));
+    assert!(holder.check_out().unwrap());
+    assert_eq!(hold("published"), Some(0));
+}

@@ -23,13 +23,23 @@ Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
 Books the lock NAME, runs COMMAND, and checks out when it exits; the exit
 status is COMMAND's (128 + the signal number when a signal ended it). If
 another live process holds NAME, prints one line and exits with 75 without
-running COMMAND. If this process dies, the lock is free for the next taker:
-a crashed holder never leaves a stale lock.
+running COMMAND.
+
+What is held, and for how long: COMMAND and every process it starts
+inherit the lock's listening socket, as flock(1) hands down its file
+descriptor. While this process lives, the lock is held until COMMAND
+exits. If this process is killed (even with SIGKILL), the lock stays held
+until the last process that kept the socket exits; then it is free at once.
+A holder that is stopped or too slow to answer keeps the lock too: only
+proof that it is gone (nothing listens on its port any more) frees it.
 
 Options:
-  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
-  --port N      the server's port on 127.0.0.1 (default 64009)
-  --wait SECS   if NAME is held, keep trying for up to SECS seconds
+  --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
+  --port N        the server's port on 127.0.0.1 (default 64009)
+  --wait SECS     if NAME is held, keep trying for up to SECS seconds
+  --no-inherit    COMMAND does not inherit the lock (as flock -o): for a
+                  command that starts a daemon which must not keep it; if
+                  this process is killed, the lock is free at once
 
 Messages sent to NAME with `namaste notify` are printed on standard error.
 SIGTERM, SIGINT and SIGHUP are passed on to COMMAND, and the lock is held
@@ -46,6 +56,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     let mut uid = None;
     let mut client = Client::new();
     let mut wait = None;
+    let mut inherit = true;
     let mut command: &[String] = &[];
     let mut args = Args::new(args);
     while let Some(arg) = args.next() {
@@ -53,6 +64,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
             Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
             Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
             Arg::Option(option @ "--wait") => wait = Some(args.seconds(option)?),
+            Arg::Option("--no-inherit") => inherit = false,
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
             Arg::Positional(word) => {
@@ -72,7 +84,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     };
     Ok(match booked {
         Ok(Some(booking)) => {
-            let code = run_holding(&booking, name, command);
+            let code = run_holding(&booking, name, command, inherit);
             match booking.check_out() {
                 Ok(true) => {}
                 Ok(false) => eprintln!(
@@ -91,14 +103,25 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     })
 }
 
-fn run_holding(booking: &Booking, name: &str, command: &[String]) -> ExitCode {
+fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool) -> ExitCode {
     // Registered before the command starts, so no signal meant for it is
     // missed.
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => return fail(format_args!("cannot handle signals: {e}")),
     };
-    let mut child = match Command::new(&command[0]).args(&command[1..]).spawn() {
+    let mut to_run = Command::new(&command[0]);
+    to_run.args(&command[1..]);
+    if inherit && let Err(e) = booking.share_with(&mut to_run) {
+        return fail(format_args!(
+            "cannot hand the lock down to the command: {e}"
+        ));
+    }
+    let spawned = to_run.spawn();
+    // The command's copy of the lock's socket is all it needs; ours would
+    // keep the port listening after this process's responder stops.
+    drop(to_run);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             eprintln!("namaste: cannot run {:?}: {e}", command[0]);

@@ -20,6 +20,7 @@
 //! ```
 
 mod error;
+mod inherit;
 mod responder;
 
 use std::io::{Read, Write};
@@ -114,7 +115,7 @@ impl Client {
                 client: *self,
                 responder,
                 messages,
-                checked_out: false,
+                owes_check_out: true,
             }),
         })
     }
@@ -227,7 +228,9 @@ pub struct Booking {
     client: Client,
     responder: Responder,
     messages: Receiver<Vec<u8>>,
-    checked_out: bool,
+    /// Whether dropping it should check out: not once it has, or once the
+    /// booking is left to child processes.
+    owes_check_out: bool,
 }
 
 impl Booking {
@@ -251,7 +254,7 @@ impl Booking {
     /// means the booking was already gone, for instance taken over after
     /// the responder stopped answering).
     pub fn check_out(mut self) -> Result<bool, Error> {
-        self.checked_out = true;
+        self.owes_check_out = false;
         self.client.check_out(self.uid, self.handshake)
     }
 }
@@ -268,7 +271,7 @@ impl std::fmt::Debug for Booking {
 
 impl Drop for Booking {
     fn drop(&mut self) {
-        if !self.checked_out {
+        if self.owes_check_out {
             // Best effort: if the server cannot be told, the stopped
             // responder makes the booking fail its next verification.
             let _ = self.client.check_out(self.uid, self.handshake);

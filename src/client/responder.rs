@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc::Sender;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ const MAX_EXCHANGES: usize = 16;
 /// thread before `drop` returns.
 pub(crate) struct Responder {
     port: u16,
+    /// The listening socket's descriptor, owned by the thread; open for as
+    /// long as this value lives.
+    listener_fd: RawFd,
     waker: Waker,
     thread: Option<JoinHandle<()>>,
 }
@@ -48,6 +52,7 @@ impl Responder {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let port = listener.local_addr()?.port();
+        let listener_fd = listener.as_raw_fd();
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), STOP)?;
@@ -67,6 +72,7 @@ impl Responder {
             .spawn(move || serve.run())?;
         Ok(Responder {
             port,
+            listener_fd,
             waker,
             thread: Some(thread),
         })
@@ -74,6 +80,14 @@ impl Responder {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A second descriptor of the listening socket, which keeps the port
+    /// listening for as long as it, or any copy a child inherits, is open.
+    pub fn duplicate_listener(&self) -> io::Result<OwnedFd> {
+        // SAFETY: the thread that owns the listener runs, and keeps it
+        // open, until `self` is dropped; `&self` outlives this borrow.
+        unsafe { BorrowedFd::borrow_raw(self.listener_fd) }.try_clone_to_owned()
     }
 }
 
@@ -291,7 +305,7 @@ impl Exchange {
             match io {
                 Io::Done(_) => {}
                 Io::WouldBlock => return false,
-                Io::Failed => return true,
+                Io::Failed | Io::Refused => return true,
             }
         }
     }

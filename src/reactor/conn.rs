@@ -121,24 +121,30 @@ impl Verification {
     /// Moves the exchange on as far as the socket allows; answers the
     /// verdict once there is one. Reads no more than a uid and one
     /// acknowledgement byte, so a responder that floods costs nothing.
+    ///
+    /// Only proof counts as death: a refused connection, or a whole answer
+    /// that is not the uid. A close or reset before the whole answer is
+    /// silence, which a flood of other connections on the responder, or a
+    /// listener closing with the call still in its backlog, can cause.
     pub fn advance(&mut self, stream: &mut TcpStream) -> Option<Verdict> {
-        let dead = Some(Verdict::Dead);
         while self.sent < UID_LEN {
             match write_some(stream, &self.handshake.as_bytes()[self.sent..]) {
                 Io::Done(n) => self.sent += n,
                 Io::WouldBlock => return None,
-                Io::Failed => return dead,
+                Io::Refused => return Some(Verdict::Dead),
+                Io::Failed => return Some(Verdict::Silent),
             }
         }
         while self.received < UID_LEN {
             match read_some(stream, &mut self.answer[self.received..]) {
                 Io::Done(n) => self.received += n,
                 Io::WouldBlock => return None,
-                Io::Failed => return dead,
+                Io::Refused => return Some(Verdict::Dead),
+                Io::Failed => return Some(Verdict::Silent),
             }
         }
         if &self.answer != self.uid.as_bytes() {
-            return dead;
+            return Some(Verdict::Dead);
         }
         let Some(handover) = &mut self.handover else {
             return Some(Verdict::Alive);
@@ -150,24 +156,25 @@ impl Verification {
             match write_some(stream, &handover.bytes[handover.sent..]) {
                 Io::Done(n) => handover.sent += n,
                 Io::WouldBlock => return None,
-                Io::Failed => return declined,
+                Io::Failed | Io::Refused => return declined,
             }
         }
         let mut ack = [0];
         match read_some(stream, &mut ack) {
             Io::Done(_) if ack[0] == MESSAGE_ACK => Some(Verdict::Alive),
             Io::WouldBlock => None,
-            Io::Done(_) | Io::Failed => declined,
+            Io::Done(_) | Io::Failed | Io::Refused => declined,
         }
     }
 
     /// The verdict when the deadline passes first: a responder that
-    /// answered its uid is alive, even if it then kept the server waiting.
+    /// answered its uid is alive, even if it then kept the server waiting;
+    /// one that did not is silent, which proves nothing.
     pub fn verdict_on_timeout(&self) -> Verdict {
         if self.received == UID_LEN && &self.answer == self.uid.as_bytes() {
             Verdict::Declined
         } else {
-            Verdict::Dead
+            Verdict::Silent
         }
     }
 }

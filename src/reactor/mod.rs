@@ -702,8 +702,8 @@ impl Server {
     }
 
     /// Closes connections whose deadline passed: a client still sending
-    /// its request, or a responder that has not answered, which counts as
-    /// not alive.
+    /// its request, or a responder that has not answered, which is silent:
+    /// no proof either way.
     fn expire(&mut self, now: Instant) {
         while let Some(expired) = self.deadlines.expired(now) {
             let Some(conn) = self.conns.get(expired.key) else {

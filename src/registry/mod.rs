@@ -135,7 +135,8 @@ pub enum Answer {
     Delivered,
     /// No live process holds the id, so the message went nowhere.
     NoHolder,
-    /// The holder is alive but did not take the message.
+    /// The holder is alive, or silent and so presumed alive, but did not
+    /// take the message.
     Declined,
 }
 
@@ -171,8 +172,17 @@ pub enum Verdict {
     /// The responder answered the handshake with the uid, but did not
     /// acknowledge the message it was handed.
     Declined,
-    /// Refused, timed out, closed early or answered wrongly: not alive.
+    /// Proof that the responder is gone: the connection was refused
+    /// (nothing listens on its port), or a complete answer was not the uid
+    /// (the port belongs to someone else, impossible while the original
+    /// listener is open).
     Dead,
+    /// No proof either way: no complete answer within the rw timeout, a
+    /// connect that timed out, or a close before the answer. A stopped,
+    /// swapping or flooded process looks like this, and so does a listener
+    /// handed down to a command that never accepts: a holder that is silent
+    /// keeps its booking, and a booker that is silent is not granted.
+    Silent,
     /// The server itself failed before it could ask (out of file
     /// descriptors, say); says nothing about the process.
     Inconclusive,
@@ -297,7 +307,9 @@ impl<R: Copy> Registry<R> {
                 let notify = matches!(waiter.ask, Ask::Notify { .. });
                 match (verdict, verified_holder_still_holds) {
                     (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
-                    (Verdict::Alive | Verdict::Declined, true) => {
+                    // Without proof of its death, a holder keeps its
+                    // booking: silence counts as alive.
+                    (Verdict::Alive | Verdict::Declined | Verdict::Silent, true) => {
                         holder_alive = true;
                         let answer = match verdict {
                             _ if !notify => Answer::Denied,
@@ -335,7 +347,8 @@ impl<R: Copy> Registry<R> {
                         };
                         reply(from, answer, out);
                     }
-                    Verdict::Dead => reply(from, Answer::Denied, out),
+                    // A grant needs the uid back, nothing less.
+                    Verdict::Dead | Verdict::Silent => reply(from, Answer::Denied, out),
                     Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
                 }
             }

@@ -1,16 +1,20 @@
 //! A model of the processes around a registry, for the registry's
 //! exhaustive and property tests and its fuzz target: clients that book, check
 //! out, die or give up waiting, a sender of messages, and verifications that
-//! end truthfully (alive exactly when the process is). After every event it
+//! end truthfully (alive exactly when the process is), silently (whether
+//! the process is alive or not) or inconclusively. After every event it
 //! checks the promises the registry makes:
 //!
 //! - a uid is granted only while nobody holds it, so never two live
 //!   processes believe they hold one uid, and a live believer is the
 //!   registry's holder;
+//! - a grant follows the booker's proof of life (the uid back), never
+//!   silence;
 //! - a booking is released only by its holder's check out, its holder's
 //!   proven death, or a grant that could not be delivered: the model keeps
 //!   its own copy of the table, changed only by those events, and it must
-//!   equal the registry's after every event;
+//!   equal the registry's after every event (so a silent holder is never
+//!   replaced);
 //! - one verification in flight per uid; lines and reservations bounded;
 //! - a message is delivered only to a live holder, and reported
 //!   undeliverable only when there is none;
@@ -83,6 +87,10 @@ pub enum Event {
     Resolve { uid: u8 },
     /// The verification in flight for a uid cannot tell.
     ResolveInconclusive { uid: u8 },
+    /// The verification in flight for a uid gets no answer, whether its
+    /// process is alive (stopped, flooded) or not (its port handed down
+    /// to a process that never answers).
+    ResolveSilent { uid: u8 },
 }
 
 impl Event {
@@ -91,13 +99,14 @@ impl Event {
     pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
         let client = arg as usize % clients;
         let uid = arg % uids;
-        match kind % 7 {
+        match kind % 8 {
             0 => Event::Book { client, uid },
             1 => Event::CheckOut { client, uid },
             2 => Event::Notify { uid },
             3 => Event::Die { client },
             4 => Event::GiveUp { client },
             5 => Event::Resolve { uid },
+            6 => Event::ResolveSilent { uid },
             _ => Event::ResolveInconclusive { uid },
         }
     }
@@ -139,6 +148,9 @@ pub struct World {
     in_flight: Vec<Option<Uid>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
     table: Vec<Option<Uid>>,
+    /// The handshake that the event being applied proved alive, if any:
+    /// the only booker that may be granted now.
+    proved_alive: Option<Uid>,
     trace: Vec<Event>,
 }
 
@@ -161,6 +173,7 @@ impl World {
             next_request: 0,
             in_flight: vec![None; uids as usize],
             table: vec![None; uids as usize],
+            proved_alive: None,
             trace: Vec::new(),
         }
     }
@@ -168,6 +181,7 @@ impl World {
     /// Applies `event` if it can happen now; answers whether it did.
     pub fn step(&mut self, event: Event) -> bool {
         let mut out = Vec::new();
+        self.proved_alive = None;
         match event {
             Event::Book { client, uid } | Event::CheckOut { client, uid } => {
                 let c = &self.clients[client];
@@ -213,15 +227,21 @@ impl World {
                 }
                 self.abandon(r);
             }
-            Event::Resolve { uid: u } | Event::ResolveInconclusive { uid: u } => {
+            Event::Resolve { uid: u }
+            | Event::ResolveInconclusive { uid: u }
+            | Event::ResolveSilent { uid: u } => {
                 let Some(hs) = self.in_flight[u as usize].take() else {
                     return false;
                 };
                 let verdict = match event {
                     Event::ResolveInconclusive { .. } => Verdict::Inconclusive,
+                    Event::ResolveSilent { .. } => Verdict::Silent,
                     _ if self.clients[client_of(hs)].alive => Verdict::Alive,
                     _ => Verdict::Dead,
                 };
+                if verdict == Verdict::Alive {
+                    self.proved_alive = Some(hs);
+                }
                 // A holder's verification that found it dead proves that
                 // death, and frees the uid.
                 if verdict == Verdict::Dead && self.table[u as usize] == Some(hs) {
@@ -316,6 +336,7 @@ impl World {
                     self.trace
                 ),
                 Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
+                Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
                 Err(Refusal::Inconclusive | Refusal::LineFull) => {}
                 other => panic!("{other:?} to a notify: {:?}", self.trace),
             }
@@ -330,6 +351,11 @@ impl World {
         match (pending.kind, answer) {
             (Kind::Book, Ok(Answer::Granted)) => {
                 assert_eq!(*slot, None, "granted while held: {:?}", self.trace);
+                assert_eq!(
+                    self.proved_alive, mine,
+                    "granted without proof of life: {:?}",
+                    self.trace
+                );
                 *slot = mine;
                 if !listening {
                     // The reply cannot reach a process that is gone or

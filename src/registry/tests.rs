@@ -556,3 +556,4 @@ fn a_stray_verdict_is_ignored() {
 
 mod exhaustive;
 mod properties;
+mod silence;

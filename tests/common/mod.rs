@@ -280,6 +280,19 @@ impl Running {
             .count()
     }
 
+    /// Waits until the server holds `n` bookings.
+    pub fn wait_for_bookings(&self, n: u64) {
+        let client = namaste::client::Client::new().with_port(self.port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while client.status().unwrap().bookings != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached {n} bookings"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The next log line that contains `text`; fails at the end of the log.
     pub fn log_line_with(&mut self, text: &str) -> String {
         self.log_lines_until(text).pop().unwrap()

@@ -25,6 +25,7 @@ fn explore(world: &World, depth: usize, visited: &mut u64) {
             Event::Notify { uid: 0 },
             Event::Resolve { uid: 0 },
             Event::ResolveInconclusive { uid: 0 },
+            Event::ResolveSilent { uid: 0 },
         ]);
     for event in events {
         let mut next = world.clone();

@@ -19,7 +19,8 @@ fn event() -> impl Strategy<Value = Event> {
         1 => client.clone().prop_map(|client| Event::Die { client }),
         1 => client.prop_map(|client| Event::GiveUp { client }),
         4 => uid.clone().prop_map(|uid| Event::Resolve { uid }),
-        1 => uid.prop_map(|uid| Event::ResolveInconclusive { uid }),
+        1 => uid.clone().prop_map(|uid| Event::ResolveInconclusive { uid }),
+        1 => uid.prop_map(|uid| Event::ResolveSilent { uid }),
     ]
 }
 

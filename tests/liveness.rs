@@ -1,0 +1,344 @@
+//! What proves a holder dead, through real processes: only a refused
+//! connection or a wrong answer. A holder that is stopped, flooded or has
+//! handed its lock down to a command that runs on keeps its booking.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Running, random};
+use namaste::client::Client;
+
+/// The server's rw timeout in these tests: how long a silent holder costs
+/// each contender.
+const RW_TIMEOUT: &str = "0.3";
+
+fn server() -> Running {
+    Running::start(&["--rw-timeout", RW_TIMEOUT])
+}
+
+fn hold(server: &Running, name: &str, options: &[&str], command: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_namaste"));
+    cmd.args(["hold", name, "--port", &server.port.to_string()])
+        .args(options)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// The exit status of one `hold NAME -- true`: 0 granted, 75 held.
+fn try_hold(server: &Running, name: &str) -> Option<i32> {
+    hold(server, name, &[], &["true"]).status().unwrap().code()
+}
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("namaste-{test}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A shell loop that runs until the file `name` exists.
+    fn wait_for_file(&self, name: &str) -> String {
+        format!(
+            "while [ ! -e {} ]; do sleep 0.02; done",
+            self.path(name).display()
+        )
+    }
+
+    fn touch(&self, name: &str) {
+        fs::write(self.path(name), b"").unwrap();
+    }
+
+    /// The pid a process wrote to the file `name`, once it has.
+    fn pid(&self, name: &str) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = fs::read_to_string(self.path(name))
+                && let Ok(pid) = text.trim().parse()
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "nobody wrote {name}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether process `pid` has exited (a zombie has closed its files too).
+fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn wait_until_exited(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exited(pid) {
+        assert!(Instant::now() < deadline, "process {pid} never exited");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// `hold` killed with SIGKILL: its command, then the grandchild the command
+/// left behind, keep the lock; the moment the last of them exits, the next
+/// `hold` gets it.
+#[test]
+fn hold_killed_with_sigkill_leaves_the_lock_to_its_command_and_grandchild() {
+    let server = server();
+    let scratch = Scratch::new("sigkill");
+    let grandchild = format!(
+        "sh -c 'echo $$ > {}; {}' &",
+        scratch.path("grandchild").display(),
+        scratch.wait_for_file("stop-grandchild")
+    );
+    let script = format!(
+        "echo $$ > {}; {grandchild} {}",
+        scratch.path("command").display(),
+        scratch.wait_for_file("stop-command")
+    );
+    let mut holder = hold(&server, "nightly", &[], &["sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let (command, grandchild) = (scratch.pid("command"), scratch.pid("grandchild"));
+    server.wait_for_bookings(1);
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(!exited(command), "the command died with hold");
+    assert_eq!(try_hold(&server, "nightly"), Some(75), "hold killed");
+
+    scratch.touch("stop-command");
+    wait_until_exited(command);
+    assert_eq!(try_hold(&server, "nightly"), Some(75), "command exited");
+
+    scratch.touch("stop-grandchild");
+    wait_until_exited(grandchild);
+    assert_eq!(try_hold(&server, "nightly"), Some(0), "all of them exited");
+}
+
+/// `--no-inherit` is today's `flock -o`: the command does not keep the
+/// lock, so `hold` killed frees it while the command runs on.
+#[test]
+fn with_no_inherit_hold_killed_frees_the_lock_at_once() {
+    let server = server();
+    let scratch = Scratch::new("no-inherit");
+    let script = format!(
+        "echo $$ > {}; {}",
+        scratch.path("command").display(),
+        scratch.wait_for_file("stop")
+    );
+    let mut holder = hold(&server, "daemon", &["--no-inherit"], &["sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let command = scratch.pid("command");
+    server.wait_for_bookings(1);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(try_hold(&server, "daemon"), Some(0));
+    assert!(!exited(command), "the command still runs");
+    scratch.touch("stop");
+    wait_until_exited(command);
+}
+
+/// A holder stopped (Ctrl-Z, a debugger) cannot answer, but is alive: it
+/// keeps its lock, and checks out normally once continued.
+#[test]
+fn a_holder_stopped_with_sigstop_keeps_its_booking() {
+    let server = server();
+    let scratch = Scratch::new("sigstop");
+    // Without inheritance the stopped `hold` is the only listener.
+    let script = scratch.wait_for_file("stop");
+    let mut holder = hold(&server, "job", &["--no-inherit"], &["sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for_bookings(1);
+    signal(holder.id(), "-STOP");
+    for attempt in 0..3 {
+        assert_eq!(try_hold(&server, "job"), Some(75), "attempt {attempt}");
+    }
+    signal(holder.id(), "-CONT");
+    scratch.touch("stop");
+    let output = wait_output(&mut holder);
+    assert_eq!(output.0, Some(0));
+    assert!(output.1.is_empty(), "hold said: {}", output.1);
+    assert_eq!(try_hold(&server, "job"), Some(0));
+}
+
+fn wait_output(child: &mut Child) -> (Option<i32>, String) {
+    let mut text = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    (child.wait().unwrap().code(), text)
+}
+
+/// The library's way to the same: a booking shared with a child stands
+/// after the parent gives it up, until the child exits.
+#[test]
+fn a_booking_left_to_a_child_stands_until_the_child_exits() {
+    let server = server();
+    let client = Client::new().with_port(server.port);
+    let scratch = Scratch::new("library");
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    let mut command = Command::new("sh");
+    command.args(["-c", &scratch.wait_for_file("stop")]);
+    booking.share_with(&mut command).unwrap();
+    let mut child = command.spawn().unwrap();
+    drop(command);
+    booking.leave_to_children();
+    assert!(client.book(uid).unwrap().is_none(), "left to the child");
+    scratch.touch("stop");
+    child.wait().unwrap();
+    assert!(client.book(uid).unwrap().is_some(), "the child exited");
+
+    // Not shared, a booking left to children is free at once.
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    booking.leave_to_children();
+    assert!(client.book(uid).unwrap().is_some());
+}
+
+/// A port the holder no longer listens on, taken by another program: one
+/// that answers something else proves the holder gone; one that never
+/// answers proves nothing.
+#[test]
+fn a_port_taken_over_by_a_foreign_listener_is_dead_only_if_it_answers_wrongly() {
+    let server = common::TestServer::with(namaste::reactor::Config {
+        rw_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let (uid, holder) = (random(), random());
+    let port = {
+        let honest = common::Responder::honest(uid, holder);
+        assert_eq!(server.book(uid, holder, honest.port), Some(1));
+        honest.port
+    };
+    let contender = random();
+    let contender_responder = common::Responder::honest(uid, contender);
+    {
+        let _silent = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+        assert_eq!(
+            server.book(uid, contender, contender_responder.port),
+            Some(0),
+            "a silent foreign listener kept the booking"
+        );
+    }
+    let foreign = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let answering = thread::spawn(move || {
+        let (mut stream, _) = foreign.accept().unwrap();
+        let mut heard = [0; 64];
+        stream.read_exact(&mut heard).unwrap();
+        stream.write_all(&[0x5a; 64]).unwrap();
+    });
+    assert_eq!(
+        server.book(uid, contender, contender_responder.port),
+        Some(1),
+        "a wrong answer proves the holder gone"
+    );
+    answering.join().unwrap();
+}
+
+/// The published client's responder serves one connection at a time, so a
+/// few silent connections park it past the server's rw timeout: alive, and
+/// its booking stays.
+#[test]
+fn a_published_client_holder_parked_by_silent_connections_keeps_its_booking() {
+    let server = common::TestServer::with(namaste::reactor::Config {
+        rw_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let (uid, handshake) = (random(), random());
+    let proxy = BookingProxy::start(server.port());
+    let _holder = namaste06::client::Client::book(
+        uid.0,
+        handshake.0,
+        Some(proxy.port),
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .expect("granted");
+    let responder_port = proxy.booked_port();
+    let _parked: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", responder_port)).unwrap())
+        .collect();
+    let client = Client::new().with_port(server.port());
+    assert!(
+        client.book(uid).unwrap().is_none(),
+        "the parked holder lost"
+    );
+    // Its own check out would go to the proxy, which is gone.
+    assert_eq!(
+        server.check_out(uid, handshake),
+        Some(1),
+        "still the holder"
+    );
+}
+
+/// Passes one BOOK through to the server and remembers the responder port
+/// it names: the published client does not tell its own.
+struct BookingProxy {
+    port: u16,
+    thread: thread::JoinHandle<u16>,
+}
+
+impl BookingProxy {
+    fn start(server: u16) -> BookingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let mut book = [0; 131];
+            client.read_exact(&mut book).unwrap();
+            let mut upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
+            upstream.write_all(&book).unwrap();
+            let mut reply = [0];
+            upstream.read_exact(&mut reply).unwrap();
+            client.write_all(&reply).unwrap();
+            u16::from_be_bytes([book[129], book[130]])
+        });
+        BookingProxy { port, thread }
+    }
+
+    fn booked_port(self) -> u16 {
+        self.thread.join().unwrap()
+    }
+}
