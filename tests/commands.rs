@@ -147,12 +147,19 @@ fn hold_and_its_command_killed_with_sigkill_leave_no_stale_lock() {
     server.wait_for_bookings(1);
     let uid = Uid::from_name("daemon");
     assert!(client(&server).book(uid).unwrap().is_none(), "not held");
-    let pid = holder.id().to_string();
-    // The sleep it started would keep the lock; kill it first.
-    let killed = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
-    assert!(killed.unwrap().success(), "no command to kill");
+    let children = Command::new("pgrep")
+        .args(["-P", &holder.id().to_string()])
+        .output()
+        .unwrap();
+    let command: u32 = String::from_utf8_lossy(&children.stdout)
+        .trim()
+        .parse()
+        .expect("one command");
     holder.kill().unwrap();
     holder.wait().unwrap();
+    common::signal(command, "-KILL");
+    // Killed is not yet gone: its socket closes as it exits.
+    common::wait_until_exited(command);
     let booking = client(&server).book(uid).unwrap();
     assert!(booking.is_some(), "the dead holder's lock was stale");
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Running, random};
+use common::{Running, exited, random, signal, wait_until_exited};
 use namaste::client::Client;
 
 /// The server's rw timeout in these tests: how long a silent holder costs
@@ -85,32 +85,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// Whether process `pid` has exited (a zombie has closed its files too).
-fn exited(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
-fn wait_until_exited(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !exited(pid) {
-        assert!(Instant::now() < deadline, "process {pid} never exited");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let sent = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill {signal} {pid}");
 }
 
 /// `hold` killed with SIGKILL: its command, then the grandchild the command

@@ -2,13 +2,14 @@
 //! liveness responder, and raw request helpers.
 #![allow(dead_code)] // each test file uses its own share of these
 
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use namaste::Uid;
 use namaste::reactor::{Config, Server, Stopper};
@@ -283,12 +284,9 @@ impl Running {
     /// Waits until the server holds `n` bookings.
     pub fn wait_for_bookings(&self, n: u64) {
         let client = namaste::client::Client::new().with_port(self.port);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while client.status().unwrap().bookings != n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never reached {n} bookings"
-            );
+            assert!(Instant::now() < deadline, "never reached {n} bookings");
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -330,7 +328,33 @@ impl Drop for Running {
 
 /// Sends SIGTERM to `child`.
 pub fn sigterm(child: &Child) {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(sent.unwrap().success(), "kill -TERM {pid} failed");
+    signal(child.id(), "-TERM");
+}
+
+/// Whether process `pid` has exited (a zombie has closed its files too).
+pub fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Waits, for a while, until process `pid` has exited.
+pub fn wait_until_exited(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exited(pid) {
+        assert!(Instant::now() < deadline, "process {pid} never exited");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (as `kill` spells it: `-STOP`) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
 }
