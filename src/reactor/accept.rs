@@ -1,0 +1,153 @@
+//! Accepting clients: taking them in while slots are free, pausing when
+//! all are taken or the system runs short, and resuming.
+
+use std::io::ErrorKind;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::Server;
+use super::conn::{Conn, Phase, ReadProgress, read_request};
+use crate::deadlines::ConnRef;
+use crate::registry::ResponderIp;
+use crate::wire::Decoder;
+
+/// How long to wait before accepting again after `accept` failed for want
+/// of resources (file descriptors, memory): long enough not to spin, short
+/// enough that clients barely notice.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Accepting {
+    Open,
+    /// All client slots are taken; accept again when one frees.
+    Full,
+    /// `accept` failed for want of resources; try again at this time.
+    Failing {
+        retry_at: Instant,
+    },
+}
+
+impl Server {
+    pub(super) fn accept(&mut self, now: Instant) {
+        while self.clients < self.config.max_connections {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer.ip(), now),
+                // Everyone waiting is in: whatever held clients back is over.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.warnings.accept_failing.over(
+                        now,
+                        "accepting connections again",
+                        "failed attempts",
+                    );
+                    self.warnings
+                        .full
+                        .over(now, "connection slots free again", "arrivals");
+                    return;
+                }
+                // The peer gave up before we got to it: nothing to do.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) => {
+                    self.warnings.accept_failing.occurred(
+                        now,
+                        format_args!(
+                            "cannot accept connections ({e}); retrying every {ACCEPT_RETRY:?} until it passes"
+                        ),
+                    );
+                    self.accepting = Accepting::Failing {
+                        retry_at: now + ACCEPT_RETRY,
+                    };
+                    return;
+                }
+            }
+        }
+        self.accepting = Accepting::Full;
+        self.note_full(now);
+    }
+
+    pub(super) fn note_full(&mut self, now: Instant) {
+        self.warnings.full.occurred(
+            now,
+            format_args!(
+                "all {} connection slots in use (--max-connections); new clients wait until one frees",
+                self.config.max_connections
+            ),
+        );
+    }
+
+    /// Accepts again once the reason to stop has passed. Connections that
+    /// arrived meanwhile are in the backlog; with edge-triggered readiness
+    /// no new event announces them, so this accepts without one.
+    pub(super) fn resume_accepting(&mut self, now: Instant) {
+        let resume = match self.accepting {
+            Accepting::Open => false,
+            Accepting::Full => self.clients < self.config.max_connections,
+            Accepting::Failing { retry_at } => retry_at <= now,
+        };
+        if resume {
+            self.accepting = Accepting::Open;
+            self.accept(now);
+        }
+    }
+
+    /// Takes in a new client. Its request has usually arrived already, so
+    /// reading at once mostly saves registering it with the poll at all.
+    pub(super) fn admit(&mut self, mut stream: TcpStream, ip: IpAddr, now: Instant) {
+        let Some(ip) = ResponderIp::new(ip) else {
+            // Only reachable through a misconfigured network stack; there
+            // would be nowhere to call the requester back.
+            warn!("closing a connection from {ip}, which a loopback server cannot call back");
+            return;
+        };
+        let conn = ConnRef {
+            key: self.conns.vacant_key(),
+            generation: self.next_generation(),
+        };
+        let mut decoder = Decoder::new();
+        let (phase, complete) = match read_request(&mut stream, &mut decoder) {
+            ReadProgress::Complete(request) => (Phase::Waiting { ip, request }, true),
+            ReadProgress::Pending => {
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(&mut stream, Token(conn.key), Interest::READABLE)
+                {
+                    warn!("cannot watch a connection from {ip}: {e}; closing it");
+                    return;
+                }
+                self.deadlines.start(now, conn);
+                (Phase::Reading { ip, decoder }, false)
+            }
+            ReadProgress::Failed(why) => {
+                debug!("closing {ip} without a reply: {why}");
+                return;
+            }
+        };
+        self.conns.insert(Conn {
+            stream,
+            generation: conn.generation,
+            phase,
+        });
+        self.clients += 1;
+        if complete {
+            self.submit(conn, now);
+        }
+    }
+
+    pub(super) fn next_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+}

@@ -1,0 +1,200 @@
+//! Serving client requests: reading them, handing them to the registry,
+//! and carrying out its answers (replies, refusals, verifications), with
+//! the state file told of every change before the client is.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use log::{debug, error};
+
+use super::Server;
+use super::conn::{Conn, Phase, ReadProgress, Verification, read_request};
+use crate::deadlines::ConnRef;
+use crate::registry::{Action, Answer, Ask, Refusal};
+use crate::status::Status;
+use crate::uid::Uid;
+use crate::wire::Request;
+
+impl Server {
+    /// A client or verification connection is ready for I/O.
+    pub(super) fn ready(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
+                ReadProgress::Complete(request) => {
+                    conn.phase = Phase::Waiting { ip: *ip, request };
+                    let generation = conn.generation;
+                    self.submit(ConnRef { key, generation }, now);
+                }
+                ReadProgress::Pending => {}
+                ReadProgress::Failed(why) => {
+                    debug!("closing {ip} without a reply: {why}");
+                    self.close(key);
+                }
+            },
+            // The request is complete; whatever else arrives is ignored.
+            Phase::Waiting { .. } => {}
+            Phase::Verifying(_) => self.verification_ready(key, now),
+        }
+    }
+
+    /// Hands the complete request of `from` to the registry, or answers a
+    /// STATUS at once.
+    pub(super) fn submit(&mut self, from: ConnRef, now: Instant) {
+        let Some(Phase::Waiting { ip, request }) = self.conns.get(from.key).map(|c| &c.phase)
+        else {
+            return;
+        };
+        match Ask::of(request) {
+            Some(ask) => {
+                let ip = *ip;
+                self.registry.request(from, ip, ask, &mut self.actions);
+                self.carry_out(now);
+            }
+            None => self.report_status(from.key, now),
+        }
+    }
+
+    pub(super) fn report_status(&mut self, key: usize, now: Instant) {
+        self.counters.requests += 1;
+        let line = format!(
+            "{}\n",
+            Status {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                bookings: self.registry.len() as u64,
+                connections: self.conns.len() as u64,
+                requests: self.counters.requests,
+                verifications_failed: self.counters.verifications_failed,
+                uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
+            }
+        );
+        // A fresh socket's send buffer takes a line this short whole.
+        let _ = io::Write::write(&mut self.conns[key].stream, line.as_bytes());
+        self.close(key);
+    }
+
+    /// The message of a waiting NOTIFY request, to hand to the holder.
+    pub(super) fn message_of(&self, from: ConnRef) -> Option<&[u8]> {
+        match &self.conns.get(from.key)?.phase {
+            Phase::Waiting {
+                request: Request::Notify { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+
+    pub(super) fn carry_out(&mut self, now: Instant) {
+        while let Some(action) = self.actions.pop() {
+            match action {
+                Action::Reply { to, answer } => self.reply(to, answer),
+                Action::Refuse { to, why } => {
+                    self.warn_refusal(why, now);
+                    self.refuse(to, why);
+                }
+                Action::Verify {
+                    uid,
+                    handshake,
+                    at,
+                    message_from,
+                } => {
+                    let message = message_from.and_then(|from| self.message_of(from));
+                    self.verify(Verification::new(uid, handshake, message), at, now);
+                }
+            }
+        }
+    }
+
+    pub(super) fn reply(&mut self, to: ConnRef, answer: Answer) {
+        self.counters.requests += 1;
+        let Some(mut conn) = self.take(to) else {
+            return;
+        };
+        let Phase::Waiting { ip, request } = &conn.phase else {
+            return;
+        };
+        // The state file hears of a change before the client does.
+        let granted = match (answer, request) {
+            (Answer::Granted, Request::Book { uid, handshake, .. }) => Some((*uid, *handshake)),
+            _ => None,
+        };
+        let recorded = match (granted, request) {
+            (Some((uid, _)), _) => self.record_booked(&uid),
+            (None, Request::CheckOut { uid, .. }) if answer == Answer::CheckedOut => {
+                self.record_released(uid)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = recorded {
+            error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
+            if let Some((uid, handshake)) = granted {
+                self.registry.grant_undelivered(uid, handshake);
+            }
+            return;
+        }
+        let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
+        if delivered {
+            debug!("{ip}: {request}: {answer:?}");
+            return;
+        }
+        debug!("{ip}: {request}: {answer:?}, but the client is gone");
+        if let Some((uid, handshake)) = granted
+            && self.registry.grant_undelivered(uid, handshake)
+            && let Err(e) = self.record_released(&uid)
+        {
+            error!("cannot write the state file: {e}");
+        }
+    }
+
+    pub(super) fn refuse(&mut self, to: ConnRef, why: Refusal) {
+        self.counters.requests += 1;
+        if let Some(Conn {
+            phase: Phase::Waiting { ip, request },
+            ..
+        }) = self.take(to)
+        {
+            debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
+        }
+    }
+
+    /// Records in the state file, if there is one, that `uid` is now held.
+    pub(super) fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
+        let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
+            return Ok(());
+        };
+        journal.booked(booking)?;
+        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+    }
+
+    /// Records in the state file, if there is one, that `uid` is free.
+    pub(super) fn record_released(&mut self, uid: &Uid) -> io::Result<()> {
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        journal.released(uid)?;
+        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+    }
+
+    pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {
+        match why {
+            Refusal::LineFull => self.warnings.line_full.warn(
+                now,
+                format_args!(
+                    "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",
+                    self.config.max_waiting
+                ),
+            ),
+            Refusal::BookingsFull => self.warnings.bookings_full.warn(
+                now,
+                format_args!(
+                    "refused a book: {} bookings held (--max-bookings)",
+                    self.config.max_bookings
+                ),
+            ),
+            // Already warned about by `cannot_verify`.
+            Refusal::Inconclusive => {}
+        }
+    }
+}
