@@ -166,3 +166,25 @@ fn hold_with_the_published_server() {
     assert!(holder.check_out().unwrap());
     assert_eq!(hold("published"), Some(0));
 }
+
+/// The published server closes a WAIT unanswered; our client then polls as
+/// before, and still gets the id once its holder leaves.
+#[test]
+fn waiting_against_the_published_server_falls_back_to_polling() {
+    let server = PublishedServer::start();
+    let client = namaste::client::Client::new().with_port(server.port);
+    let uid = random();
+    let holder = client.book(uid).unwrap().expect("granted");
+    let waiter = thread::spawn(move || client.book_wait(uid, Duration::from_secs(30)));
+    thread::sleep(Duration::from_millis(300));
+    assert!(holder.check_out().unwrap());
+    let booking = waiter.join().unwrap().unwrap();
+    assert!(
+        booking
+            .expect("granted after the fallback")
+            .check_out()
+            .unwrap()
+    );
+    let once = client.book_wait(uid, Duration::ZERO).unwrap();
+    assert!(once.is_some(), "free: one try is enough");
+}

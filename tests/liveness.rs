@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Running, exited, random, signal, wait_until_exited};
+use common::{Running, Scratch, exited, quiet_hold, random, signal, wait_until_exited};
 use namaste::client::Client;
 
 /// The server's rw timeout in these tests: how long a silent holder costs
@@ -23,68 +21,12 @@ fn server() -> Running {
     Running::start(&["--rw-timeout", RW_TIMEOUT])
 }
 
-fn hold(server: &Running, name: &str, options: &[&str], command: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_namaste"));
-    cmd.args(["hold", name, "--port", &server.port.to_string()])
-        .args(options)
-        .arg("--")
-        .args(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    cmd
-}
-
 /// The exit status of one `hold NAME -- true`: 0 granted, 75 held.
 fn try_hold(server: &Running, name: &str) -> Option<i32> {
-    hold(server, name, &[], &["true"]).status().unwrap().code()
-}
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("namaste-{test}-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// A shell loop that runs until the file `name` exists.
-    fn wait_for_file(&self, name: &str) -> String {
-        format!(
-            "while [ ! -e {} ]; do sleep 0.02; done",
-            self.path(name).display()
-        )
-    }
-
-    fn touch(&self, name: &str) {
-        fs::write(self.path(name), b"").unwrap();
-    }
-
-    /// The pid a process wrote to the file `name`, once it has.
-    fn pid(&self, name: &str) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(text) = fs::read_to_string(self.path(name))
-                && let Ok(pid) = text.trim().parse()
-            {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "nobody wrote {name}");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+    quiet_hold(server.port, name, &[], &["true"])
+        .status()
+        .unwrap()
+        .code()
 }
 
 /// `hold` killed with SIGKILL: its command, then the grandchild the command
@@ -104,7 +46,7 @@ fn hold_killed_with_sigkill_leaves_the_lock_to_its_command_and_grandchild() {
         scratch.path("command").display(),
         scratch.wait_for_file("stop-command")
     );
-    let mut holder = hold(&server, "nightly", &[], &["sh", "-c", &script])
+    let mut holder = quiet_hold(server.port, "nightly", &[], &["sh", "-c", &script])
         .spawn()
         .unwrap();
     let (command, grandchild) = (scratch.pid("command"), scratch.pid("grandchild"));
@@ -135,9 +77,14 @@ fn with_no_inherit_hold_killed_frees_the_lock_at_once() {
         scratch.path("command").display(),
         scratch.wait_for_file("stop")
     );
-    let mut holder = hold(&server, "daemon", &["--no-inherit"], &["sh", "-c", &script])
-        .spawn()
-        .unwrap();
+    let mut holder = quiet_hold(
+        server.port,
+        "daemon",
+        &["--no-inherit"],
+        &["sh", "-c", &script],
+    )
+    .spawn()
+    .unwrap();
     let command = scratch.pid("command");
     server.wait_for_bookings(1);
     holder.kill().unwrap();
@@ -156,10 +103,15 @@ fn a_holder_stopped_with_sigstop_keeps_its_booking() {
     let scratch = Scratch::new("sigstop");
     // Without inheritance the stopped `hold` is the only listener.
     let script = scratch.wait_for_file("stop");
-    let mut holder = hold(&server, "job", &["--no-inherit"], &["sh", "-c", &script])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut holder = quiet_hold(
+        server.port,
+        "job",
+        &["--no-inherit"],
+        &["sh", "-c", &script],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     server.wait_for_bookings(1);
     signal(holder.id(), "-STOP");
     for attempt in 0..3 {

@@ -1,23 +1,20 @@
-//! The registry against arbitrary histories of requests, deaths, give-ups
-//! and verification outcomes, checked after every event by the same model
-//! as its property tests (src/registry/model.rs).
+//! The registry against arbitrary histories of requests, waits, deaths,
+//! give-ups, ticks of the clock and verification outcomes, checked after
+//! every event by the same model as its property tests
+//! (src/registry/model/).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use namaste::registry::Limits;
-use namaste::registry::model::{Event, World};
+use namaste::registry::model::{Event, World, limits};
 
 const CLIENTS: usize = 4;
 const UIDS: u8 = 3;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&limits, events)) = data.split_first() else {
+    let Some((&bounds, events)) = data.split_first() else {
         return;
     };
-    let limits = Limits {
-        max_bookings: usize::from(limits & 0x0f) + 1,
-        max_waiting: usize::from(limits >> 4),
-    };
+    let limits = limits(usize::from(bounds & 0x0f) + 1, usize::from(bounds >> 4));
     let mut world = World::new(CLIENTS, UIDS, limits);
     for pair in events.chunks_exact(2) {
         world.step(Event::from_bytes(pair[0], pair[1], CLIENTS, UIDS));

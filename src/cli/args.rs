@@ -96,6 +96,14 @@ impl<'a> Args<'a> {
             .filter(|duration| !duration.is_zero())
             .ok_or_else(|| Usage(format!("{name} must be a positive number of seconds")))
     }
+
+    /// The value of the option `name` just read, as a number of seconds,
+    /// zero or more (fractions allowed).
+    pub fn seconds_or_zero(&mut self, name: &str) -> Result<Duration, Usage> {
+        let seconds: f64 = self.value(name)?;
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|_| Usage(format!("{name} must be a number of seconds, 0 or more")))
+    }
 }
 
 /// The error for an option `command` does not have.

@@ -1,11 +1,11 @@
 //! `namaste hold`: run a command while holding a lock, like flock(1) but
 //! with no stale lock after a crash.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::thread;
 
 use namaste::Uid;
 use namaste::client::{Booking, Client};
@@ -36,7 +36,9 @@ proof that it is gone (nothing listens on its port any more) frees it.
 Options:
   --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
   --port N        the server's port on 127.0.0.1 (default 64009)
-  --wait SECS     if NAME is held, keep trying for up to SECS seconds
+  --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are
+                  served in arrival order, the moment the lock frees
+                  (0: try once, as without --wait)
   --no-inherit    COMMAND does not inherit the lock (as flock -o): for a
                   command that starts a daemon which must not keep it; if
                   this process is killed, the lock is free at once
@@ -46,10 +48,6 @@ SIGTERM, SIGINT and SIGHUP are passed on to COMMAND, and the lock is held
 until it exits: stopping `namaste hold` never leaves COMMAND running
 unlocked.
 ";
-
-/// How often to look whether the command has exited while waiting for
-/// messages.
-const POLL: Duration = Duration::from_millis(50);
 
 pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     let mut name = None;
@@ -63,7 +61,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
         match arg {
             Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
             Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
-            Arg::Option(option @ "--wait") => wait = Some(args.seconds(option)?),
+            Arg::Option(option @ "--wait") => wait = Some(args.seconds_or_zero(option)?),
             Arg::Option("--no-inherit") => inherit = false,
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
@@ -103,13 +101,33 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     })
 }
 
+/// What `hold` waits for while its command runs, all on one channel, so
+/// that it notices each the moment it happens.
+enum Event {
+    /// A NOTIFY message for the lock.
+    Message(Vec<u8>),
+    /// A signal to pass on to the command.
+    Signal(i32),
+    /// The command has exited (and is not yet reaped).
+    Exited,
+}
+
+impl From<Vec<u8>> for Event {
+    fn from(message: Vec<u8>) -> Event {
+        Event::Message(message)
+    }
+}
+
 fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool) -> ExitCode {
+    let (events, inbox) = mpsc::channel();
+    booking.forward_messages(events.clone());
     // Registered before the command starts, so no signal meant for it is
     // missed.
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => return fail(format_args!("cannot handle signals: {e}")),
     };
+    let signal_handle = signals.handle();
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
@@ -124,7 +142,7 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("namaste: cannot run {:?}: {e}", command[0]);
+            say(format_args!("cannot run {:?}: {e}", command[0]));
             // As shells do: 127 not found, 126 found but not runnable.
             return ExitCode::from(if e.kind() == ErrorKind::NotFound {
                 127
@@ -133,29 +151,65 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
             });
         }
     };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) => {}
-            Err(e) => break Err(e),
+    let pid = child.id();
+    let forward_signals = events.clone();
+    thread::spawn(move || {
+        for signal in signals.forever() {
+            if forward_signals.send(Event::Signal(signal)).is_err() {
+                return;
+            }
         }
-        for signal in signals.pending() {
-            pass_on(signal, child.id());
+    });
+    thread::spawn(move || {
+        wait_for_exit(pid);
+        let _ = events.send(Event::Exited);
+    });
+    for message in booking.messages().try_iter() {
+        show(name, &message);
+    }
+    // The command is not reaped until the loop ends, so its pid cannot be
+    // reused while signals are passed on to it.
+    while let Ok(event) = inbox.recv() {
+        match event {
+            Event::Message(message) => show(name, &message),
+            Event::Signal(signal) => pass_on(signal, pid),
+            Event::Exited => break,
         }
-        match booking.messages().recv_timeout(POLL) {
-            Ok(message) => eprintln!(
-                "namaste: message for {name}: {}",
-                String::from_utf8_lossy(&message)
-            ),
-            Err(RecvTimeoutError::Timeout) => {}
-            // No more messages can come: just wait for the command.
-            Err(RecvTimeoutError::Disconnected) => break child.wait(),
-        }
-    };
-    match status {
+    }
+    signal_handle.close();
+    match child.wait() {
         Ok(status) => exit_code(status),
         Err(e) => fail(format_args!("lost track of {:?}: {e}", command[0])),
     }
+}
+
+/// Blocks until process `pid`, a child of ours, has exited, leaving it
+/// unreaped.
+fn wait_for_exit(pid: u32) {
+    loop {
+        // SAFETY: waitid writes only into `info`, a siginfo_t of our own.
+        let waited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if waited == 0 || std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// Prints a message sent to the lock; a standard error that is gone (a
+/// closed pipe, say) must not stop `hold`.
+fn show(name: &str, message: &[u8]) {
+    say(format_args!(
+        "message for {name}: {}",
+        String::from_utf8_lossy(message)
+    ));
+}
+
+/// One line on standard error, whether or not anyone reads it.
+fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "namaste: {line}");
 }
 
 /// Sends `signal` to the command: it decides how to stop, and the lock is

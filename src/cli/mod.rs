@@ -49,7 +49,7 @@ pub fn main(args: &[String]) -> ExitCode {
         "status" => status::main(rest),
         "version" | "--version" | "-V" => {
             println!(
-                "namaste {} (wire protocol of namaste 0.6.0, with STATUS and NOTIFY)",
+                "namaste {} (wire protocol of namaste 0.6.0, with STATUS, NOTIFY and WAIT)",
                 env!("CARGO_PKG_VERSION")
             );
             Ok(ExitCode::SUCCESS)

@@ -25,6 +25,10 @@ Options:
   --max-bookings N       bookings held at once (default 65536)
   --max-waiting N        requests for one id waiting behind its verification
                          (default 64)
+  --max-waiters N        WAITs queued for held ids, in all (default 512)
+  --max-waiters-per-id N WAITs queued for one held id (default 64)
+  --probe-interval SECS  while someone waits for an id, verify its holder this
+                         often (default 1; fractions allowed)
   --state FILE           record bookings in FILE so that they survive a restart
                          of the server (default: $STATE_DIRECTORY/bookings
                          under systemd's StateDirectory=, else none)
@@ -55,6 +59,11 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
                 config.max_bookings = at_least_one(name, args.value(name)?)?
             }
             Arg::Option(name @ "--max-waiting") => config.max_waiting = args.value(name)?,
+            Arg::Option(name @ "--max-waiters") => config.max_waiters = args.value(name)?,
+            Arg::Option(name @ "--max-waiters-per-id") => {
+                config.max_waiters_per_id = args.value(name)?
+            }
+            Arg::Option(name @ "--probe-interval") => config.probe_interval = args.seconds(name)?,
             Arg::Option(name @ "--log-level") => level = log_level(&args.value::<String>(name)?)?,
             Arg::Option(name @ "--state") => config.state = Some(args.value(name)?),
             Arg::Option(other) => return Err(unknown("run", other)),

@@ -25,7 +25,7 @@ mod responder;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 pub use error::Error;
@@ -33,7 +33,7 @@ use responder::Responder;
 
 use crate::status::Status;
 use crate::uid::Uid;
-use crate::wire::{MAX_MESSAGE_LEN, REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
+use crate::wire::{MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
 /// then the booker verified, each within the server's rw timeout, and may
@@ -93,6 +93,77 @@ impl Client {
     /// Books `uid`: answers the [`Booking`] when granted, `None` when
     /// another live process holds it.
     pub fn book(&self, uid: Uid) -> Result<Option<Booking>, Error> {
+        self.book_by(uid, Duration::ZERO, |handshake, port| Request::Book {
+            uid,
+            handshake,
+            port,
+        })
+    }
+
+    /// Books `uid`, waiting for at most `timeout` while another live
+    /// process holds it; `Duration::ZERO` tries once. Answers `None` when
+    /// the time is up; an error at once when no server answers the first
+    /// request.
+    ///
+    /// Our server serves waiters in arrival order and grants the id the
+    /// moment its holder checks out or proves dead (a WAIT request). A
+    /// server without WAIT, such as the published 0.6.0, closes such a
+    /// request at once; then, and whenever a wait is cut short (its waiter
+    /// limits, or the server restarting: waiters are not recorded in its
+    /// state file), this tries a plain book and pauses, with growing,
+    /// jittered pauses up to a second, before it waits again, until the
+    /// time is up. A server that has answered once and then stops
+    /// answering is taken for one restarting.
+    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Option<Booking>, Error> {
+        // Too far ahead for the clock to name: as good as for ever.
+        let deadline = Instant::now().checked_add(timeout);
+        let mut pause = Duration::from_millis(20);
+        let mut answered = false;
+        loop {
+            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return self.book(uid);
+            }
+            let wait = left.min(MAX_WAIT);
+            let waited = self.book_by(uid, wait, |handshake, port| Request::Wait {
+                uid,
+                handshake,
+                port,
+                wait,
+            });
+            let waited = match waited {
+                Err(Error::Refused) => {
+                    answered = true;
+                    self.book(uid)
+                }
+                other => other,
+            };
+            match waited {
+                Ok(Some(booking)) => return Ok(Some(booking)),
+                // Its time is up, or it was not granted for want of proof
+                // that this process is alive: try again while time is left.
+                Ok(None) | Err(Error::Refused) => answered = true,
+                Err(Error::NoServer { .. }) if answered => {}
+                Err(e) => return Err(e),
+            }
+            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Ok(None);
+            }
+            std::thread::sleep(jittered(pause).min(left));
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Starts a liveness responder with a fresh handshake, sends the
+    /// request `make` builds for them, and waits for the reply `wait`
+    /// longer than for a plain request.
+    fn book_by(
+        &self,
+        uid: Uid,
+        wait: Duration,
+        make: impl FnOnce(Uid, u16) -> Request,
+    ) -> Result<Option<Booking>, Error> {
         let handshake = loop {
             let handshake = Uid::random().map_err(Error::Random)?;
             if handshake != uid {
@@ -102,12 +173,8 @@ impl Client {
         let (sender, messages) = mpsc::channel();
         let responder =
             Responder::start(uid, handshake, self.rw_timeout, sender).map_err(Error::Io)?;
-        let request = Request::Book {
-            uid,
-            handshake,
-            port: responder.port(),
-        };
-        Ok(match self.ask(&request)? {
+        let request = make(handshake, responder.port());
+        Ok(match self.ask_within(&request, wait)? {
             REPLY_NO => None,
             _ => Some(Booking {
                 uid,
@@ -118,28 +185,6 @@ impl Client {
                 owes_check_out: true,
             }),
         })
-    }
-
-    /// Books `uid`, retrying with growing, jittered pauses while another
-    /// live process holds it, for at most `timeout`. Answers `None` when the
-    /// time is up; an error at once when no server answers.
-    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Option<Booking>, Error> {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            match self.book(uid) {
-                Ok(Some(booking)) => return Ok(Some(booking)),
-                // Refused: a limit of the server's, which may pass.
-                Ok(None) | Err(Error::Refused) => {}
-                Err(e) => return Err(e),
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(jittered(pause).min(deadline - now));
-            pause = (pause * 2).min(Duration::from_secs(1));
-        }
     }
 
     /// Hands `message` (at most 64 KiB) to the live holder of `uid`, for
@@ -180,7 +225,15 @@ impl Client {
 
     /// Sends `request` and reads its one-byte reply.
     fn ask(&self, request: &Request) -> Result<u8, Error> {
+        self.ask_within(request, Duration::ZERO)
+    }
+
+    /// Sends `request` and reads its one-byte reply, waiting `wait` longer
+    /// for it than for a plain request.
+    fn ask_within(&self, request: &Request, wait: Duration) -> Result<u8, Error> {
         let mut stream = self.send(request)?;
+        let patience = (self.rw_timeout * REPLY_PATIENCE).saturating_add(wait);
+        stream.set_read_timeout(Some(patience)).map_err(Error::Io)?;
         let mut reply = [0];
         match stream.read(&mut reply) {
             Ok(1) => Ok(reply[0]),
@@ -245,9 +298,56 @@ impl Booking {
     }
 
     /// The messages other processes send with [`Client::notify`], in the
-    /// order they arrived.
+    /// order they arrived (unless [`forward_messages`](Booking::forward_messages)
+    /// sends them elsewhere).
     pub fn messages(&self) -> &Receiver<Vec<u8>> {
         &self.messages
+    }
+
+    /// Sends the messages that arrive from now on to `to` instead of
+    /// [`messages`](Booking::messages), each turned into a `T`: so that one
+    /// thread can wait for messages and for other events of its own on one
+    /// channel. Messages that arrived before stay in `messages()`. Once
+    /// `to`'s receiver is dropped, messages are no longer acknowledged, so
+    /// their senders learn that the holder did not take them.
+    ///
+    /// ```no_run
+    /// use std::sync::mpsc;
+    ///
+    /// use namaste::Uid;
+    /// use namaste::client::Client;
+    ///
+    /// enum Event {
+    ///     Message(Vec<u8>),
+    ///     Tick,
+    /// }
+    ///
+    /// impl From<Vec<u8>> for Event {
+    ///     fn from(message: Vec<u8>) -> Event {
+    ///         Event::Message(message)
+    ///     }
+    /// }
+    ///
+    /// let booking = Client::new().book(Uid::from_name("editor"))?.expect("the only one");
+    /// let (events, inbox) = mpsc::channel();
+    /// booking.forward_messages(events.clone());
+    /// std::thread::spawn(move || loop {
+    ///     std::thread::sleep(std::time::Duration::from_secs(1));
+    ///     if events.send(Event::Tick).is_err() {
+    ///         break;
+    ///     }
+    /// });
+    /// for event in inbox {
+    ///     match event {
+    ///         Event::Message(message) => println!("{}", String::from_utf8_lossy(&message)),
+    ///         Event::Tick => {}
+    ///     }
+    /// }
+    /// # Ok::<(), namaste::client::Error>(())
+    /// ```
+    pub fn forward_messages<T: From<Vec<u8>> + Send + 'static>(&self, to: Sender<T>) {
+        self.responder
+            .forward(Box::new(move |message| to.send(T::from(message)).is_ok()));
     }
 
     /// Releases the id; answers whether the server released it (`false`

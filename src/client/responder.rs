@@ -10,6 +10,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,10 @@ use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK};
 const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 
+/// Takes one NOTIFY message; answers whether it was taken (acknowledged to
+/// the sender).
+pub(crate) type Deliver = Box<dyn Fn(Vec<u8>) -> bool + Send>;
+
 /// Connections served at once. The server's verification needs one; more
 /// only let an attacker keep some open longer.
 const MAX_EXCHANGES: usize = 16;
@@ -36,19 +41,24 @@ pub(crate) struct Responder {
     /// The listening socket's descriptor, owned by the thread; open for as
     /// long as this value lives.
     listener_fd: RawFd,
+    /// Where the responder thread hands NOTIFY messages.
+    deliver: Arc<Mutex<Deliver>>,
     waker: Waker,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Responder {
     /// Listens on 127.0.0.1 at a port of the system's choosing; answers
-    /// `handshake` with `uid`, and passes NOTIFY messages to `messages`.
+    /// `handshake` with `uid`, and passes NOTIFY messages to `messages`
+    /// until [`forward`](Responder::forward) names another receiver.
     pub fn start(
         uid: Uid,
         handshake: Uid,
         rw_timeout: Duration,
         messages: Sender<Vec<u8>>,
     ) -> io::Result<Responder> {
+        let deliver: Deliver = Box::new(move |message| messages.send(message).is_ok());
+        let deliver = Arc::new(Mutex::new(deliver));
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let port = listener.local_addr()?.port();
@@ -61,7 +71,7 @@ impl Responder {
             listener,
             uid,
             handshake,
-            messages,
+            deliver: deliver.clone(),
             exchanges: Slab::with_capacity(MAX_EXCHANGES),
             deadlines: Deadlines::new(rw_timeout),
             next_generation: 0,
@@ -73,6 +83,7 @@ impl Responder {
         Ok(Responder {
             port,
             listener_fd,
+            deliver,
             waker,
             thread: Some(thread),
         })
@@ -80,6 +91,15 @@ impl Responder {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Hands the NOTIFY messages that arrive from now on to `deliver`
+    /// (on the responder's thread) instead; it answers whether it took
+    /// each one.
+    pub fn forward(&self, deliver: Deliver) {
+        if let Ok(mut current) = self.deliver.lock() {
+            *current = deliver;
+        }
     }
 
     /// A second descriptor of the listening socket, which keeps the port
@@ -104,7 +124,7 @@ struct Serve {
     listener: TcpListener,
     uid: Uid,
     handshake: Uid,
-    messages: Sender<Vec<u8>>,
+    deliver: Arc<Mutex<Deliver>>,
     exchanges: Slab<Exchange>,
     deadlines: Deadlines,
     next_generation: u32,
@@ -223,7 +243,7 @@ impl Serve {
         let Some(exchange) = self.exchanges.get_mut(key) else {
             return;
         };
-        let finished = exchange.advance(&self.uid, &self.handshake, &self.messages);
+        let finished = exchange.advance(&self.uid, &self.handshake, &self.deliver);
         if finished {
             self.exchanges.remove(key);
         }
@@ -233,7 +253,7 @@ impl Serve {
 impl Exchange {
     /// Moves the exchange on as far as the socket allows; answers whether
     /// it is over.
-    fn advance(&mut self, uid: &Uid, handshake: &Uid, messages: &Sender<Vec<u8>>) -> bool {
+    fn advance(&mut self, uid: &Uid, handshake: &Uid, deliver: &Mutex<Deliver>) -> bool {
         loop {
             let io = match &mut self.step {
                 Step::Handshake { got, heard } => {
@@ -283,7 +303,11 @@ impl Exchange {
                 Step::Message { want, message } if message.len() == *want => {
                     // The receiver lives as long as the booking; if it is
                     // gone, nobody takes the message and no ack is owed.
-                    if messages.send(std::mem::take(message)).is_err() {
+                    let taken = match deliver.lock() {
+                        Ok(deliver) => deliver(std::mem::take(message)),
+                        Err(_) => false,
+                    };
+                    if !taken {
                         return true;
                     }
                     self.step = Step::Ack;

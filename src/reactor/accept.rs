@@ -117,7 +117,14 @@ impl Server {
         };
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
-            ReadProgress::Complete(request) => (Phase::Waiting { ip, request }, true),
+            ReadProgress::Complete(request) => (
+                Phase::Waiting {
+                    ip,
+                    request,
+                    queued: false,
+                },
+                true,
+            ),
             ReadProgress::Pending => {
                 if let Err(e) =
                     self.poll

@@ -29,16 +29,25 @@ pub(super) enum Phase {
     /// A client connection whose request is still arriving.
     Reading { ip: ResponderIp, decoder: Decoder },
     /// A client connection whose request is with the registry. It is closed
-    /// only by the registry's answer, which always comes.
-    Waiting { ip: ResponderIp, request: Request },
+    /// only by the registry's answer, which always comes, or, once `queued`
+    /// (a WAIT in its uid's queue, watched for its close), by its client.
+    Waiting {
+        ip: ResponderIp,
+        request: Request,
+        queued: bool,
+    },
     /// A call to a liveness responder.
     Verifying(Verification),
 }
 
 impl Phase {
-    /// Whether this connection counts against `--max-connections`.
+    /// Whether this connection counts against `--max-connections`: a
+    /// queued waiter counts against the waiter limits instead.
     pub fn is_client(&self) -> bool {
-        !matches!(self, Phase::Verifying { .. })
+        !matches!(
+            self,
+            Phase::Verifying { .. } | Phase::Waiting { queued: true, .. }
+        )
     }
 }
 

@@ -10,6 +10,7 @@ mod journal;
 mod serve;
 mod throttle;
 mod verify;
+mod wait;
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +55,13 @@ pub struct Config {
     /// Requests for one id that may wait behind its verification; one past
     /// it is closed without a reply.
     pub max_waiting: usize,
+    /// WAITs queued for held ids, in all; one past it is closed without a
+    /// reply. Queued waiters do not count against `max_connections`.
+    pub max_waiters: usize,
+    /// WAITs queued for one held id; one past it is closed without a reply.
+    pub max_waiters_per_id: usize,
+    /// How often the holder of an id that someone waits for is verified.
+    pub probe_interval: Duration,
     /// Where to record bookings so that they survive a restart of the
     /// server; `None` keeps them in memory only.
     pub state: Option<PathBuf>,
@@ -67,6 +75,9 @@ impl Default for Config {
             max_connections: 1024,
             max_bookings: 65_536,
             max_waiting: 64,
+            max_waiters: 512,
+            max_waiters_per_id: 64,
+            probe_interval: Duration::from_secs(1),
             state: None,
         }
     }
@@ -133,6 +144,7 @@ struct Warnings {
     cannot_verify: Throttled,
     line_full: Throttled,
     bookings_full: Throttled,
+    waiters_full: Throttled,
 }
 
 impl Server {
@@ -163,6 +175,9 @@ impl Server {
         let mut registry = Registry::new(Limits {
             max_bookings: config.max_bookings,
             max_waiting: config.max_waiting,
+            max_waiters: config.max_waiters,
+            max_waiters_per_id: config.max_waiters_per_id,
+            probe_interval: config.probe_interval,
         });
         let journal = match &config.state {
             Some(path) => {
@@ -331,15 +346,20 @@ impl Server {
             Accepting::Open | Accepting::Full => None,
         };
         let drained = self.draining.map(|(_, until)| until);
-        [self.deadlines.next(), retry, drained]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.deadlines.next(),
+            self.registry.poll_timeout(),
+            retry,
+            drained,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Closes connections whose deadline passed: a client still sending
     /// its request, or a responder that has not answered, which is silent:
-    /// no proof either way.
+    /// no proof either way. Tells the registry the time.
     fn expire(&mut self, now: Instant) {
         while let Some(expired) = self.deadlines.expired(now) {
             let Some(conn) = self.conns.get(expired.key) else {
@@ -364,6 +384,8 @@ impl Server {
                 }
             }
         }
+        // Waits that are over, and holders due for a probe.
+        self.registry.handle_timeout(now, &mut self.actions);
         self.carry_out(now);
     }
 

@@ -24,7 +24,11 @@ impl Server {
         match &mut conn.phase {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
-                    conn.phase = Phase::Waiting { ip: *ip, request };
+                    conn.phase = Phase::Waiting {
+                        ip: *ip,
+                        request,
+                        queued: false,
+                    };
                     let generation = conn.generation;
                     self.submit(ConnRef { key, generation }, now);
                 }
@@ -34,6 +38,7 @@ impl Server {
                     self.close(key);
                 }
             },
+            Phase::Waiting { queued: true, .. } => self.waiter_ready(key),
             // The request is complete; whatever else arrives is ignored.
             Phase::Waiting { .. } => {}
             Phase::Verifying(_) => self.verification_ready(key, now),
@@ -43,11 +48,11 @@ impl Server {
     /// Hands the complete request of `from` to the registry, or answers a
     /// STATUS at once.
     pub(super) fn submit(&mut self, from: ConnRef, now: Instant) {
-        let Some(Phase::Waiting { ip, request }) = self.conns.get(from.key).map(|c| &c.phase)
+        let Some(Phase::Waiting { ip, request, .. }) = self.conns.get(from.key).map(|c| &c.phase)
         else {
             return;
         };
-        match Ask::of(request) {
+        match Ask::of(request, now) {
             Some(ask) => {
                 let ip = *ip;
                 self.registry.request(from, ip, ask, &mut self.actions);
@@ -103,6 +108,7 @@ impl Server {
                     let message = message_from.and_then(|from| self.message_of(from));
                     self.verify(Verification::new(uid, handshake, message), at, now);
                 }
+                Action::Queued { to } => self.watch_waiter(to),
             }
         }
     }
@@ -112,12 +118,15 @@ impl Server {
         let Some(mut conn) = self.take(to) else {
             return;
         };
-        let Phase::Waiting { ip, request } = &conn.phase else {
+        let Phase::Waiting { ip, request, .. } = &conn.phase else {
             return;
         };
         // The state file hears of a change before the client does.
         let granted = match (answer, request) {
-            (Answer::Granted, Request::Book { uid, handshake, .. }) => Some((*uid, *handshake)),
+            (
+                Answer::Granted,
+                Request::Book { uid, handshake, .. } | Request::Wait { uid, handshake, .. },
+            ) => Some((*uid, *handshake)),
             _ => None,
         };
         let recorded = match (granted, request) {
@@ -130,7 +139,8 @@ impl Server {
         if let Err(e) = recorded {
             error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
             if let Some((uid, handshake)) = granted {
-                self.registry.grant_undelivered(uid, handshake);
+                self.registry
+                    .grant_undelivered(uid, handshake, &mut self.actions);
             }
             return;
         }
@@ -141,7 +151,9 @@ impl Server {
         }
         debug!("{ip}: {request}: {answer:?}, but the client is gone");
         if let Some((uid, handshake)) = granted
-            && self.registry.grant_undelivered(uid, handshake)
+            && self
+                .registry
+                .grant_undelivered(uid, handshake, &mut self.actions)
             && let Err(e) = self.record_released(&uid)
         {
             error!("cannot write the state file: {e}");
@@ -151,7 +163,7 @@ impl Server {
     pub(super) fn refuse(&mut self, to: ConnRef, why: Refusal) {
         self.counters.requests += 1;
         if let Some(Conn {
-            phase: Phase::Waiting { ip, request },
+            phase: Phase::Waiting { ip, request, .. },
             ..
         }) = self.take(to)
         {
@@ -191,6 +203,13 @@ impl Server {
                 format_args!(
                     "refused a book: {} bookings held (--max-bookings)",
                     self.config.max_bookings
+                ),
+            ),
+            Refusal::WaitersFull => self.warnings.waiters_full.warn(
+                now,
+                format_args!(
+                    "refused a wait: {} waiters in all, or {} for one id (--max-waiters, --max-waiters-per-id)",
+                    self.config.max_waiters, self.config.max_waiters_per_id
                 ),
             ),
             // Already warned about by `cannot_verify`.

@@ -1,13 +1,12 @@
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use super::*;
 
-use super::model::{LOCAL, book, check_out, handshake, notify, port, uid};
+use super::model::{LOCAL, book, check_out, handshake, limits, notify, port, uid};
+use crate::wire::Request;
 
-const ROOMY: Limits = Limits {
-    max_bookings: 100,
-    max_waiting: 100,
-};
+const ROOMY: Limits = limits(100, 100);
 
 /// A registry whose requesters are client numbers, and whose actions are
 /// collected for the test to look at.
@@ -32,6 +31,11 @@ impl Harness {
         let mut out = Vec::new();
         self.registry.verified(uid(u), verdict, &mut out);
         out
+    }
+
+    fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) -> bool {
+        self.registry
+            .grant_undelivered(uid, handshake, &mut Vec::new())
     }
 
     fn holder_handshake(&self, u: u8) -> Option<Uid> {
@@ -94,12 +98,12 @@ fn notify_answers_have_their_own_bytes() {
 
 #[test]
 fn status_asks_nothing_of_the_registry() {
-    assert_eq!(Ask::of(&Request::Status), None);
+    assert_eq!(Ask::of(&Request::Status, Instant::now()), None);
     let message = Request::Notify {
         uid: uid(1),
         message: vec![1, 2, 3],
     };
-    assert_eq!(Ask::of(&message), Some(notify(1)));
+    assert_eq!(Ask::of(&message, Instant::now()), Some(notify(1)));
 }
 
 #[test]
@@ -404,10 +408,7 @@ fn other_uids_do_not_wait_for_a_verification() {
 
 #[test]
 fn a_full_line_refuses_without_an_answer() {
-    let mut h = Harness::new(Limits {
-        max_bookings: 100,
-        max_waiting: 2,
-    });
+    let mut h = Harness::new(limits(100, 2));
     h.request(0, book(1, 0));
     assert_eq!(h.request(1, book(1, 1)), []);
     assert_eq!(h.request(2, check_out(1, 2)), []);
@@ -426,10 +427,7 @@ fn a_full_line_refuses_without_an_answer() {
 
 #[test]
 fn the_booking_limit_refuses_without_an_answer() {
-    let mut h = Harness::new(Limits {
-        max_bookings: 2,
-        max_waiting: 100,
-    });
+    let mut h = Harness::new(limits(2, 100));
     h.grant(1, 1);
     // A candidate in flight counts against the limit.
     assert_eq!(h.request(2, book(2, 2)), [verify(2, 2)]);
@@ -452,10 +450,7 @@ fn the_booking_limit_refuses_without_an_answer() {
 
 #[test]
 fn a_failed_candidate_gives_back_its_reservation() {
-    let mut h = Harness::new(Limits {
-        max_bookings: 1,
-        max_waiting: 100,
-    });
+    let mut h = Harness::new(limits(1, 100));
     h.request(1, book(1, 1));
     h.verified(1, Verdict::Dead);
     h.grant(2, 2);
@@ -465,7 +460,7 @@ fn a_failed_candidate_gives_back_its_reservation() {
 fn an_undelivered_grant_is_dropped() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
-    assert!(h.registry.grant_undelivered(uid(1), handshake(1)));
+    assert!(h.grant_undelivered(uid(1), handshake(1)));
     assert!(h.registry.is_empty());
 }
 
@@ -473,8 +468,8 @@ fn an_undelivered_grant_is_dropped() {
 fn an_undelivered_grant_never_drops_someone_elses_booking() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
-    assert!(!h.registry.grant_undelivered(uid(1), handshake(2)));
-    assert!(!h.registry.grant_undelivered(uid(2), handshake(1)));
+    assert!(!h.grant_undelivered(uid(1), handshake(2)));
+    assert!(!h.grant_undelivered(uid(2), handshake(1)));
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
 }
 
@@ -483,7 +478,7 @@ fn a_booking_that_changes_hands_during_its_verification_is_served_afresh() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
     assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
-    assert!(h.registry.grant_undelivered(uid(1), handshake(1)));
+    assert!(h.grant_undelivered(uid(1), handshake(1)));
     // The verdict on client 1 no longer says anything about the uid.
     assert_eq!(h.verified(1, Verdict::Alive), [verify(1, 2)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
@@ -526,10 +521,7 @@ fn the_holder_booking_again_is_denied() {
 
 #[test]
 fn restored_bookings_are_held_within_the_limit() {
-    let mut h = Harness::new(Limits {
-        max_bookings: 1,
-        max_waiting: 1,
-    });
+    let mut h = Harness::new(limits(1, 1));
     let restored = |client: u32, u: u8| Booking {
         uid: uid(u),
         handshake: handshake(client),
@@ -557,3 +549,4 @@ fn a_stray_verdict_is_ignored() {
 mod exhaustive;
 mod properties;
 mod silence;
+mod waiting;

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,4 +358,66 @@ pub fn signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("namaste-{test}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A shell loop that runs until the file `name` exists, or for 30 s
+    /// at most, so that a failed test leaves nothing running.
+    pub fn wait_for_file(&self, name: &str) -> String {
+        format!(
+            "i=0; while [ ! -e {} ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done",
+            self.path(name).display()
+        )
+    }
+
+    pub fn touch(&self, name: &str) {
+        fs::write(self.path(name), b"").unwrap();
+    }
+
+    /// The pid a process wrote to the file `name`, once it has.
+    pub fn pid(&self, name: &str) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = fs::read_to_string(self.path(name))
+                && let Ok(pid) = text.trim().parse()
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "nobody wrote {name}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `namaste hold NAME --port PORT OPTIONS -- COMMAND`, with no input and
+/// its output thrown away.
+pub fn quiet_hold(port: u16, name: &str, options: &[&str], command: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_namaste"));
+    cmd.args(["hold", name, "--port", &port.to_string()])
+        .args(options)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }

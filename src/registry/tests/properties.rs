@@ -3,8 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::*;
-use crate::registry::model::{Event, World};
+use crate::registry::model::{Event, World, limits};
 
 const CLIENTS: usize = 4;
 const UIDS: u8 = 3;
@@ -17,10 +16,12 @@ fn event() -> impl Strategy<Value = Event> {
         2 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::CheckOut { client, uid }),
         1 => uid.clone().prop_map(|uid| Event::Notify { uid }),
         1 => client.clone().prop_map(|client| Event::Die { client }),
-        1 => client.prop_map(|client| Event::GiveUp { client }),
+        1 => client.clone().prop_map(|client| Event::GiveUp { client }),
         4 => uid.clone().prop_map(|uid| Event::Resolve { uid }),
         1 => uid.clone().prop_map(|uid| Event::ResolveInconclusive { uid }),
-        1 => uid.prop_map(|uid| Event::ResolveSilent { uid }),
+        1 => uid.clone().prop_map(|uid| Event::ResolveSilent { uid }),
+        3 => (client.clone(), uid, 0u8..4).prop_map(|(client, uid, ticks)| Event::Wait { client, uid, ticks }),
+        2 => Just(Event::Tick),
     ]
 }
 
@@ -33,7 +34,7 @@ proptest! {
         max_bookings in 1usize..4,
         max_waiting in 0usize..3,
     ) {
-        let mut world = World::new(CLIENTS, UIDS, Limits { max_bookings, max_waiting });
+        let mut world = World::new(CLIENTS, UIDS, limits(max_bookings, max_waiting));
         for event in events {
             world.step(event);
         }

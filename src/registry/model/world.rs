@@ -1,120 +1,17 @@
-//! A model of the processes around a registry, for the registry's
-//! exhaustive and property tests and its fuzz target: clients that book, check
-//! out, die or give up waiting, a sender of messages, and verifications that
-//! end truthfully (alive exactly when the process is), silently (whether
-//! the process is alive or not) or inconclusively. After every event it
-//! checks the promises the registry makes:
-//!
-//! - a uid is granted only while nobody holds it, so never two live
-//!   processes believe they hold one uid, and a live believer is the
-//!   registry's holder;
-//! - a grant follows the booker's proof of life (the uid back), never
-//!   silence;
-//! - a booking is released only by its holder's check out, its holder's
-//!   proven death, or a grant that could not be delivered: the model keeps
-//!   its own copy of the table, changed only by those events, and it must
-//!   equal the registry's after every event (so a silent holder is never
-//!   replaced);
-//! - one verification in flight per uid; lines and reservations bounded;
-//! - a message is delivered only to a live holder, and reported
-//!   undeliverable only when there is none;
-//! - every request answered or refused exactly once, once verifications
-//!   are allowed to end.
+//! The modelled world: clients, the registry, and the checks made after
+//! every event.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use super::{Action, Answer, Ask, Limits, Refusal, Registry, ResponderIp, Verdict};
+use super::{Event, LOCAL, TICK, book, check_out, handshake, notify, uid, wait};
+use crate::registry::{Action, Answer, Limits, Refusal, Registry, Verdict};
 use crate::uid::Uid;
-
-/// Where every modelled client connects from.
-pub const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
-
-// Ids cheap to make, so explorations spend their time in the registry.
-
-/// The id numbered `n`.
-pub fn uid(n: u8) -> Uid {
-    Uid([n; 64])
-}
-
-/// The handshake of client `client`; never equal to an id.
-pub fn handshake(client: u32) -> Uid {
-    let mut bytes = [0xff; 64];
-    bytes[..4].copy_from_slice(&client.to_be_bytes());
-    Uid(bytes)
-}
-
-/// The responder port of client `client`.
-pub fn port(client: u32) -> u16 {
-    10_000 + client as u16
-}
-
-/// Client `client`'s BOOK of id `u`.
-pub fn book(u: u8, client: u32) -> Ask {
-    Ask::Book {
-        uid: uid(u),
-        handshake: handshake(client),
-        port: port(client),
-    }
-}
-
-/// Client `client`'s CHECK OUT of id `u`.
-pub fn check_out(u: u8, client: u32) -> Ask {
-    Ask::CheckOut {
-        uid: uid(u),
-        handshake: handshake(client),
-    }
-}
-
-/// A NOTIFY for id `u`.
-pub fn notify(u: u8) -> Ask {
-    Ask::Notify { uid: uid(u) }
-}
-
-/// Something that can happen around the registry.
-#[derive(Clone, Copy, Debug)]
-pub enum Event {
-    /// A client books a uid.
-    Book { client: usize, uid: u8 },
-    /// A client checks a uid out, whether or not it holds it.
-    CheckOut { client: usize, uid: u8 },
-    /// A message is sent to a uid's holder.
-    Notify { uid: u8 },
-    /// A client's process dies.
-    Die { client: usize },
-    /// The client stops waiting for its reply, as after a read timeout.
-    GiveUp { client: usize },
-    /// The verification in flight for a uid ends truthfully.
-    Resolve { uid: u8 },
-    /// The verification in flight for a uid cannot tell.
-    ResolveInconclusive { uid: u8 },
-    /// The verification in flight for a uid gets no answer, whether its
-    /// process is alive (stopped, flooded) or not (its port handed down
-    /// to a process that never answers).
-    ResolveSilent { uid: u8 },
-}
-
-impl Event {
-    /// The event two bytes of fuzzer input name, among `clients` clients
-    /// and `uids` uids.
-    pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
-        let client = arg as usize % clients;
-        let uid = arg % uids;
-        match kind % 8 {
-            0 => Event::Book { client, uid },
-            1 => Event::CheckOut { client, uid },
-            2 => Event::Notify { uid },
-            3 => Event::Die { client },
-            4 => Event::GiveUp { client },
-            5 => Event::Resolve { uid },
-            6 => Event::ResolveSilent { uid },
-            _ => Event::ResolveInconclusive { uid },
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Book,
+    Wait,
     CheckOut,
     Notify,
 }
@@ -134,8 +31,16 @@ struct Pending {
     kind: Kind,
     uid: u8,
     abandoned: bool,
+    /// For a WAIT: when its wait ends, and whether it came with no time.
+    until: Instant,
+    /// For a WAIT in its uid's queue: its place in the order of queueing.
+    queued: Option<u64>,
+    /// A queued WAIT whose connection closed: it may go unanswered, and
+    /// must never be granted.
+    left: bool,
 }
 
+/// The registry among modelled clients; see the module's documentation.
 #[derive(Clone)]
 pub struct World {
     registry: Registry<u32>,
@@ -144,10 +49,14 @@ pub struct World {
     uids: u8,
     pending: BTreeMap<u32, Pending>,
     next_request: u32,
+    next_queued: u64,
+    now: Instant,
     /// Per uid: the handshake sent by the verification in flight.
     in_flight: Vec<Option<Uid>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
     table: Vec<Option<Uid>>,
+    /// The handshake whose verification the event being applied ended.
+    resolved: Option<Uid>,
     /// The handshake that the event being applied proved alive, if any:
     /// the only booker that may be granted now.
     proved_alive: Option<Uid>,
@@ -171,8 +80,11 @@ impl World {
             uids,
             pending: BTreeMap::new(),
             next_request: 0,
+            next_queued: 0,
+            now: Instant::now(),
             in_flight: vec![None; uids as usize],
             table: vec![None; uids as usize],
+            resolved: None,
             proved_alive: None,
             trace: Vec::new(),
         }
@@ -181,28 +93,42 @@ impl World {
     /// Applies `event` if it can happen now; answers whether it did.
     pub fn step(&mut self, event: Event) -> bool {
         let mut out = Vec::new();
+        self.resolved = None;
         self.proved_alive = None;
         match event {
-            Event::Book { client, uid } | Event::CheckOut { client, uid } => {
+            Event::Book { client, uid }
+            | Event::CheckOut { client, uid }
+            | Event::Wait { client, uid, .. } => {
                 let c = &self.clients[client];
-                let booking = matches!(event, Event::Book { .. });
+                let checking_out = matches!(event, Event::CheckOut { .. });
                 // Any idle client may send a check out, holder or not; a
                 // client books only what it does not believe it holds.
-                if !c.alive || c.waiting.is_some() || (booking && c.holds & 1 << uid != 0) {
+                if !c.alive || c.waiting.is_some() || (!checking_out && c.holds & 1 << uid != 0) {
                     return false;
                 }
-                let (ask, kind) = if booking {
-                    (book(uid, client as u32), Kind::Book)
-                } else {
-                    (check_out(uid, client as u32), Kind::CheckOut)
+                let client_id = client as u32;
+                let (ask, kind) = match event {
+                    Event::Book { .. } => (book(uid, client_id), Kind::Book),
+                    Event::Wait { ticks, .. } => {
+                        (wait(uid, client_id, self.now, u32::from(ticks)), Kind::Wait)
+                    }
+                    _ => (check_out(uid, client_id), Kind::CheckOut),
                 };
-                let r = self.new_request(Some(client), kind, uid);
+                let until = match ask {
+                    crate::registry::Ask::Wait { until, .. } => until,
+                    _ => self.now,
+                };
+                let r = self.new_request(Some(client), kind, uid, until);
                 self.clients[client].waiting = Some(r);
                 self.registry.request(r, LOCAL, ask, &mut out);
             }
             Event::Notify { uid } => {
-                let r = self.new_request(None, Kind::Notify, uid);
+                let r = self.new_request(None, Kind::Notify, uid, self.now);
                 self.registry.request(r, LOCAL, notify(uid), &mut out);
+            }
+            Event::Tick => {
+                self.now += TICK;
+                self.registry.handle_timeout(self.now, &mut out);
             }
             Event::Die { client } => {
                 let c = &mut self.clients[client];
@@ -239,6 +165,7 @@ impl World {
                     _ if self.clients[client_of(hs)].alive => Verdict::Alive,
                     _ => Verdict::Dead,
                 };
+                self.resolved = Some(hs);
                 if verdict == Verdict::Alive {
                     self.proved_alive = Some(hs);
                 }
@@ -256,7 +183,7 @@ impl World {
         true
     }
 
-    fn new_request(&mut self, client: Option<usize>, kind: Kind, uid: u8) -> u32 {
+    fn new_request(&mut self, client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> u32 {
         let r = self.next_request;
         self.next_request += 1;
         self.pending.insert(
@@ -266,13 +193,23 @@ impl World {
                 kind,
                 uid,
                 abandoned: false,
+                until,
+                queued: None,
+                left: false,
             },
         );
         r
     }
 
+    /// The client of `r` no longer listens; a queued waiter's connection
+    /// closes, which the registry hears of.
     fn abandon(&mut self, r: u32) {
-        self.pending.get_mut(&r).expect("pending").abandoned = true;
+        let pending = self.pending.get_mut(&r).expect("pending");
+        pending.abandoned = true;
+        if pending.queued.is_some() {
+            pending.left = true;
+            self.registry.left(uid(pending.uid), r);
+        }
     }
 
     fn holders(&self) -> Vec<Option<Uid>> {
@@ -290,32 +227,49 @@ impl World {
     /// Carries out the actions of one registry call. Grants that cannot be
     /// delivered are reported after them all, as the reactor does: by then
     /// the registry has served the rest of the uid's line.
-    fn carry_out(&mut self, actions: Vec<Action<u32>>) {
-        let mut undelivered = Vec::new();
-        for action in actions {
-            match action {
-                Action::Verify { uid, handshake, .. } => {
-                    let u = uid.0[0];
-                    assert!(
-                        self.in_flight[u as usize].is_none(),
-                        "two verifications: {:?}",
-                        self.trace
-                    );
-                    self.in_flight[u as usize] = Some(handshake);
-                }
-                Action::Reply { to, answer } => {
-                    undelivered.extend(self.answered(to, Ok(answer)));
-                }
-                Action::Refuse { to, why } => {
-                    undelivered.extend(self.answered(to, Err(why)));
+    fn carry_out(&mut self, mut actions: Vec<Action<u32>>) {
+        while !actions.is_empty() {
+            let mut undelivered = Vec::new();
+            for action in std::mem::take(&mut actions) {
+                match action {
+                    Action::Verify { uid, handshake, .. } => {
+                        let u = uid.0[0];
+                        assert!(
+                            self.in_flight[u as usize].is_none(),
+                            "two verifications: {:?}",
+                            self.trace
+                        );
+                        self.in_flight[u as usize] = Some(handshake);
+                    }
+                    Action::Queued { to } => {
+                        let pending = self.pending.get_mut(&to).expect("queued, not pending");
+                        assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
+                        pending.queued = Some(self.next_queued);
+                        self.next_queued += 1;
+                        // A client that left before it was queued closed
+                        // its connection: the reactor tells at once.
+                        if pending.abandoned {
+                            pending.left = true;
+                            let u = pending.uid;
+                            self.registry.left(uid(u), to);
+                        }
+                    }
+                    Action::Reply { to, answer } => {
+                        undelivered.extend(self.answered(to, Ok(answer)));
+                    }
+                    Action::Refuse { to, why } => {
+                        undelivered.extend(self.answered(to, Err(why)));
+                    }
                 }
             }
-        }
-        for (u, hs) in undelivered {
-            if self.table[u as usize] == Some(hs) {
-                self.table[u as usize] = None;
+            // Dropping an undelivered grant may hand the uid to the next
+            // waiter: more actions.
+            for (u, hs) in undelivered {
+                if self.table[u as usize] == Some(hs) {
+                    self.table[u as usize] = None;
+                }
+                self.registry.grant_undelivered(uid(u), hs, &mut actions);
             }
-            self.registry.grant_undelivered(uid(u), hs);
         }
     }
 
@@ -347,15 +301,12 @@ impl World {
         }
         let listening = self.clients[c].alive && !pending.abandoned;
         let mine = Some(handshake(c as u32));
+        if answer == Ok(Answer::Granted) {
+            self.check_grant(r, &pending, mine);
+        }
         let slot = &mut self.table[u as usize];
         match (pending.kind, answer) {
-            (Kind::Book, Ok(Answer::Granted)) => {
-                assert_eq!(*slot, None, "granted while held: {:?}", self.trace);
-                assert_eq!(
-                    self.proved_alive, mine,
-                    "granted without proof of life: {:?}",
-                    self.trace
-                );
+            (Kind::Book | Kind::Wait, Ok(Answer::Granted)) => {
                 *slot = mine;
                 if !listening {
                     // The reply cannot reach a process that is gone or
@@ -365,6 +316,15 @@ impl World {
                 self.clients[c].holds |= 1 << u;
             }
             (Kind::Book, Ok(Answer::Denied)) => {}
+            (Kind::Wait, Ok(Answer::Denied)) => {
+                let own_verification_failed = self.resolved == mine && self.proved_alive != mine;
+                let no_time = pending.until <= self.now && pending.queued.is_none();
+                assert!(
+                    pending.left || pending.until <= self.now || own_verification_failed || no_time,
+                    "a waiter denied before its time: {:?}",
+                    self.trace
+                );
+            }
             (Kind::CheckOut, Ok(Answer::CheckedOut)) => {
                 assert_eq!(*slot, mine, "released by a non-holder: {:?}", self.trace);
                 *slot = None;
@@ -377,15 +337,50 @@ impl World {
                     self.trace
                 )
             }
-            (Kind::Book, Err(Refusal::BookingsFull)) => assert!(
+            (Kind::Book | Kind::Wait, Err(Refusal::BookingsFull)) => assert!(
                 self.registry.len() + self.registry.reserved >= self.limits.max_bookings,
                 "refused with room left: {:?}",
                 self.trace
             ),
+            (Kind::Wait, Err(Refusal::WaitersFull)) => {}
             (_, Err(Refusal::LineFull | Refusal::Inconclusive)) => {}
             other => panic!("unexpected {other:?}: {:?}", self.trace),
         }
         None
+    }
+
+    /// A grant to request `r`: the uid is free, the booker just proved
+    /// alive, a waiter's wait is not over and it has not left, and nobody
+    /// queued before it still waits.
+    fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>) {
+        let u = pending.uid;
+        assert_eq!(
+            self.table[u as usize], None,
+            "granted while held: {:?}",
+            self.trace
+        );
+        assert_eq!(
+            self.proved_alive, mine,
+            "granted without proof of life: {:?}",
+            self.trace
+        );
+        if pending.kind == Kind::Wait {
+            assert!(!pending.left, "granted after it left: {:?}", self.trace);
+            assert!(
+                self.now < pending.until || pending.queued.is_none(),
+                "granted after its wait: {:?}",
+                self.trace
+            );
+        }
+        let place = pending.queued.unwrap_or(u64::MAX);
+        let ahead = self.pending.iter().find(|&(&other, p)| {
+            other != r && p.uid == u && !p.left && p.queued.is_some_and(|q| q < place)
+        });
+        assert!(
+            ahead.is_none(),
+            "granted past waiter {ahead:?}: {:?}",
+            self.trace
+        );
     }
 
     fn check(&self) {
@@ -410,10 +405,19 @@ impl World {
                     self.trace
                 );
             }
+            if self.registry.waiting.count_for(&uid(u)) > 0 {
+                assert!(
+                    self.table[u as usize].is_some() || self.in_flight[u as usize].is_some(),
+                    "waiters queued for a free uid: {:?}",
+                    self.trace
+                );
+            }
         }
         for line in self.registry.lines.values() {
+            // One more than the limit when a waiter from the queue goes
+            // before the contender whose verification freed the uid.
             assert!(
-                line.waiting.len() <= self.limits.max_waiting,
+                line.waiting.len() <= self.limits.max_waiting + 1,
                 "{:?}",
                 self.trace
             );
@@ -423,16 +427,37 @@ impl World {
             "{:?}",
             self.trace
         );
+        assert!(self.registry.waiters() <= self.limits.max_waiters);
+        assert!(
+            self.registry.waiting.timers()
+                <= 2 * (self.registry.waiters() + self.uids as usize) + 65,
+            "timers pile up: {:?}",
+            self.trace
+        );
     }
 
-    /// Lets every verification end truthfully; then nothing may be left
-    /// unanswered.
+    /// Lets every verification end truthfully and every wait run out; then
+    /// nothing may be left unanswered.
     pub fn settle(mut self) {
-        while let Some(uid) = (0..self.uids).find(|&u| self.in_flight[u as usize].is_some()) {
-            self.step(Event::Resolve { uid });
+        loop {
+            if let Some(uid) = (0..self.uids).find(|&u| self.in_flight[u as usize].is_some()) {
+                self.step(Event::Resolve { uid });
+            } else if self
+                .pending
+                .values()
+                .any(|p| p.kind == Kind::Wait && !p.left)
+            {
+                self.step(Event::Tick);
+            } else {
+                break;
+            }
         }
         assert!(self.registry.is_idle(), "{:?}", self.trace);
-        assert!(self.pending.is_empty(), "unanswered: {:?}", self.trace);
+        assert!(
+            self.pending.values().all(|p| p.left),
+            "unanswered: {:?}",
+            self.trace
+        );
     }
 }
 

@@ -1,8 +1,10 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
-//! are byte for byte those of namaste 0.6.0; STATUS and NOTIFY are ours.
+//! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY and WAIT are
+//! ours.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::uid::{UID_LEN, Uid};
 
@@ -16,6 +18,9 @@ pub const CMD_STATUS: u8 = 0x02;
 /// Command byte of NOTIFY: uid, message length (u32, big-endian) and the
 /// message follow.
 pub const CMD_NOTIFY: u8 = 0x03;
+/// Command byte of WAIT: uid, handshake, listener port and the longest wait
+/// in milliseconds (u32, big-endian) follow.
+pub const CMD_WAIT: u8 = 0x04;
 
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
@@ -23,9 +28,14 @@ pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
 pub const CHECK_OUT_LEN: usize = 1 + 2 * UID_LEN;
 /// Length of a NOTIFY request before its message.
 pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
+/// Length of a whole WAIT request.
+pub const WAIT_LEN: usize = BOOK_LEN + 4;
 /// Length of the longest fixed part of a request, the size of a decoder's
 /// buffer.
-pub const MAX_REQUEST_LEN: usize = BOOK_LEN;
+pub const MAX_REQUEST_LEN: usize = WAIT_LEN;
+/// The longest wait a WAIT can ask for: its field counts milliseconds in 32
+/// bits, about 49.7 days.
+pub const MAX_WAIT: Duration = Duration::from_millis(u32::MAX as u64);
 /// The longest NOTIFY message, enforced by the server, the client and the
 /// holder's responder.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
@@ -71,6 +81,19 @@ pub enum Request {
         /// At most [`MAX_MESSAGE_LEN`] bytes.
         message: Vec<u8>,
     },
+    /// Book `uid` as BOOK does, but if a live process holds it, wait in
+    /// its line, first come first served, for at most `wait`.
+    Wait {
+        /// The id to book.
+        uid: Uid,
+        /// The booker's secret for this booking.
+        handshake: Uid,
+        /// The booker's liveness responder port.
+        port: u16,
+        /// The longest wait, at most [`MAX_WAIT`]; carried in whole
+        /// milliseconds.
+        wait: Duration,
+    },
 }
 
 impl Request {
@@ -100,6 +123,19 @@ impl Request {
                 bytes.extend_from_slice(&message_len_prefix(message));
                 bytes.extend_from_slice(message);
             }
+            Request::Wait {
+                uid,
+                handshake,
+                port,
+                wait,
+            } => {
+                bytes.push(CMD_WAIT);
+                bytes.extend_from_slice(uid.as_bytes());
+                bytes.extend_from_slice(handshake.as_bytes());
+                bytes.extend_from_slice(&port.to_be_bytes());
+                let millis = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+                bytes.extend_from_slice(&millis.to_be_bytes());
+            }
         }
         bytes
     }
@@ -123,6 +159,11 @@ impl fmt::Display for Request {
             Request::Status => f.write_str("status"),
             Request::Notify { uid, message } => {
                 write!(f, "notify {uid:?} ({} bytes)", message.len())
+            }
+            Request::Wait {
+                uid, port, wait, ..
+            } => {
+                write!(f, "wait {wait:?} for {uid:?} (responder port {port})")
             }
         }
     }
@@ -237,12 +278,24 @@ impl Decoder {
         if uid == handshake {
             return Err(DecodeError::HandshakeIsUid);
         }
+        let port = u16::from_be_bytes([self.buf[BOOK_LEN - 2], self.buf[BOOK_LEN - 1]]);
         Ok(match self.buf[0] {
             CMD_BOOK => Request::Book {
                 uid,
                 handshake,
-                port: u16::from_be_bytes([self.buf[BOOK_LEN - 2], self.buf[BOOK_LEN - 1]]),
+                port,
             },
+            CMD_WAIT => {
+                let millis = &self.buf[BOOK_LEN..WAIT_LEN];
+                Request::Wait {
+                    uid,
+                    handshake,
+                    port,
+                    wait: Duration::from_millis(u64::from(u32::from_be_bytes([
+                        millis[0], millis[1], millis[2], millis[3],
+                    ]))),
+                }
+            }
             _ => Request::CheckOut { uid, handshake },
         })
     }
@@ -264,172 +317,10 @@ fn fixed_len(command: u8) -> Option<usize> {
         CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
         CMD_STATUS => Some(1),
         CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
+        CMD_WAIT => Some(WAIT_LEN),
         _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn book() -> Request {
-        Request::Book {
-            uid: Uid::from_name("uid"),
-            handshake: Uid::from_name("handshake"),
-            port: 0xbeef,
-        }
-    }
-
-    fn check_out() -> Request {
-        Request::CheckOut {
-            uid: Uid::from_name("uid"),
-            handshake: Uid::from_name("handshake"),
-        }
-    }
-
-    #[test]
-    fn encoding_is_the_0_6_0_layout() {
-        let bytes = book().encode();
-        assert_eq!(bytes.len(), 131);
-        assert_eq!(bytes[0], 0x00);
-        assert_eq!(&bytes[1..65], Uid::from_name("uid").as_bytes());
-        assert_eq!(&bytes[65..129], Uid::from_name("handshake").as_bytes());
-        assert_eq!(&bytes[129..], &[0xbe, 0xef]);
-        let bytes = check_out().encode();
-        assert_eq!(bytes.len(), 129);
-        assert_eq!(bytes[0], 0x01);
-        assert_eq!(&bytes[1..], &book().encode()[1..129]);
-    }
-
-    fn notify(len: usize) -> Request {
-        Request::Notify {
-            uid: Uid::from_name("uid"),
-            message: (0..len).map(|i| i as u8).collect(),
-        }
-    }
-
-    fn all() -> [Request; 6] {
-        [
-            book(),
-            check_out(),
-            Request::Status,
-            notify(0),
-            notify(300),
-            notify(MAX_MESSAGE_LEN),
-        ]
-    }
-
-    #[test]
-    fn our_extensions_have_their_own_layout() {
-        assert_eq!(Request::Status.encode(), [0x02]);
-        let bytes = notify(3).encode();
-        assert_eq!(bytes[0], 0x03);
-        assert_eq!(&bytes[1..65], Uid::from_name("uid").as_bytes());
-        assert_eq!(&bytes[65..], &[0, 0, 0, 3, 0, 1, 2]);
-    }
-
-    #[test]
-    fn decodes_whole_requests() {
-        for request in all() {
-            assert_eq!(Decoder::new().feed(&request.encode()), Ok(Some(request)));
-        }
-    }
-
-    #[test]
-    fn decodes_one_byte_at_a_time() {
-        for request in [book(), check_out(), Request::Status, notify(0), notify(300)] {
-            let bytes = request.encode();
-            let mut decoder = Decoder::new();
-            let (last, head) = bytes.split_last().unwrap();
-            for byte in head {
-                assert_eq!(decoder.feed(std::slice::from_ref(byte)), Ok(None));
-            }
-            assert_eq!(decoder.feed(&[*last]), Ok(Some(request)));
-        }
-    }
-
-    #[test]
-    fn ignores_bytes_after_the_request() {
-        for request in all() {
-            let mut bytes = request.encode();
-            bytes.extend_from_slice(&[0xff; 300]);
-            assert_eq!(Decoder::new().feed(&bytes), Ok(Some(request)));
-        }
-    }
-
-    #[test]
-    fn rejects_a_message_announced_too_long_before_it_arrives() {
-        let mut bytes = notify(0).encode();
-        bytes[65..69].copy_from_slice(&(MAX_MESSAGE_LEN as u32 + 1).to_be_bytes());
-        assert_eq!(
-            Decoder::new().feed(&bytes),
-            Err(DecodeError::MessageTooLong(MAX_MESSAGE_LEN + 1))
-        );
-        bytes[65..69].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(
-            Decoder::new().feed(&bytes),
-            Err(DecodeError::MessageTooLong(u32::MAX as usize))
-        );
-    }
-
-    #[test]
-    fn a_message_grows_only_as_its_bytes_arrive() {
-        let bytes = notify(MAX_MESSAGE_LEN).encode();
-        let mut decoder = Decoder::new();
-        assert_eq!(decoder.feed(&bytes[..NOTIFY_HEADER_LEN + 10]), Ok(None));
-        assert!(decoder.message.capacity() < 1024);
-    }
-
-    #[test]
-    fn display_never_shows_the_handshake() {
-        let handshake = Uid::from_name("handshake").to_string();
-        for request in [book(), check_out()] {
-            let shown = request.to_string();
-            assert!(!shown.contains(&handshake[..16]), "{shown}");
-            assert!(
-                shown.contains(&Uid::from_name("uid").to_string()[..16]),
-                "{shown}"
-            );
-        }
-        assert!(book().to_string().contains("port 48879"));
-    }
-
-    #[test]
-    fn empty_input_needs_more() {
-        let mut decoder = Decoder::new();
-        assert_eq!(decoder.feed(&[]), Ok(None));
-        assert_eq!(decoder.feed(&[CMD_BOOK]), Ok(None));
-        assert_eq!(decoder.feed(&[]), Ok(None));
-    }
-
-    #[test]
-    fn rejects_unknown_commands_at_once() {
-        for command in 0x04..=0xff {
-            assert_eq!(
-                Decoder::new().feed(&[command]),
-                Err(DecodeError::UnknownCommand(command))
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_handshake_equal_to_uid() {
-        let same = Uid::from_name("same");
-        for request in [
-            Request::Book {
-                uid: same,
-                handshake: same,
-                port: 1,
-            },
-            Request::CheckOut {
-                uid: same,
-                handshake: same,
-            },
-        ] {
-            assert_eq!(
-                Decoder::new().feed(&request.encode()),
-                Err(DecodeError::HandshakeIsUid)
-            );
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,223 @@
+//! What goes into the registry and what comes out: the requests it
+//! serves, the verdicts of the verifications it asks for, and the actions
+//! and answers it asks the reactor to carry out.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::uid::Uid;
+use crate::wire::{MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
+
+/// A request, as far as the booking rules care. A NOTIFY's message stays
+/// with the reactor, which sends it on the verification the registry asks
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Book `uid`, proving alive at `port` with `handshake`.
+    Book {
+        /// The id to book.
+        uid: Uid,
+        /// The booker's secret.
+        handshake: Uid,
+        /// The booker's liveness responder port.
+        port: u16,
+    },
+    /// Release `uid` if `handshake` is the holder's.
+    CheckOut {
+        /// The id to release.
+        uid: Uid,
+        /// The holder's secret, if the asker is the holder.
+        handshake: Uid,
+    },
+    /// Hand a message to the live holder of `uid`.
+    Notify {
+        /// The id whose holder gets the message.
+        uid: Uid,
+    },
+    /// Book `uid`; if a live process holds it, wait in its line until it
+    /// is free, or until `until`.
+    Wait {
+        /// The id to book.
+        uid: Uid,
+        /// The booker's secret.
+        handshake: Uid,
+        /// The booker's liveness responder port.
+        port: u16,
+        /// When the request arrived: the registry reads no clock.
+        arrived: Instant,
+        /// When the wait ends with a `Denied`.
+        until: Instant,
+    },
+}
+
+impl Ask {
+    /// What `request`, arrived at `now`, asks of the registry; STATUS
+    /// asks nothing of it.
+    pub fn of(request: &Request, now: Instant) -> Option<Ask> {
+        match *request {
+            Request::Book {
+                uid,
+                handshake,
+                port,
+            } => Some(Ask::Book {
+                uid,
+                handshake,
+                port,
+            }),
+            Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
+            Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
+            Request::Status => None,
+            Request::Wait {
+                uid,
+                handshake,
+                port,
+                wait,
+            } => Some(Ask::Wait {
+                uid,
+                handshake,
+                port,
+                arrived: now,
+                // Past the end of time as an Instant can tell it, the wait
+                // is as good as endless.
+                until: now.checked_add(wait).unwrap_or(now + MAX_WAIT),
+            }),
+        }
+    }
+
+    /// The id asked about.
+    pub fn uid(&self) -> Uid {
+        match *self {
+            Ask::Book { uid, .. }
+            | Ask::CheckOut { uid, .. }
+            | Ask::Notify { uid }
+            | Ask::Wait { uid, .. } => uid,
+        }
+    }
+}
+
+/// The bounds that keep one registry's memory proportional to its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bookings held at once; a book past it is refused.
+    pub max_bookings: usize,
+    /// Requests waiting behind a uid's verification in flight; a request
+    /// past it is refused.
+    pub max_waiting: usize,
+    /// WAITs waiting for a held uid to free, for all uids together; one
+    /// past it is refused.
+    pub max_waiters: usize,
+    /// WAITs waiting for one held uid; one past it is refused.
+    pub max_waiters_per_id: usize,
+    /// How often the holder of a uid that someone waits for is verified,
+    /// so that a holder that died without checking out is noticed.
+    pub probe_interval: Duration,
+}
+
+/// What the reactor must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<R> {
+    /// Write `answer` to the requester `to`, then close.
+    Reply {
+        /// The requester.
+        to: R,
+        /// What to tell it.
+        answer: Answer,
+    },
+    /// The WAIT of `to` joined its uid's line and may wait long: watch its
+    /// connection, and report its close with [`Registry::left`].
+    Queued {
+        /// The waiter.
+        to: R,
+    },
+    /// Close the requester `to` without a reply: its client sees an error,
+    /// never a false "held elsewhere".
+    Refuse {
+        /// The requester.
+        to: R,
+        /// Why, for the log.
+        why: Refusal,
+    },
+    /// Call the liveness responder at `at`: send `handshake`, expect `uid`
+    /// back. Report the outcome with [`Registry::verified`].
+    Verify {
+        /// The id whose holder or candidate is being checked.
+        uid: Uid,
+        /// The secret to send.
+        handshake: Uid,
+        /// The responder's address.
+        at: SocketAddr,
+        /// Whose NOTIFY message to hand over once the responder has proved
+        /// alive, if any.
+        message_from: Option<R>,
+    },
+}
+
+/// The one-byte replies, by meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The booker holds the id now.
+    Granted,
+    /// Another live process holds the id, or the booker did not prove alive.
+    Denied,
+    /// The booking was released.
+    CheckedOut,
+    /// Nothing was released: the id is not held with that handshake.
+    NotCheckedOut,
+    /// The holder took the NOTIFY message.
+    Delivered,
+    /// No live process holds the id, so the message went nowhere.
+    NoHolder,
+    /// The holder is alive, or silent and so presumed alive, but did not
+    /// take the message.
+    Declined,
+}
+
+impl Answer {
+    /// The byte that carries this answer on the wire.
+    pub fn byte(self) -> u8 {
+        match self {
+            Answer::Granted | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
+            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder => REPLY_NO,
+            Answer::Declined => REPLY_DECLINED,
+        }
+    }
+}
+
+/// Why a request was refused rather than answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The uid's line of waiting requests is full.
+    LineFull,
+    /// The maximum number of bookings is reached.
+    BookingsFull,
+    /// The maximum number of waiters, for the uid or in all, is reached.
+    WaitersFull,
+    /// The server could not tell whether a process is alive, so it
+    /// neither grants nor denies.
+    Inconclusive,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The responder answered the handshake with the uid (and took the
+    /// message, if it was handed one).
+    Alive,
+    /// The responder answered the handshake with the uid, but did not
+    /// acknowledge the message it was handed.
+    Declined,
+    /// Proof that the responder is gone: the connection was refused
+    /// (nothing listens on its port), or a complete answer was not the uid
+    /// (the port belongs to someone else, impossible while the original
+    /// listener is open).
+    Dead,
+    /// No proof either way: no complete answer within the rw timeout, a
+    /// connect that timed out, or a close before the answer. A stopped,
+    /// swapping or flooded process looks like this, and so does a listener
+    /// handed down to a command that never accepts: a holder that is silent
+    /// keeps its booking, and a booker that is silent is not granted.
+    Silent,
+    /// The server itself failed before it could ask (out of file
+    /// descriptors, say); says nothing about the process.
+    Inconclusive,
+}

@@ -1,0 +1,160 @@
+//! A model of the processes around a registry, for the registry's
+//! exhaustive and property tests and its fuzz target: clients that book,
+//! wait, check out, die or give up waiting, a sender of messages, a clock,
+//! and verifications that end truthfully (alive exactly when the process
+//! is), silently (whether the process is alive or not) or inconclusively.
+//! After every event it checks the promises the registry makes:
+//!
+//! - a uid is granted only while nobody holds it, so never two live
+//!   processes believe they hold one uid, and a live believer is the
+//!   registry's holder;
+//! - a grant follows the booker's proof of life (the uid back), never
+//!   silence;
+//! - a booking is released only by its holder's check out, its holder's
+//!   proven death, or a grant that could not be delivered: the model keeps
+//!   its own copy of the table, changed only by those events, and it must
+//!   equal the registry's after every event (so a silent holder is never
+//!   replaced);
+//! - waiters are granted in the order they were queued, never after their
+//!   wait ended or after they left, and denied only when their wait ended or
+//!   they failed their own verification;
+//! - a uid someone is queued for is held or being verified, so no waiter
+//!   waits for a free uid;
+//! - one verification in flight per uid; lines, queues, reservations and
+//!   timers bounded;
+//! - a message is delivered only to a live holder, and reported
+//!   undeliverable only when there is none;
+//! - every request answered or refused exactly once, once verifications
+//!   are allowed to end.
+
+mod world;
+
+use std::time::{Duration, Instant};
+
+pub use world::World;
+
+use super::{Ask, Limits, ResponderIp};
+use crate::uid::Uid;
+
+/// One step of the modelled clock, and the probe interval.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Limits with `max_bookings` and `max_waiting`, room for every waiter the
+/// model makes, and a probe every tick.
+pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
+    Limits {
+        max_bookings,
+        max_waiting,
+        max_waiters: 64,
+        max_waiters_per_id: 64,
+        probe_interval: TICK,
+    }
+}
+
+/// Where every modelled client connects from.
+pub const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
+
+// Ids cheap to make, so explorations spend their time in the registry.
+
+/// The id numbered `n`.
+pub fn uid(n: u8) -> Uid {
+    Uid([n; 64])
+}
+
+/// The handshake of client `client`; never equal to an id.
+pub fn handshake(client: u32) -> Uid {
+    let mut bytes = [0xff; 64];
+    bytes[..4].copy_from_slice(&client.to_be_bytes());
+    Uid(bytes)
+}
+
+/// The responder port of client `client`.
+pub fn port(client: u32) -> u16 {
+    10_000 + client as u16
+}
+
+/// Client `client`'s BOOK of id `u`.
+pub fn book(u: u8, client: u32) -> Ask {
+    Ask::Book {
+        uid: uid(u),
+        handshake: handshake(client),
+        port: port(client),
+    }
+}
+
+/// Client `client`'s CHECK OUT of id `u`.
+pub fn check_out(u: u8, client: u32) -> Ask {
+    Ask::CheckOut {
+        uid: uid(u),
+        handshake: handshake(client),
+    }
+}
+
+/// A NOTIFY for id `u`.
+pub fn notify(u: u8) -> Ask {
+    Ask::Notify { uid: uid(u) }
+}
+
+/// Client `client`'s WAIT for id `u`, arrived at `now`, for `ticks` ticks.
+pub fn wait(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
+    Ask::Wait {
+        uid: uid(u),
+        handshake: handshake(client),
+        port: port(client),
+        arrived: now,
+        until: now + TICK * ticks,
+    }
+}
+
+/// Something that can happen around the registry.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    /// A client books a uid.
+    Book { client: usize, uid: u8 },
+    /// A client waits for a uid for some ticks.
+    Wait { client: usize, uid: u8, ticks: u8 },
+    /// A tick of the clock passes.
+    Tick,
+    /// A client checks a uid out, whether or not it holds it.
+    CheckOut { client: usize, uid: u8 },
+    /// A message is sent to a uid's holder.
+    Notify { uid: u8 },
+    /// A client's process dies.
+    Die { client: usize },
+    /// The client stops waiting for its reply, as after a read timeout,
+    /// and closes its connection.
+    GiveUp { client: usize },
+    /// The verification in flight for a uid ends truthfully.
+    Resolve { uid: u8 },
+    /// The verification in flight for a uid cannot tell.
+    ResolveInconclusive { uid: u8 },
+    /// The verification in flight for a uid gets no answer, whether its
+    /// process is alive (stopped, flooded) or not (its port handed down
+    /// to a process that never answers).
+    ResolveSilent { uid: u8 },
+}
+
+impl Event {
+    /// The event two bytes of fuzzer input name, among `clients` clients
+    /// and `uids` uids.
+    pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
+        let client = arg as usize % clients;
+        let uid = arg % uids;
+        match kind % 10 {
+            0 => Event::Book { client, uid },
+            1 => Event::CheckOut { client, uid },
+            2 => Event::Notify { uid },
+            3 => Event::Die { client },
+            4 => Event::GiveUp { client },
+            5 => Event::Resolve { uid },
+            6 => Event::ResolveSilent { uid },
+            7 => Event::Wait {
+                client,
+                uid,
+                ticks: kind / 10 % 4,
+            },
+            8 => Event::Tick,
+            _ => Event::ResolveInconclusive { uid },
+        }
+    }
+}

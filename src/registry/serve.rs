@@ -1,0 +1,262 @@
+//! Serving the requests of one uid in order: the line behind a
+//! verification, the queue of waiters first whenever the uid frees, and the
+//! probes of a holder that someone waits for.
+
+use std::collections::VecDeque;
+
+use super::waiting::{Full, Queued};
+use super::{
+    Action, Answer, Ask, Booking, Checking, Line, Refusal, Registry, ResponderIp, Waiter, refuse,
+    reply,
+};
+use crate::uid::Uid;
+
+impl<R: Copy + PartialEq> Registry<R> {
+    /// Serves `first`, then the `waiting` requests of `uid` in order, until
+    /// one needs a verification; the rest then wait in the uid's line.
+    /// Whenever the uid is free and someone is queued for it, the first in
+    /// the queue goes before them all. `holder_alive` says the current
+    /// holder has just proved alive (or stayed silent), so books are denied
+    /// and waits queued without asking it again.
+    pub(super) fn serve_line(
+        &mut self,
+        uid: Uid,
+        mut waiting: VecDeque<Waiter<R>>,
+        first: Option<Waiter<R>>,
+        mut holder_alive: bool,
+        out: &mut Vec<Action<R>>,
+    ) {
+        let mut next = first.or_else(|| waiting.pop_front());
+        loop {
+            // Checked first, as cheaply as can be: most uids have no queue.
+            if self.waiting.count() > 0
+                && self.bookings.get(&uid).is_none()
+                && let Some(checking) = self.verify_next_waiter(uid, out)
+            {
+                if let Some(next) = next {
+                    waiting.push_front(next);
+                }
+                self.lines.insert(uid, Line { checking, waiting });
+                return;
+            }
+            let Some(waiter) = next else {
+                return;
+            };
+            if let Some(checking) = self.serve(waiter, &mut holder_alive, out) {
+                self.lines.insert(uid, Line { checking, waiting });
+                return;
+            }
+            next = waiting.pop_front();
+        }
+    }
+
+    /// Serves one request for a uid with no verification in flight, and
+    /// answers what must be verified before it can be answered, if anything.
+    fn serve(
+        &mut self,
+        waiter: Waiter<R>,
+        holder_alive: &mut bool,
+        out: &mut Vec<Action<R>>,
+    ) -> Option<Checking<R>> {
+        match waiter.ask {
+            Ask::CheckOut { uid, handshake } => {
+                let released = self
+                    .bookings
+                    .get(&uid)
+                    .is_some_and(|holder| holder.handshake.matches_secret(&handshake))
+                    && self.bookings.remove(&uid).is_some();
+                if released {
+                    *holder_alive = false;
+                }
+                let answer = if released {
+                    Answer::CheckedOut
+                } else {
+                    Answer::NotCheckedOut
+                };
+                reply(waiter.from, answer, out);
+                None
+            }
+            Ask::Notify { uid } => match self.bookings.get(&uid) {
+                None => {
+                    reply(waiter.from, Answer::NoHolder, out);
+                    None
+                }
+                Some(holder) => Some(verify_holder(holder, waiter, Some(waiter.from), out)),
+            },
+            Ask::Book {
+                uid,
+                handshake,
+                port,
+            }
+            | Ask::Wait {
+                uid,
+                handshake,
+                port,
+                ..
+            } => match self.bookings.get(&uid) {
+                Some(_) if *holder_alive => {
+                    if matches!(waiter.ask, Ask::Wait { .. }) {
+                        self.enqueue(waiter, out);
+                    } else {
+                        reply(waiter.from, Answer::Denied, out);
+                    }
+                    None
+                }
+                Some(holder) => Some(verify_holder(holder, waiter, None, out)),
+                None => self.verify_candidate(waiter.from, waiter.ip, uid, handshake, port, out),
+            },
+        }
+    }
+
+    /// Starts verifying the booker `from` of the free `uid`, unless the
+    /// table is full.
+    fn verify_candidate(
+        &mut self,
+        from: R,
+        ip: ResponderIp,
+        uid: Uid,
+        handshake: Uid,
+        port: u16,
+        out: &mut Vec<Action<R>>,
+    ) -> Option<Checking<R>> {
+        if self.bookings.len() + self.reserved >= self.limits.max_bookings {
+            refuse(from, Refusal::BookingsFull, out);
+            return None;
+        }
+        self.reserved += 1;
+        let booking = Booking {
+            uid,
+            handshake,
+            ip,
+            port,
+        };
+        out.push(Action::Verify {
+            uid,
+            handshake,
+            at: booking.responder(),
+            message_from: None,
+        });
+        Some(Checking::Candidate {
+            from,
+            booking,
+            ticket: None,
+            void: false,
+        })
+    }
+
+    /// Starts verifying the first waiter queued for the free `uid`; one
+    /// the table has no room for is refused, and the next one tried.
+    fn verify_next_waiter(&mut self, uid: Uid, out: &mut Vec<Action<R>>) -> Option<Checking<R>> {
+        while let Some(waiter) = self.waiting.pop_front(&uid) {
+            let Queued {
+                from,
+                ip,
+                handshake,
+                port,
+                ticket,
+                ..
+            } = waiter;
+            if let Some(Checking::Candidate {
+                from,
+                booking,
+                void,
+                ..
+            }) = self.verify_candidate(from, ip, uid, handshake, port, out)
+            {
+                return Some(Checking::Candidate {
+                    from,
+                    booking,
+                    ticket: Some(ticket),
+                    void,
+                });
+            }
+        }
+        None
+    }
+
+    /// Puts a WAIT whose uid a live holder has at the back of the uid's
+    /// queue; a WAIT whose time is up (no time at all, or spent in the line
+    /// behind a verification) is denied instead, as a BOOK is.
+    pub(super) fn enqueue(&mut self, waiter: Waiter<R>, out: &mut Vec<Action<R>>) {
+        let Ask::Wait {
+            uid,
+            handshake,
+            port,
+            arrived,
+            until,
+        } = waiter.ask
+        else {
+            return;
+        };
+        if Some(until) <= self.now.max(Some(arrived)) {
+            reply(waiter.from, Answer::Denied, out);
+            return;
+        }
+        let queued = Queued {
+            from: waiter.from,
+            ip: waiter.ip,
+            handshake,
+            port,
+            until,
+            ticket: self.waiting.ticket(),
+        };
+        let joined = self.waiting.join(
+            uid,
+            queued,
+            arrived + self.limits.probe_interval,
+            self.limits.max_waiters_per_id,
+            self.limits.max_waiters,
+        );
+        match joined {
+            Ok(()) => out.push(Action::Queued { to: waiter.from }),
+            Err(Full) => refuse(waiter.from, Refusal::WaitersFull, out),
+        }
+    }
+
+    /// Verifies the holder of `uid` for its waiters, unless a verification
+    /// for the uid is already in flight (its verdict will serve them too).
+    pub(super) fn probe(&mut self, uid: Uid, out: &mut Vec<Action<R>>) {
+        if self.lines.contains_key(&uid) {
+            return;
+        }
+        let Some(holder) = self.bookings.get(&uid) else {
+            // Free with waiters queued: hand it on.
+            self.serve_line(uid, VecDeque::new(), None, false, out);
+            return;
+        };
+        out.push(Action::Verify {
+            uid,
+            handshake: holder.handshake,
+            at: holder.responder(),
+            message_from: None,
+        });
+        let checking = Checking::Probe {
+            handshake: holder.handshake,
+        };
+        self.lines.insert(
+            uid,
+            Line {
+                checking,
+                waiting: VecDeque::new(),
+            },
+        );
+    }
+}
+
+fn verify_holder<R>(
+    holder: &Booking,
+    waiter: Waiter<R>,
+    message_from: Option<R>,
+    out: &mut Vec<Action<R>>,
+) -> Checking<R> {
+    out.push(Action::Verify {
+        uid: holder.uid,
+        handshake: holder.handshake,
+        at: holder.responder(),
+        message_from,
+    });
+    Checking::Holder {
+        handshake: holder.handshake,
+        waiter,
+    }
+}

@@ -1,0 +1,201 @@
+use std::time::Duration;
+
+use super::*;
+
+fn book() -> Request {
+    Request::Book {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
+        port: 0xbeef,
+    }
+}
+
+fn check_out() -> Request {
+    Request::CheckOut {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
+    }
+}
+
+#[test]
+fn encoding_is_the_0_6_0_layout() {
+    let bytes = book().encode();
+    assert_eq!(bytes.len(), 131);
+    assert_eq!(bytes[0], 0x00);
+    assert_eq!(&bytes[1..65], Uid::from_name("uid").as_bytes());
+    assert_eq!(&bytes[65..129], Uid::from_name("handshake").as_bytes());
+    assert_eq!(&bytes[129..], &[0xbe, 0xef]);
+    let bytes = check_out().encode();
+    assert_eq!(bytes.len(), 129);
+    assert_eq!(bytes[0], 0x01);
+    assert_eq!(&bytes[1..], &book().encode()[1..129]);
+}
+
+fn notify(len: usize) -> Request {
+    Request::Notify {
+        uid: Uid::from_name("uid"),
+        message: (0..len).map(|i| i as u8).collect(),
+    }
+}
+
+fn wait() -> Request {
+    Request::Wait {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
+        port: 0xbeef,
+        wait: Duration::from_millis(0x0102_0304),
+    }
+}
+
+fn all() -> [Request; 7] {
+    [
+        book(),
+        check_out(),
+        Request::Status,
+        notify(0),
+        notify(300),
+        notify(MAX_MESSAGE_LEN),
+        wait(),
+    ]
+}
+
+#[test]
+fn our_extensions_have_their_own_layout() {
+    assert_eq!(Request::Status.encode(), [0x02]);
+    let bytes = notify(3).encode();
+    assert_eq!(bytes[0], 0x03);
+    assert_eq!(&bytes[1..65], Uid::from_name("uid").as_bytes());
+    assert_eq!(&bytes[65..], &[0, 0, 0, 3, 0, 1, 2]);
+    let bytes = wait().encode();
+    assert_eq!(bytes.len(), 135);
+    assert_eq!(bytes[0], 0x04);
+    assert_eq!(&bytes[1..131], &book().encode()[1..]);
+    assert_eq!(&bytes[131..], &[1, 2, 3, 4]);
+}
+
+#[test]
+fn a_wait_longer_than_the_field_holds_is_sent_as_the_longest() {
+    let long = Request::Wait {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
+        port: 1,
+        wait: Duration::from_secs(u64::MAX),
+    };
+    assert_eq!(&long.encode()[131..], &[0xff; 4]);
+    let Ok(Some(Request::Wait { wait, .. })) = Decoder::new().feed(&long.encode()) else {
+        panic!("not a wait");
+    };
+    assert_eq!(wait, MAX_WAIT);
+}
+
+#[test]
+fn decodes_whole_requests() {
+    for request in all() {
+        assert_eq!(Decoder::new().feed(&request.encode()), Ok(Some(request)));
+    }
+}
+
+#[test]
+fn decodes_one_byte_at_a_time() {
+    for request in [
+        book(),
+        check_out(),
+        Request::Status,
+        notify(0),
+        notify(300),
+        wait(),
+    ] {
+        let bytes = request.encode();
+        let mut decoder = Decoder::new();
+        let (last, head) = bytes.split_last().unwrap();
+        for byte in head {
+            assert_eq!(decoder.feed(std::slice::from_ref(byte)), Ok(None));
+        }
+        assert_eq!(decoder.feed(&[*last]), Ok(Some(request)));
+    }
+}
+
+#[test]
+fn ignores_bytes_after_the_request() {
+    for request in all() {
+        let mut bytes = request.encode();
+        bytes.extend_from_slice(&[0xff; 300]);
+        assert_eq!(Decoder::new().feed(&bytes), Ok(Some(request)));
+    }
+}
+
+#[test]
+fn rejects_a_message_announced_too_long_before_it_arrives() {
+    let mut bytes = notify(0).encode();
+    bytes[65..69].copy_from_slice(&(MAX_MESSAGE_LEN as u32 + 1).to_be_bytes());
+    assert_eq!(
+        Decoder::new().feed(&bytes),
+        Err(DecodeError::MessageTooLong(MAX_MESSAGE_LEN + 1))
+    );
+    bytes[65..69].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(
+        Decoder::new().feed(&bytes),
+        Err(DecodeError::MessageTooLong(u32::MAX as usize))
+    );
+}
+
+#[test]
+fn a_message_grows_only_as_its_bytes_arrive() {
+    let bytes = notify(MAX_MESSAGE_LEN).encode();
+    let mut decoder = Decoder::new();
+    assert_eq!(decoder.feed(&bytes[..NOTIFY_HEADER_LEN + 10]), Ok(None));
+    assert!(decoder.message.capacity() < 1024);
+}
+
+#[test]
+fn display_never_shows_the_handshake() {
+    let handshake = Uid::from_name("handshake").to_string();
+    for request in [book(), check_out()] {
+        let shown = request.to_string();
+        assert!(!shown.contains(&handshake[..16]), "{shown}");
+        assert!(
+            shown.contains(&Uid::from_name("uid").to_string()[..16]),
+            "{shown}"
+        );
+    }
+    assert!(book().to_string().contains("port 48879"));
+}
+
+#[test]
+fn empty_input_needs_more() {
+    let mut decoder = Decoder::new();
+    assert_eq!(decoder.feed(&[]), Ok(None));
+    assert_eq!(decoder.feed(&[CMD_BOOK]), Ok(None));
+    assert_eq!(decoder.feed(&[]), Ok(None));
+}
+
+#[test]
+fn rejects_unknown_commands_at_once() {
+    for command in 0x05..=0xff {
+        assert_eq!(
+            Decoder::new().feed(&[command]),
+            Err(DecodeError::UnknownCommand(command))
+        );
+    }
+}
+
+#[test]
+fn rejects_handshake_equal_to_uid() {
+    let same = Uid::from_name("same");
+    for request in [
+        Request::Book {
+            uid: same,
+            handshake: same,
+            port: 1,
+        },
+        Request::CheckOut {
+            uid: same,
+            handshake: same,
+        },
+    ] {
+        assert_eq!(
+            Decoder::new().feed(&request.encode()),
+            Err(DecodeError::HandshakeIsUid)
+        );
+    }
+}

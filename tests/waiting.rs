@@ -1,0 +1,168 @@
+//! WAIT through real sockets and processes: arrival order, deadlines,
+//! waiters that leave, holders that die while others wait, full queues,
+//! and restarts.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Running, Scratch, quiet_hold, random, read_reply};
+use namaste::Uid;
+use namaste::client::Client;
+use namaste::wire::Request;
+
+/// Six waiters, each queued well after the one before, are granted in the
+/// order they arrived, each the moment the one before checks out.
+#[test]
+fn waiters_are_granted_in_arrival_order() {
+    let server = Running::start(&[]);
+    let client = Client::new().with_port(server.port);
+    let uid = random();
+    let holder = client.book(uid).unwrap().expect("granted");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let waiters: Vec<_> = (0..6)
+        .map(|n| {
+            let order = order.clone();
+            let waiter = thread::spawn(move || {
+                let booking = client
+                    .book_wait(uid, Duration::from_secs(60))
+                    .unwrap()
+                    .expect("granted in time");
+                order.lock().unwrap().push(n);
+                booking.check_out().unwrap();
+            });
+            // Long enough for its WAIT to be verified and queued.
+            thread::sleep(Duration::from_millis(150));
+            waiter
+        })
+        .collect();
+    assert!(holder.check_out().unwrap());
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_wait_ends_with_none_when_its_time_is_up() {
+    let server = Running::start(&[]);
+    let client = Client::new().with_port(server.port);
+    let uid = random();
+    let _holder = client.book(uid).unwrap().expect("granted");
+    let started = Instant::now();
+    let waited = client.book_wait(uid, Duration::from_millis(500)).unwrap();
+    assert!(waited.is_none());
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // No time at all: one try.
+    assert!(client.book_wait(uid, Duration::ZERO).unwrap().is_none());
+}
+
+/// A waiter whose process is killed leaves the queue at once: the server
+/// sees its connection close, and the next waiter is granted.
+#[test]
+fn a_waiter_killed_while_waiting_leaves_the_line() {
+    let mut server = Running::start(&["--log-level", "debug"]);
+    let client = Client::new().with_port(server.port);
+    let holder = client.book(Uid::from_name("line")).unwrap().unwrap();
+    let mut first = quiet_hold(server.port, "line", &["--wait", "60"], &["true"])
+        .spawn()
+        .unwrap();
+    server.log_line_with(": queued");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let left = server.log_line_with("the client left");
+    assert!(left.contains("wait"), "{left}");
+    let mut second = quiet_hold(server.port, "line", &["--wait", "60"], &["true"])
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    assert!(holder.check_out().unwrap());
+    assert_eq!(second.wait().unwrap().code(), Some(0));
+}
+
+/// A holder killed with its whole process tree never checks out; its
+/// waiter is served once a probe finds it gone, with nobody else asking.
+#[test]
+fn a_holder_killed_while_others_wait_is_found_by_a_probe() {
+    let server = Running::start(&["--probe-interval", "0.2"]);
+    let mut holder = quiet_hold(server.port, "probed", &["--no-inherit"], &["sleep", "60"])
+        .spawn()
+        .unwrap();
+    server.wait_for_bookings(1);
+    let mut waiter = quiet_hold(server.port, "probed", &["--wait", "60"], &["true"])
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let children = Command::new("pkill")
+        .args(["-KILL", "-P", &holder.id().to_string()])
+        .status();
+    assert!(children.unwrap().success(), "no command to kill");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(waiter.wait().unwrap().code(), Some(0));
+}
+
+/// Past the waiters allowed for one id, a WAIT is closed without a reply,
+/// as every limit is.
+#[test]
+fn a_full_queue_closes_without_a_reply() {
+    let server = Running::start(&["--max-waiters-per-id", "1"]);
+    let client = Client::new().with_port(server.port);
+    let uid = random();
+    let _holder = client.book(uid).unwrap().unwrap();
+    let wait = |handshake: Uid| {
+        let responder = common::Responder::honest(uid, handshake);
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        let request = Request::Wait {
+            uid,
+            handshake,
+            port: responder.port,
+            wait: Duration::from_secs(60),
+        };
+        stream.write_all(&request.encode()).unwrap();
+        (stream, responder)
+    };
+    let (mut queued, _first) = wait(random());
+    thread::sleep(Duration::from_millis(200));
+    let (mut refused, _second) = wait(random());
+    assert_eq!(read_reply(&mut refused), None, "closed without a reply");
+    queued
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut byte = [0];
+    let still_waiting = std::io::Read::read(&mut queued, &mut byte);
+    assert!(still_waiting.is_err(), "the first waiter was answered");
+}
+
+/// Waiters are connections, not recorded in the state file: a restart
+/// closes them, and their clients wait on against the restarted server.
+#[test]
+fn a_restart_closes_waits_and_their_clients_wait_again() {
+    let scratch = Scratch::new("restart-wait");
+    let state = scratch.path("bookings");
+    let port = common::dead_port().to_string();
+    let args = ["--port", &port, "--state", state.to_str().unwrap()];
+    let start = || Running::start(&args);
+    let mut server = start();
+    let script = scratch.wait_for_file("stop");
+    let mut holder = quiet_hold(server.port, "restart", &[], &["sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    server.wait_for_bookings(1);
+    let mut waiter = quiet_hold(server.port, "restart", &["--wait", "60"], &["true"])
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    common::sigterm(&server.child);
+    server.child.wait().unwrap();
+    let server = start();
+    server.wait_for_bookings(1);
+    scratch.touch("stop");
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
+    assert_eq!(waiter.wait().unwrap().code(), Some(0));
+}
