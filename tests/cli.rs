@@ -90,6 +90,10 @@ fn usage_errors_are_one_line_with_status_2() {
         ),
         (&["run", "--rw-timeout=0"], "positive number of seconds"),
         (&["run", "--rw-timeout", "-1"], "positive number of seconds"),
+        (&["run", "--rw-timeout", "1e19"], "at most 3600"),
+        (&["run", "--rw-timeout", "5e18"], "at most 3600"),
+        (&["run", "--probe-interval", "1e19"], "at most 3600"),
+        (&["hold", "x", "--wait", "-1", "--", "true"], "0 or more"),
         (&["run", "--max-connections", "0"], "at least 1"),
         (&["run", "--log-level", "loud"], "not one of"),
         (

@@ -4,11 +4,12 @@ mod common;
 
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, random};
-use namaste::client::{Client, Error, Notified};
+use namaste::client::{Client, Error, MAX_UNREAD_MESSAGES, Notified};
 use namaste::wire::MAX_MESSAGE_LEN;
 
 fn client_of(server: &TestServer) -> Client {
@@ -118,6 +119,34 @@ fn notify_reaches_the_holder_and_is_acknowledged() {
     assert!(client.book(uid).unwrap().is_none());
 }
 
+/// A holder that does not read its messages keeps a bounded number; the
+/// rest are declined, and it keeps its booking.
+#[test]
+fn unread_messages_are_bounded() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    let message = vec![0x5a; MAX_MESSAGE_LEN];
+    let outcomes: Vec<Notified> = (0..MAX_UNREAD_MESSAGES + 8)
+        .map(|_| client.notify(uid, &message).unwrap())
+        .collect();
+    let delivered = outcomes
+        .iter()
+        .filter(|&&n| n == Notified::Delivered)
+        .count();
+    assert_eq!(delivered, MAX_UNREAD_MESSAGES, "{outcomes:?}");
+    assert!(
+        outcomes[MAX_UNREAD_MESSAGES..]
+            .iter()
+            .all(|&n| n == Notified::Declined)
+    );
+    assert!(client.book(uid).unwrap().is_none(), "still held");
+    // Reading makes room again.
+    booking.messages().recv().unwrap();
+    assert_eq!(client.notify(uid, b"more").unwrap(), Notified::Delivered);
+}
+
 #[test]
 fn notify_without_a_holder_says_so() {
     let server = TestServer::start();
@@ -224,4 +253,59 @@ fn no_server_says_how_to_start_one() {
     let message = error.to_string();
     assert!(message.contains("namaste run"), "{message}");
     assert!(matches!(client.status(), Err(Error::NoServer { .. })));
+}
+
+/// Processes that connect to a holder's responder as fast as they can and
+/// keep their connections open, *while* others contend for the id and
+/// send it messages: every verification is still answered, so every
+/// message is delivered and every contender denied.
+#[test]
+fn a_flood_on_a_responder_during_contention_costs_nothing() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let uid = random();
+    let booking = client.book(uid).unwrap().expect("granted");
+    let port = booking.responder_port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut open = std::collections::VecDeque::new();
+                let mut made = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                        open.push_back(stream);
+                        made += 1;
+                    }
+                    if open.len() > 100 {
+                        open.pop_front();
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    let mut outcomes = Vec::new();
+    for round in 0..100 {
+        outcomes.push(client.notify(uid, b"still there?").unwrap());
+        while booking.messages().try_recv().is_ok() {}
+        assert!(
+            client.book(uid).unwrap().is_none(),
+            "granted in round {round}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let made: usize = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    let delivered = outcomes
+        .iter()
+        .filter(|&&n| n == Notified::Delivered)
+        .count();
+    assert_eq!(
+        delivered,
+        outcomes.len(),
+        "after {made} flooding connections"
+    );
+    assert!(booking.check_out().unwrap());
 }

@@ -88,13 +88,18 @@ impl<'a> Args<'a> {
     }
 
     /// The value of the option `name` just read, as a positive number of
-    /// seconds (fractions allowed).
-    pub fn seconds(&mut self, name: &str) -> Result<Duration, Usage> {
+    /// seconds (fractions allowed), at most `max`.
+    pub fn seconds(&mut self, name: &str, max: Duration) -> Result<Duration, Usage> {
         let seconds: f64 = self.value(name)?;
         Duration::try_from_secs_f64(seconds)
             .ok()
-            .filter(|duration| !duration.is_zero())
-            .ok_or_else(|| Usage(format!("{name} must be a positive number of seconds")))
+            .filter(|duration| !duration.is_zero() && *duration <= max)
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{name} must be a positive number of seconds, at most {}",
+                    max.as_secs()
+                ))
+            })
     }
 
     /// The value of the option `name` just read, as a number of seconds,

@@ -1,7 +1,7 @@
 //! `namaste hold`: run a command while holding a lock, like flock(1) but
 //! with no stale lock after a crash.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
@@ -10,10 +10,12 @@ use std::thread;
 use namaste::Uid;
 use namaste::client::{Booking, Client};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, unknown};
-use super::{EX_TEMPFAIL, fail};
+use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
 namaste hold: run a command while holding a lock
@@ -44,9 +46,10 @@ Options:
                   this process is killed, the lock is free at once
 
 Messages sent to NAME with `namaste notify` are printed on standard error.
-SIGTERM, SIGINT and SIGHUP are passed on to COMMAND, and the lock is held
-until it exits: stopping `namaste hold` never leaves COMMAND running
-unlocked.
+SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
+and the lock is held until it exits: stopping `namaste hold` never leaves
+COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
+COMMAND directly, and are not passed on: COMMAND gets each once.
 ";
 
 pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
@@ -85,16 +88,18 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
             let code = run_holding(&booking, name, command, inherit);
             match booking.check_out() {
                 Ok(true) => {}
-                Ok(false) => eprintln!(
-                    "namaste: warning: {name} was no longer booked when the command ended"
-                ),
-                Err(e) => eprintln!("namaste: warning: could not check out {name}: {e}"),
+                Ok(false) => say(format_args!(
+                    "warning: {name} was no longer booked when the command ended"
+                )),
+                Err(e) => say(format_args!("warning: could not check out {name}: {e}")),
             }
             code
         }
         Ok(None) => {
             let waited = wait.map_or(String::new(), |t| format!(" (waited {t:?})"));
-            eprintln!("namaste: {name} is held by another live process{waited}");
+            say(format_args!(
+                "{name} is held by another live process{waited}"
+            ));
             ExitCode::from(EX_TEMPFAIL)
         }
         Err(e) => fail(e),
@@ -123,7 +128,7 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
     booking.forward_messages(events.clone());
     // Registered before the command starts, so no signal meant for it is
     // missed.
-    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => return fail(format_args!("cannot handle signals: {e}")),
     };
@@ -154,8 +159,14 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
     let pid = child.id();
     let forward_signals = events.clone();
     thread::spawn(move || {
-        for signal in signals.forever() {
-            if forward_signals.send(Event::Signal(signal)).is_err() {
+        for origin in signals.forever() {
+            // The terminal sends Ctrl-C (and a hang-up) to its whole
+            // foreground process group, the command included: passed on,
+            // it would reach the command twice.
+            if origin.cause == Cause::Kernel {
+                continue;
+            }
+            if forward_signals.send(Event::Signal(origin.signal)).is_err() {
                 return;
             }
         }
@@ -205,11 +216,6 @@ fn show(name: &str, message: &[u8]) {
         "message for {name}: {}",
         String::from_utf8_lossy(message)
     ));
-}
-
-/// One line on standard error, whether or not anyone reads it.
-fn say(line: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "namaste: {line}");
 }
 
 /// Sends `signal` to the command: it decides how to stop, and the lock is

@@ -8,6 +8,7 @@ mod status;
 mod systemd;
 
 use std::fmt;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use args::Usage;
@@ -48,10 +49,10 @@ pub fn main(args: &[String]) -> ExitCode {
         "notify" => notify::main(rest),
         "status" => status::main(rest),
         "version" | "--version" | "-V" => {
-            println!(
-                "namaste {} (wire protocol of namaste 0.6.0, with STATUS, NOTIFY and WAIT)",
+            out(format_args!(
+                "namaste {} (wire protocol of namaste 0.6.0, with STATUS, NOTIFY and WAIT)\n",
                 env!("CARGO_PKG_VERSION")
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
         "help" | "--help" | "-h" => help(rest.first().map(String::as_str)),
@@ -69,7 +70,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("status") => status::HELP,
         Some(other) => return Err(Usage(format!("no help for {other:?}: no such command"))),
     };
-    print!("{text}");
+    out(text);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,12 +79,25 @@ fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
         Some(command @ ("run" | "hold" | "notify" | "status")) => format!("namaste help {command}"),
         _ => "namaste help".to_string(),
     };
-    eprintln!("namaste: {usage}; see `{see}`");
+    say(format_args!("{usage}; see `{see}`"));
     ExitCode::from(EX_USAGE)
 }
 
 /// Reports a failure in one line and answers status 1.
 fn fail(what: impl fmt::Display) -> ExitCode {
-    eprintln!("namaste: {what}");
+    say(what);
     ExitCode::FAILURE
+}
+
+/// One line on standard error, after "namaste: ". A standard error that is
+/// gone (a closed pipe, say) must not stop a command: what it says is lost,
+/// nothing else.
+fn say(line: impl fmt::Display) {
+    let _ = writeln!(io::stderr(), "namaste: {line}");
+}
+
+/// `text` on standard output, where the user asked for it; if nobody
+/// reads it any more, it is lost, and nothing else.
+fn out(text: impl fmt::Display) {
+    let _ = write!(io::stdout(), "{text}");
 }

@@ -6,7 +6,7 @@ use namaste::Uid;
 use namaste::client::{Client, Notified};
 
 use super::args::{Arg, Args, Usage, unknown};
-use super::{EX_TEMPFAIL, fail};
+use super::{EX_TEMPFAIL, fail, out, say};
 
 pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
@@ -46,11 +46,13 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     let uid = uid.unwrap_or_else(|| Uid::from_name(name));
     Ok(match client.notify(uid, message.as_bytes()) {
         Ok(Notified::Delivered) => {
-            println!("namaste: the holder of {name} took the message");
+            out(format_args!(
+                "namaste: the holder of {name} took the message\n"
+            ));
             ExitCode::SUCCESS
         }
         Ok(Notified::NoHolder) => {
-            eprintln!("namaste: no live process holds {name}");
+            say(format_args!("no live process holds {name}"));
             ExitCode::from(EX_TEMPFAIL)
         }
         Ok(Notified::Declined) => fail(format_args!(

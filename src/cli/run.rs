@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use log::LevelFilter;
-use namaste::reactor::{Config, Server};
+use namaste::reactor::{Config, MAX_DURATION, Server};
 
 use super::args::{Arg, Args, Usage, unknown};
 use super::{fail, systemd};
@@ -51,7 +51,9 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
         match arg {
             Arg::Option(name @ "--port") => port = args.value(name)?,
             Arg::Option(name @ "--bind") => ip = args.value(name)?,
-            Arg::Option(name @ "--rw-timeout") => config.rw_timeout = args.seconds(name)?,
+            Arg::Option(name @ "--rw-timeout") => {
+                config.rw_timeout = args.seconds(name, MAX_DURATION)?
+            }
             Arg::Option(name @ "--max-connections") => {
                 config.max_connections = at_least_one(name, args.value(name)?)?
             }
@@ -63,7 +65,9 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
             Arg::Option(name @ "--max-waiters-per-id") => {
                 config.max_waiters_per_id = args.value(name)?
             }
-            Arg::Option(name @ "--probe-interval") => config.probe_interval = args.seconds(name)?,
+            Arg::Option(name @ "--probe-interval") => {
+                config.probe_interval = args.seconds(name, MAX_DURATION)?
+            }
             Arg::Option(name @ "--log-level") => level = log_level(&args.value::<String>(name)?)?,
             Arg::Option(name @ "--state") => config.state = Some(args.value(name)?),
             Arg::Option(other) => return Err(unknown("run", other)),

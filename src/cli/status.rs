@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use namaste::client::Client;
 
 use super::args::{Arg, Args, Usage, unknown};
-use super::fail;
+use super::{fail, out};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters
@@ -33,7 +33,7 @@ pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
     }
     Ok(match client.status() {
         Ok(status) => {
-            println!("{status}");
+            out(format_args!("{status}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

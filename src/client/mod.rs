@@ -40,6 +40,11 @@ use crate::wire::{MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_YES
 /// wait behind another request for the same id.
 const REPLY_PATIENCE: u32 = 4;
 
+/// Messages a booking keeps for its holder to read; past them, a NOTIFY is
+/// declined (`0x02`), so a holder that does not read its messages keeps at
+/// most this many of at most 64 KiB each.
+pub const MAX_UNREAD_MESSAGES: usize = 16;
+
 /// Where the server is and how long to wait for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Client {
@@ -170,7 +175,7 @@ impl Client {
                 break handshake;
             }
         };
-        let (sender, messages) = mpsc::channel();
+        let (sender, messages) = mpsc::sync_channel(MAX_UNREAD_MESSAGES);
         let responder =
             Responder::start(uid, handshake, self.rw_timeout, sender).map_err(Error::Io)?;
         let request = make(handshake, responder.port());
@@ -299,7 +304,8 @@ impl Booking {
 
     /// The messages other processes send with [`Client::notify`], in the
     /// order they arrived (unless [`forward_messages`](Booking::forward_messages)
-    /// sends them elsewhere).
+    /// sends them elsewhere). At most [`MAX_UNREAD_MESSAGES`] wait here
+    /// unread; further ones are declined, and their senders told so.
     pub fn messages(&self) -> &Receiver<Vec<u8>> {
         &self.messages
     }

@@ -3,13 +3,20 @@
 //!
 //! Any process on the machine can connect to it, so it must not be
 //! stallable: one thread polls every connection without blocking, each has
-//! a deadline, and when too many are open the oldest is dropped, so silent
-//! connections can never make the server's verification wait.
+//! a deadline, and when too many are open, whatever has arrived on them is
+//! read first (a verification whose handshake is in is answered and
+//! leaves), and only then is the oldest dropped. So silent connections can
+//! never make the server's verification wait, and a flood cannot push it
+//! out once its handshake is in. (Sparing connections that sent a correct
+//! prefix of the handshake would do more, but would tell a flooder, by
+//! which of its connections survive, the handshake byte by byte.) Should
+//! a flood still push a verification out, the server hears silence, which
+//! proves nothing: the booking stays.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -55,9 +62,10 @@ impl Responder {
         uid: Uid,
         handshake: Uid,
         rw_timeout: Duration,
-        messages: Sender<Vec<u8>>,
+        messages: SyncSender<Vec<u8>>,
     ) -> io::Result<Responder> {
-        let deliver: Deliver = Box::new(move |message| messages.send(message).is_ok());
+        // Full or gone: not taken.
+        let deliver: Deliver = Box::new(move |message| messages.try_send(message).is_ok());
         let deliver = Arc::new(Mutex::new(deliver));
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
@@ -186,6 +194,12 @@ impl Serve {
                 Err(_) => return,
             };
             if self.exchanges.len() == MAX_EXCHANGES {
+                // Whatever has arrived is read before anyone is given up:
+                // a verification whose handshake is in is answered now,
+                // and leaves.
+                self.advance_all();
+            }
+            if self.exchanges.len() == MAX_EXCHANGES {
                 self.drop_oldest();
             }
             let key = self.exchanges.vacant_key();
@@ -214,6 +228,13 @@ impl Serve {
             self.deadlines
                 .start(Instant::now(), ConnRef { key, generation });
             // The server writes its handshake right after connecting.
+            self.advance(key);
+        }
+    }
+
+    fn advance_all(&mut self) {
+        let keys: Vec<usize> = self.exchanges.iter().map(|(key, _)| key).collect();
+        for key in keys {
             self.advance(key);
         }
     }

@@ -36,6 +36,10 @@ const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
+/// The longest rw timeout or probe interval a server takes: an hour is
+/// already far past any use, and it keeps every deadline computable.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
 /// How the server runs: where it listens and the limits that bound its
 /// memory and the time any peer can take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +157,7 @@ impl Server {
     /// machine.
     pub fn bind(config: Config) -> io::Result<Server> {
         refuse_non_loopback(config.addr.ip())?;
+        refuse_past_bounds(&config)?;
         let listener = TcpListener::bind(config.addr)?;
         Server::with_listener(listener, config)
     }
@@ -162,6 +167,7 @@ impl Server {
     /// ignored. Refuses a socket that does not listen on loopback.
     pub fn from_listener(listener: std::net::TcpListener, config: Config) -> io::Result<Server> {
         refuse_non_loopback(listener.local_addr()?.ip())?;
+        refuse_past_bounds(&config)?;
         listener.set_nonblocking(true)?;
         Server::with_listener(TcpListener::from_std(listener), config)
     }
@@ -411,6 +417,24 @@ impl Server {
         }
         conn
     }
+}
+
+fn refuse_past_bounds(config: &Config) -> io::Result<()> {
+    for (name, duration) in [
+        ("rw timeout", config.rw_timeout),
+        ("probe interval", config.probe_interval),
+    ] {
+        if duration.is_zero() || duration > MAX_DURATION {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the {name} must be more than 0 and at most {} s, not {duration:?}",
+                    MAX_DURATION.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn refuse_non_loopback(ip: IpAddr) -> io::Result<()> {

@@ -282,6 +282,15 @@ impl Running {
             .count()
     }
 
+    /// The bookings the server holds now.
+    pub fn bookings(&self) -> u64 {
+        namaste::client::Client::new()
+            .with_port(self.port)
+            .status()
+            .unwrap()
+            .bookings
+    }
+
     /// Waits until the server holds `n` bookings.
     pub fn wait_for_bookings(&self, n: u64) {
         let client = namaste::client::Client::new().with_port(self.port);
