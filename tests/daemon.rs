@@ -9,50 +9,19 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Responder, Running, random, read_reply, stderr};
+use common::{Responder, Running, Scratch, random, read_reply, stderr};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::Request;
 
-/// A directory of this test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("namaste-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn bookings(server: &Running) -> u64 {
-    Client::new()
-        .with_port(server.port)
-        .status()
-        .unwrap()
-        .bookings
-}
-
 #[test]
 fn bookings_survive_a_killed_server() {
-    let dir = TempDir::new("restart");
-    let state = dir.file("bookings");
+    let dir = Scratch::new("restart");
+    let state = dir.path("bookings");
     let state_arg = state.to_str().unwrap();
     let mut server = Running::start(&["--state", state_arg]);
     let port = server.port.to_string();
@@ -100,8 +69,8 @@ fn bookings_survive_a_killed_server() {
 
 #[test]
 fn a_state_file_cut_short_loads_with_a_warning() {
-    let dir = TempDir::new("torn");
-    let state = dir.file("bookings");
+    let dir = Scratch::new("torn");
+    let state = dir.path("bookings");
     let mut bytes = b"NAMASTE\x01".to_vec();
     for n in 0..2u8 {
         bytes.push(b'B');
@@ -114,15 +83,17 @@ fn a_state_file_cut_short_loads_with_a_warning() {
     let mut server = Running::start(&["--state", state.to_str().unwrap()]);
     let line = server.log_line_with("cut short");
     assert!(line.contains("offset 143"), "{line}");
-    assert_eq!(bookings(&server), 1);
+    assert_eq!(server.bookings(), 1);
     // The torn tail is gone from the rewritten file.
     assert_eq!(fs::metadata(&state).unwrap().len(), 8 + 135);
 }
 
+/// A file that is not a state file at all may be someone else's: the
+/// start stops, naming it, and leaves it as it is.
 #[test]
-fn a_corrupt_state_file_stops_the_start_with_its_name_and_offset() {
-    let dir = TempDir::new("corrupt");
-    let state = dir.file("bookings");
+fn a_file_without_the_header_stops_the_start_with_its_name() {
+    let dir = Scratch::new("foreign");
+    let state = dir.path("bookings");
     let path = state.to_str().unwrap();
     fs::write(&state, b"hello, world").unwrap();
     let output = common::namaste(&["run", "--port", "0", "--state", path]);
@@ -130,20 +101,34 @@ fn a_corrupt_state_file_stops_the_start_with_its_name_and_offset() {
     let text = stderr(&output);
     assert!(text.contains(path) && text.contains("offset 0"), "{text}");
     assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(fs::read(&state).unwrap(), b"hello, world");
+}
 
-    let mut bytes = b"NAMASTE\x01R".to_vec();
+/// A state file with an unreadable record in the middle (a full disk
+/// once tore it, say): the server starts with the bookings recorded before
+/// it, says so loudly, and keeps the whole file aside.
+#[test]
+fn a_corrupt_record_starts_with_what_came_before_and_keeps_the_file() {
+    let dir = Scratch::new("corrupt");
+    let state = dir.path("bookings");
+    let mut bytes = b"NAMASTE\x01B".to_vec();
     bytes.extend_from_slice(&[1; 64]);
+    bytes.extend_from_slice(&[0xee; 64]);
+    bytes.extend_from_slice(&[127, 0, 0, 1, 0x10, 0x00]);
     bytes.push(b'X');
+    bytes.extend_from_slice(&[2; 200]);
     fs::write(&state, &bytes).unwrap();
-    let output = common::namaste(&["run", "--port", "0", "--state", path]);
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
-    assert!(
-        text.contains("unknown record type 0x58 at offset 73"),
-        "{text}"
-    );
-    // Nothing was lost: the file is as it was.
-    assert_eq!(fs::read(&state).unwrap(), bytes);
+    let mut server = Running::start(&["--state", state.to_str().unwrap()]);
+    let line = server.log_line_with("unknown record type 0x58 at offset 143");
+    assert!(line.contains("starting with the 1 bookings"), "{line}");
+    assert_eq!(server.bookings(), 1);
+    let aside: Vec<_> = dir
+        .entries()
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains(".corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(fs::read(&aside[0]).unwrap(), bytes, "kept whole");
 }
 
 /// SIGTERM while a verification is in flight: the booker still gets its
@@ -229,8 +214,8 @@ fn sigterm_under_load_leaves_no_request_hanging() {
 
 #[test]
 fn readiness_is_sent_to_notify_socket() {
-    let dir = TempDir::new("notify");
-    let socket_path = dir.file("notify");
+    let dir = Scratch::new("notify");
+    let socket_path = dir.path("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use log::warn;
+use log::{error, warn};
 
 use crate::registry::{Booking, ResponderIp};
 use crate::uid::{UID_LEN, Uid};
@@ -35,12 +35,29 @@ pub(super) struct Journal {
 
 impl Journal {
     /// Opens the state file at `path`, creating it if missing; answers the
-    /// bookings it records. A record cut short at the end (a crash while
-    /// writing) is skipped with a warning; anything else unreadable is an
-    /// error naming the file and the offset.
+    /// bookings it records. A path that is not a regular file (a FIFO, a
+    /// directory, a device) or a file without the header is refused. A
+    /// record cut short at the end (a crash while writing) is skipped with
+    /// a warning; an unreadable record further in ends the replay there:
+    /// the file is kept aside, renamed, and the server starts with what was
+    /// recorded before it, saying so loudly. A daemon that cannot start
+    /// would be worse.
     pub fn open(path: &Path) -> io::Result<(Journal, Vec<Booking>)> {
-        let bookings = match fs::read(path) {
-            Ok(bytes) => replay(path, &bytes)?,
+        let bookings = match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {
+                let file = File::open(path).map_err(|e| context(path, e))?;
+                replay(path, BufReader::new(file))?
+            }
+            Ok(meta) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{}: not a regular file but {}; --state takes the path of a file",
+                        path.display(),
+                        kind_of(&meta)
+                    ),
+                ));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(context(path, e)),
         };
@@ -84,8 +101,19 @@ impl Journal {
         &self.path
     }
 
+    /// Appends `record` whole, or not at all: a write that fails half way
+    /// (a full disk) is cut back off, so that the records after it are
+    /// not appended to a torn one.
     fn append(&mut self, record: &[u8]) -> io::Result<()> {
-        self.file.write_all(record)?;
+        if let Err(e) = self.file.write_all(record) {
+            if let Err(cut) = self.file.set_len(self.size) {
+                warn!(
+                    "{}: cannot cut a torn record back off ({cut}); it will be dropped at the next start",
+                    self.path.display()
+                );
+            }
+            return Err(e);
+        }
         self.size += record.len() as u64;
         Ok(())
     }
@@ -93,32 +121,78 @@ impl Journal {
 
 /// Writes a log of just `bookings` to a new file and renames it over the
 /// one at `path`, so a crash leaves either the old log or the new one, never
-/// half of one. Answers the log opened for appending, and its size.
+/// half of one. The new file has a name nobody can guess, is created only
+/// if nothing (not even a symbolic link) has that name, and is readable by
+/// its owner only: another user who can write to the directory can
+/// neither redirect the write nor read the handshakes. Answers the log
+/// opened for appending, and its size.
 fn write_log<'a>(
     path: &Path,
     bookings: impl Iterator<Item = &'a Booking>,
 ) -> io::Result<(File, u64)> {
-    let mut next = path.to_path_buf().into_os_string();
-    next.push(".new");
-    let next = PathBuf::from(next);
     let mut bytes = MAGIC.to_vec();
     for booking in bookings {
         bytes.extend_from_slice(&encode_booked(booking));
     }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&next)
-        .map_err(|e| context(&next, e))?;
-    file.write_all(&bytes).map_err(|e| context(&next, e))?;
-    fs::rename(&next, path).map_err(|e| context(path, e))?;
-    let file = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| context(path, e))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let cannot = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write the state file {}: {e}", path.display()),
+        )
+    };
+    let (next, mut file) = create_temporary(dir, path).map_err(cannot)?;
+    let written = file
+        .write_all(&bytes)
+        .and_then(|()| fs::rename(&next, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&next);
+        return Err(cannot(e));
+    }
     Ok((file, bytes.len() as u64))
+}
+
+/// A new file in `dir` with a random name that starts with `path`'s,
+/// created exclusively, never through a symbolic link, mode 0600.
+fn create_temporary(dir: &Path, path: &Path) -> io::Result<(PathBuf, File)> {
+    let stem = path.file_name().unwrap_or_default().to_string_lossy();
+    loop {
+        let mut random = [0; 8];
+        getrandom::fill(&mut random).map_err(io::Error::other)?;
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let next = dir.join(format!(".{stem}.{suffix}.tmp"));
+        // Appending: after a torn write is cut back off, the next record
+        // must go to the new end, not after the cut.
+        let created = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&next);
+        match created {
+            Ok(file) => return Ok((next, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    }
 }
 
 fn encode_booked(booking: &Booking) -> [u8; BOOKED_LEN] {
@@ -131,43 +205,56 @@ fn encode_booked(booking: &Booking) -> [u8; BOOKED_LEN] {
     record
 }
 
-/// The bookings a log leaves held, in the order they were made.
-fn replay(path: &Path, bytes: &[u8]) -> io::Result<Vec<Booking>> {
-    let corrupt = |offset: usize, what: &str| {
-        io::Error::new(
+/// The bookings a log leaves held, read a record at a time, so that memory
+/// follows the live bookings, not the length of the history.
+fn replay(path: &Path, mut log: impl Read) -> io::Result<Vec<Booking>> {
+    let mut magic = [0; MAGIC.len()];
+    if read_up_to(&mut log, &mut magic).map_err(|e| context(path, e))? < MAGIC.len()
+        || &magic != MAGIC
+    {
+        return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: {what} at offset {offset}", path.display()),
-        )
-    };
-    if !bytes.starts_with(MAGIC) {
-        return Err(corrupt(0, "not a Namaste state file (no header)"));
+            format!(
+                "{}: not a Namaste state file (no header at offset 0); give --state another path, or move this file away",
+                path.display()
+            ),
+        ));
     }
     let mut held: HashMap<Uid, Booking> = HashMap::new();
     let mut offset = MAGIC.len();
-    while offset < bytes.len() {
-        let need = match bytes[offset] {
+    let mut record = [0; BOOKED_LEN];
+    loop {
+        let got = read_up_to(&mut log, &mut record[..1]).map_err(|e| context(path, e))?;
+        if got == 0 {
+            break;
+        }
+        let need = match record[0] {
             BOOKED => BOOKED_LEN,
             RELEASED => RELEASED_LEN,
             other => {
-                return Err(corrupt(
+                set_aside(
+                    path,
                     offset,
                     &format!("unknown record type {other:#04x}"),
-                ));
+                    held.len(),
+                );
+                break;
             }
         };
-        let Some(record) = bytes.get(offset..offset + need) else {
+        let got = read_up_to(&mut log, &mut record[1..need]).map_err(|e| context(path, e))?;
+        if got < need - 1 {
             warn!(
                 "{}: the last record, at offset {offset}, is cut short (the server stopped while writing it); ignoring it",
                 path.display()
             );
             break;
-        };
-        let uid = uid_at(record, 1);
+        }
+        let uid = uid_at(&record, 1);
         if record[0] == BOOKED {
             let octets = [record[129], record[130], record[131], record[132]];
             let booking = Booking {
                 uid,
-                handshake: uid_at(record, 65),
+                handshake: uid_at(&record, 65),
                 ip: ResponderIp::from_octets(octets),
                 port: u16::from_be_bytes([record[133], record[134]]),
             };
@@ -178,6 +265,39 @@ fn replay(path: &Path, bytes: &[u8]) -> io::Result<Vec<Booking>> {
         offset += need;
     }
     Ok(held.into_values().collect())
+}
+
+/// Keeps a state file whose record at `offset` is unreadable, under a name
+/// of its own beside it, and says so.
+fn set_aside(path: &Path, offset: usize, what: &str, kept: usize) {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{seconds}"));
+    let aside = PathBuf::from(aside);
+    let kept_as = match fs::rename(path, &aside) {
+        Ok(()) => format!("the file is kept as {}", aside.display()),
+        Err(e) => format!("it could not be kept aside ({e}) and is replaced"),
+    };
+    error!(
+        "{}: {what} at offset {offset}; {kept_as}; starting with the {kept} bookings recorded before it, the rest are lost",
+        path.display()
+    );
+}
+
+/// Reads until `buf` is full or the input ends; answers how much it read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 fn uid_at(record: &[u8], offset: usize) -> Uid {

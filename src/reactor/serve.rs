@@ -109,6 +109,11 @@ impl Server {
                     self.verify(Verification::new(uid, handshake, message), at, now);
                 }
                 Action::Queued { to } => self.watch_waiter(to),
+                Action::Dropped { uid } => {
+                    if let Err(e) = self.record_released(&uid) {
+                        error!("cannot record in the state file that {uid:?} is free: {e}");
+                    }
+                }
             }
         }
     }

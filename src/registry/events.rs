@@ -123,6 +123,12 @@ pub enum Action<R> {
         /// What to tell it.
         answer: Answer,
     },
+    /// The booking of `uid` was dropped because its holder proved dead:
+    /// record it as released.
+    Dropped {
+        /// The id now free.
+        uid: Uid,
+    },
     /// The WAIT of `to` joined its uid's line and may wait long: watch its
     /// connection, and report its close with [`Registry::left`].
     Queued {

@@ -186,6 +186,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     }
                     (Verdict::Dead, true) => {
                         self.bookings.remove(&uid);
+                        out.push(Action::Dropped { uid });
                         if notify {
                             reply(waiter.from, Answer::NoHolder, out);
                         } else {
@@ -227,6 +228,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             Checking::Probe { handshake } => match (verdict, self.holds(&uid, &handshake)) {
                 (Verdict::Dead, true) => {
                     self.bookings.remove(&uid);
+                    out.push(Action::Dropped { uid });
                 }
                 (Verdict::Alive | Verdict::Declined | Verdict::Silent, true) => {
                     holder_alive = true;

@@ -73,6 +73,10 @@ fn verify_with_message(u: u8, client: u32, sender: u32) -> Action<u32> {
     }
 }
 
+fn dropped(u: u8) -> Action<u32> {
+    Action::Dropped { uid: uid(u) }
+}
+
 fn answer(client: u32, answer: Answer) -> Action<u32> {
     Action::Reply { to: client, answer }
 }
@@ -134,7 +138,10 @@ fn a_notify_to_a_dead_holder_frees_the_uid() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
     h.request(9, notify(1));
-    assert_eq!(h.verified(1, Verdict::Dead), [answer(9, Answer::NoHolder)]);
+    assert_eq!(
+        h.verified(1, Verdict::Dead),
+        [dropped(1), answer(9, Answer::NoHolder)]
+    );
     assert!(h.registry.is_empty());
     assert!(h.registry.is_idle());
 }
@@ -217,7 +224,7 @@ fn a_dead_holder_loses_its_booking_to_a_live_booker() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
     assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Dead), [verify(1, 2)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped(1), verify(1, 2)]);
     assert_eq!(h.holder_handshake(1), None);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
     assert_eq!(h.holder_handshake(1), Some(handshake(2)));
@@ -242,7 +249,7 @@ fn the_holder_dying_between_two_books() {
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Denied)]);
     // Client 1 dies now; the next book finds out.
     assert_eq!(h.request(3, book(1, 3)), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Dead), [verify(1, 3)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped(1), verify(1, 3)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(3, Answer::Granted)]);
     assert_eq!(h.holder_handshake(1), Some(handshake(3)));
 }

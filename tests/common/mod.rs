@@ -379,6 +379,14 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The paths in the directory now.
+    pub fn entries(&self) -> Vec<PathBuf> {
+        fs::read_dir(&self.0)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }

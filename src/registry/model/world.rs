@@ -241,6 +241,11 @@ impl World {
                         );
                         self.in_flight[u as usize] = Some(handshake);
                     }
+                    Action::Dropped { uid } => assert_eq!(
+                        self.table[uid.0[0] as usize], None,
+                        "dropped a booking without proof of death: {:?}",
+                        self.trace
+                    ),
                     Action::Queued { to } => {
                         let pending = self.pending.get_mut(&to).expect("queued, not pending");
                         assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);

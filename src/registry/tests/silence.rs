@@ -61,7 +61,7 @@ fn a_silent_holder_is_replaced_only_once_it_proves_dead() {
     h.request(2, book(1, 2));
     assert_eq!(h.verified(1, Verdict::Silent), [answer(2, Answer::Denied)]);
     assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Dead), [verify(1, 2)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped(1), verify(1, 2)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
     assert_eq!(h.holder_handshake(1), Some(handshake(2)));
 }

@@ -136,7 +136,7 @@ fn a_holder_that_dies_is_probed_and_its_waiters_served() {
     assert_eq!(h.verified(1, Verdict::Silent), []);
     assert_eq!(h.holder_handshake(1), Some(handshake(1)), "silence is life");
     assert_eq!(h.tick(now + TICK * 2), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Dead), [verify(1, 2)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped(1), verify(1, 2)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
 }
 
@@ -155,7 +155,7 @@ fn waiters_go_before_the_contender_that_found_the_holder_dead() {
     let (mut h, now) = held();
     h.queue(2, now, 60);
     assert_eq!(h.request(4, book(1, 4)), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Dead), [verify(1, 2)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped(1), verify(1, 2)]);
     assert_eq!(
         h.verified(1, Verdict::Alive),
         [answer(2, Answer::Granted), answer(4, Answer::Denied)]
