@@ -46,16 +46,28 @@ impl Deadlines {
     /// caller skips it by its generation.
     pub fn start(&mut self, now: Instant, conn: ConnRef) {
         self.queue.push_back(Entry {
-            at: self.micros(now + self.timeout),
+            // Saturating: a timeout too long to add is as good as none.
+            at: self
+                .micros(now)
+                .saturating_add(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX)),
             key: conn.key as u32,
             generation: conn.generation,
         });
     }
 
+    /// The connections with a deadline, oldest first, finished ones among
+    /// them (the caller tells them by their generation).
+    pub fn oldest_first(&self) -> impl Iterator<Item = ConnRef> + '_ {
+        self.queue.iter().map(|entry| ConnRef {
+            key: entry.key as usize,
+            generation: entry.generation,
+        })
+    }
+
     /// The earliest deadline, if any.
     pub fn next(&self) -> Option<Instant> {
         let entry = self.queue.front()?;
-        Some(self.epoch + Duration::from_micros(entry.at))
+        self.epoch.checked_add(Duration::from_micros(entry.at))
     }
 
     /// The next connection whose deadline has passed at `now`.

@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,19 +57,102 @@ fn running_out_of_file_descriptors_is_one_quiet_episode() {
     assert_healthy(server.port);
 }
 
+/// Slots full of connections that say nothing: a new client is served at
+/// once, the oldest of them closed to make room, and the log says so once.
 #[test]
-fn full_connection_slots_are_one_quiet_episode() {
+fn full_connection_slots_make_room_quietly() {
     let mut server = Running::start(&["--max-connections", "3"]);
     let silent: Vec<TcpStream> = (0..10).map(|_| connect(server.port)).collect();
     let line = server.log_line_with("connection slots in use");
     assert!(line.contains("all 3 connection slots"), "{line}");
-    drop(silent);
-    let lines = server.log_lines_until("connection slots free again");
-    assert!(
-        lines.iter().all(|l| !l.contains("slots in use")),
-        "{lines:?}"
-    );
+    assert!(line.contains("closing the oldest"), "{line}");
     assert_healthy(server.port);
+    assert_healthy(server.port);
+    drop(silent);
+    assert_healthy(server.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Client::new()
+        .with_port(server.port)
+        .status()
+        .unwrap()
+        .connections
+        > 1
+    {
+        assert!(Instant::now() < deadline, "the silent ones stayed");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One local user fills every slot it can with requests stuck behind
+/// responders that never answer, and with connections that never finish a
+/// request, over and over: `status` and a normal book and check out still
+/// get through, at once.
+#[test]
+fn requests_stuck_behind_silent_responders_cannot_take_every_slot() {
+    let server = Running::start(&["--max-connections", "64", "--rw-timeout", "0.5"]);
+    let port = server.port;
+    // Sixteen ids whose holders never answer: each booked, then its port
+    // taken over by a listener that never accepts.
+    let (held, _listeners): (Vec<_>, Vec<_>) = (0..16)
+        .map(|_| {
+            let (uid, hs) = (random(), random());
+            let honest = Responder::honest(uid, hs);
+            let request = Request::Book {
+                uid,
+                handshake: hs,
+                port: honest.port,
+            };
+            assert_eq!(send_bytes(server.addr(), &request.encode()), GRANTED);
+            let port = honest.port;
+            drop(honest);
+            let silent = std::net::TcpListener::bind(("127.0.0.1", port)).expect("retake the port");
+            (uid, silent)
+        })
+        .unzip();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..4)
+        .map(|n| {
+            let (stop, held) = (stop.clone(), held.clone());
+            thread::spawn(move || {
+                let mut open = std::collections::VecDeque::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    if n == 0 {
+                        // Never a whole request.
+                        let _ = stream.write_all(&[0x00]);
+                    } else {
+                        let request = Request::Notify {
+                            uid: held[i % held.len()],
+                            message: vec![0x5a; MAX_MESSAGE_LEN],
+                        };
+                        let _ = stream.write_all(&request.encode());
+                    }
+                    open.push_back(stream);
+                    if open.len() > 200 {
+                        open.pop_front();
+                    }
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_namaste"))
+        .args(["status", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", common::stderr(&status));
+    assert_healthy(port);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.join().unwrap();
+    }
+    assert!(took < Duration::from_secs(3), "took {took:?} under attack");
 }
 
 #[test]

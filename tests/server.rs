@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::{
     Behaviour, Responder, TestServer, dead_port, random, read_reply, send_bytes, silent_port,
 };
+use namaste::DEFAULT_RW_TIMEOUT;
 use namaste::reactor::Config;
 use namaste::wire::Request;
 
@@ -295,31 +296,66 @@ fn cycles(server: &TestServer, n: u32) -> String {
     format!("{rate:.0}/s, slowest {slowest:?}")
 }
 
+/// All slots taken by connections that have not sent a whole request: a
+/// newcomer does not wait, the oldest of them is closed to make room.
 #[test]
-fn past_max_connections_clients_wait_for_a_free_slot() {
-    let server = Arc::new(TestServer::with(Config {
+fn past_max_connections_the_oldest_silent_connection_makes_room() {
+    let server = TestServer::with(Config {
         max_connections: 2,
         ..Config::default()
-    }));
+    });
     let mut first = TcpStream::connect(server.addr).unwrap();
-    let _second = TcpStream::connect(server.addr).unwrap();
-    // Both slots are taken by silent connections; this one waits in the
-    // backlog.
+    let mut second = TcpStream::connect(server.addr).unwrap();
+    thread::sleep(Duration::from_millis(100));
     let (uid, hs) = (random(), random());
     let responder = Responder::honest(uid, hs);
-    let port = responder.port;
-    let waiting = thread::spawn({
-        let server = server.clone();
-        move || (server.book(uid, hs, port), Instant::now())
-    });
-    thread::sleep(Duration::from_millis(300));
-    let freed = Instant::now();
-    first.write_all(&[0xff]).unwrap(); // malformed: closed at once
-    let mut rest = Vec::new();
-    first.read_to_end(&mut rest).unwrap();
-    let (reply, answered) = waiting.join().unwrap();
-    assert_eq!(reply, GRANTED);
-    assert!(answered > freed, "served before a slot freed");
+    let started = Instant::now();
+    assert_eq!(server.book(uid, hs, responder.port), GRANTED);
+    assert!(
+        started.elapsed() < DEFAULT_RW_TIMEOUT,
+        "it waited for a slot"
+    );
+    let mut byte = [0];
+    assert!(
+        matches!(first.read(&mut byte), Ok(0) | Err(_)),
+        "the oldest silent connection is closed"
+    );
+    second.set_nonblocking(true).unwrap();
+    let still_open = second.read(&mut byte);
+    assert!(
+        matches!(&still_open, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "only the oldest is closed: {still_open:?}"
+    );
+}
+
+/// All slots taken by whole requests waiting on slow responders: those
+/// cannot be cut short, so a newcomer waits in the backlog until one is
+/// answered.
+#[test]
+fn past_max_connections_whole_requests_are_waited_for() {
+    let server = Arc::new(TestServer::with(Config {
+        max_connections: 2,
+        ..quick(Duration::from_millis(300))
+    }));
+    let (_silent, silent_port) = silent_port();
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let server = server.clone();
+            thread::spawn(move || server.book(random(), random(), silent_port))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    let (uid, hs) = (random(), random());
+    let responder = Responder::honest(uid, hs);
+    let started = Instant::now();
+    assert_eq!(server.book(uid, hs, responder.port), GRANTED);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "served before a slot freed"
+    );
+    for booker in slow {
+        assert_eq!(booker.join().unwrap(), DENIED);
+    }
 }
 
 #[test]

@@ -33,12 +33,27 @@ pub(super) enum Accepting {
 
 impl Server {
     pub(super) fn accept(&mut self, now: Instant) {
-        while self.clients < self.config.max_connections {
+        loop {
+            // All slots taken: room only at the expense of a connection
+            // that has not sent a whole request, once someone is there.
+            let victim = if self.clients < self.config.max_connections {
+                None
+            } else {
+                match self.oldest_incomplete() {
+                    Some(victim) => Some(victim),
+                    None => break,
+                }
+            };
             let Some(listener) = &self.listener else {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer.ip(), now),
+                Ok((stream, peer)) => {
+                    if let Some(victim) = victim {
+                        self.evict(victim, now);
+                    }
+                    self.admit(stream, peer.ip(), now);
+                }
                 // Everyone waiting is in: whatever held clients back is over.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.warnings.accept_failing.over(
@@ -75,6 +90,30 @@ impl Server {
         }
         self.accepting = Accepting::Full;
         self.note_full(now);
+    }
+
+    /// The connection that has been sending its request longest without
+    /// finishing it: the one to close when all slots are taken and someone
+    /// new waits. A flood of connections that say nothing cannot then keep
+    /// everyone else out; one of requests waiting on slow responders is
+    /// bounded by the registry (half the slots) instead.
+    fn oldest_incomplete(&self) -> Option<ConnRef> {
+        self.deadlines.oldest_first().find(|conn| {
+            self.conns.get(conn.key).is_some_and(|c| {
+                c.generation == conn.generation && matches!(c.phase, Phase::Reading { .. })
+            })
+        })
+    }
+
+    fn evict(&mut self, victim: ConnRef, now: Instant) {
+        self.warnings.evicting.warn(
+            now,
+            format_args!(
+                "all {} connection slots in use: closing the oldest connections that have not sent a whole request, to make room",
+                self.config.max_connections
+            ),
+        );
+        self.close(victim.key);
     }
 
     pub(super) fn note_full(&mut self, now: Instant) {

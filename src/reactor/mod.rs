@@ -1,8 +1,10 @@
 //! The server: one thread, one `mio::Poll` holding the listener, the client
 //! connections and the outgoing verification calls. It turns readiness into
 //! registry events and registry actions into I/O. Nothing here blocks, and
-//! every connection has a deadline, so a slow or silent peer costs one slot
-//! and at most one timeout, never anyone else's time.
+//! every connection has a deadline: one still sending its request, or a
+//! verification, the rw timeout; a request waiting in a line behind
+//! verifications, four of them; a queued WAIT, its own wait. So a slow or
+//! silent peer costs a slot for a bounded time, never anyone else's.
 
 mod accept;
 mod conn;
@@ -36,6 +38,10 @@ const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
+/// How many rw timeouts a request may wait in a line behind verifications
+/// before it is closed without a reply, as clients wait for their reply.
+const PATIENCE: u32 = 4;
+
 /// The longest rw timeout or probe interval a server takes: an hour is
 /// already far past any use, and it keeps every deadline computable.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -49,10 +55,12 @@ pub struct Config {
     /// How long a client may take to send its request, and a liveness
     /// responder to answer a verification.
     pub rw_timeout: Duration,
-    /// Client connections open at once. Past it the server stops
-    /// accepting (new clients wait in the kernel's backlog) until one
-    /// closes. Verification calls come on top: at most one per waiting
-    /// client.
+    /// Client connections open at once. Past it, a newcomer takes the
+    /// slot of the connection that has been sending its request longest
+    /// without finishing it; with none such, new clients wait in the
+    /// kernel's backlog until one closes. Requests waiting in lines behind
+    /// verifications take at most half the slots. Verification calls come
+    /// on top: at most one per waiting client.
     pub max_connections: usize,
     /// Bookings held at once; a book past it is closed without a reply.
     pub max_bookings: usize,
@@ -121,6 +129,9 @@ pub struct Server {
     clients: usize,
     next_generation: u32,
     deadlines: Deadlines,
+    /// When requests waiting in a line behind verifications must have
+    /// their answer: a few rw timeouts after they joined it.
+    patience: Deadlines,
     registry: Registry<ConnRef>,
     /// Actions the registry asked for, not yet carried out.
     actions: Vec<Action<ConnRef>>,
@@ -149,6 +160,8 @@ struct Warnings {
     line_full: Throttled,
     bookings_full: Throttled,
     waiters_full: Throttled,
+    busy: Throttled,
+    evicting: Throttled,
 }
 
 impl Server {
@@ -183,6 +196,10 @@ impl Server {
             max_waiting: config.max_waiting,
             max_waiters: config.max_waiters,
             max_waiters_per_id: config.max_waiters_per_id,
+            // Half the slots at most wait on slow responders: the other
+            // half stay for requests answered at once (STATUS, a check
+            // out, a book of a free id).
+            max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
         });
         let journal = match &config.state {
@@ -214,6 +231,7 @@ impl Server {
             addr,
             stopper,
             deadlines: Deadlines::new(config.rw_timeout),
+            patience: Deadlines::new(config.rw_timeout * PATIENCE),
             registry,
             config,
             conns: Slab::new(),
@@ -294,7 +312,10 @@ impl Server {
                     LISTENER => match self.accepting {
                         Accepting::Open => self.accept(now),
                         // Someone new is waiting in the backlog.
-                        Accepting::Full => self.note_full(now),
+                        Accepting::Full => {
+                            self.accepting = Accepting::Open;
+                            self.accept(now);
+                        }
                         Accepting::Failing { .. } => {}
                     },
                     Token(key) => self.ready(key, now),
@@ -354,6 +375,7 @@ impl Server {
         let drained = self.draining.map(|(_, until)| until);
         [
             self.deadlines.next(),
+            self.patience.next(),
             self.registry.poll_timeout(),
             retry,
             drained,
@@ -388,6 +410,26 @@ impl Server {
                     self.close(expired.key);
                     self.decide(uid, verdict);
                 }
+            }
+        }
+        while let Some(expired) = self.patience.expired(now) {
+            if let Some(Conn {
+                generation,
+                phase:
+                    Phase::Waiting {
+                        ip,
+                        request,
+                        queued: false,
+                    },
+                ..
+            }) = self.conns.get(expired.key)
+                && *generation == expired.generation
+            {
+                debug!(
+                    "{ip}: {request}: no answer within {:?} in line; closing without a reply",
+                    self.config.rw_timeout * PATIENCE
+                );
+                self.close(expired.key);
             }
         }
         // Waits that are over, and holders due for a probe.

@@ -109,6 +109,7 @@ impl Server {
                     self.verify(Verification::new(uid, handshake, message), at, now);
                 }
                 Action::Queued { to } => self.watch_waiter(to),
+                Action::Lined { to } => self.patience.start(now, to),
                 Action::Dropped { uid } => {
                     if let Err(e) = self.record_released(&uid) {
                         error!("cannot record in the state file that {uid:?} is free: {e}");
@@ -215,6 +216,13 @@ impl Server {
                 format_args!(
                     "refused a wait: {} waiters in all, or {} for one id (--max-waiters, --max-waiters-per-id)",
                     self.config.max_waiters, self.config.max_waiters_per_id
+                ),
+            ),
+            Refusal::Busy => self.warnings.busy.warn(
+                now,
+                format_args!(
+                    "refused a request: {} requests already wait for verifications (half of --max-connections)",
+                    (self.config.max_connections / 2).max(1)
                 ),
             ),
             // Already warned about by `cannot_verify`.

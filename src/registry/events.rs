@@ -108,6 +108,11 @@ pub struct Limits {
     pub max_waiters: usize,
     /// WAITs waiting for one held uid; one past it is refused.
     pub max_waiters_per_id: usize,
+    /// Requests waiting in the lines behind verifications, for all uids
+    /// together; past it a request that would join a line is refused (a
+    /// check out is not), so that requests stuck behind slow responders
+    /// cannot take every connection slot.
+    pub max_pending: usize,
     /// How often the holder of a uid that someone waits for is verified,
     /// so that a holder that died without checking out is noticed.
     pub probe_interval: Duration,
@@ -122,6 +127,12 @@ pub enum Action<R> {
         to: R,
         /// What to tell it.
         answer: Answer,
+    },
+    /// The request of `to` waits in its uid's line behind a verification,
+    /// and may wait for several: bound how long it may keep its slot.
+    Lined {
+        /// The requester.
+        to: R,
     },
     /// The booking of `uid` was dropped because its holder proved dead:
     /// record it as released.
@@ -194,6 +205,8 @@ impl Answer {
 pub enum Refusal {
     /// The uid's line of waiting requests is full.
     LineFull,
+    /// Too many requests wait in lines already, for all uids together.
+    Busy,
     /// The maximum number of bookings is reached.
     BookingsFull,
     /// The maximum number of waiters, for the uid or in all, is reached.

@@ -41,6 +41,8 @@ use crate::uid::Uid;
 pub struct Registry<R> {
     bookings: Table,
     lines: HashMap<Uid, Line<R>>,
+    /// Requests waiting in all lines together.
+    lined: usize,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
     reserved: usize,
@@ -92,6 +94,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         Registry {
             bookings: Table::new(),
             lines: HashMap::new(),
+            lined: 0,
             reserved: 0,
             waiting: Waiting::new(),
             now: None,
@@ -146,8 +149,15 @@ impl<R: Copy + PartialEq> Registry<R> {
         let waiter = Waiter { from, ip, ask };
         let uid = ask.uid();
         if let Some(line) = self.lines.get_mut(&uid) {
-            if line.waiting.len() < self.limits.max_waiting {
+            // A check out frees what others wait for: it is never turned
+            // away for the lines' sake.
+            let room = self.lined < self.limits.max_pending || matches!(ask, Ask::CheckOut { .. });
+            if !room {
+                refuse(from, Refusal::Busy, out);
+            } else if line.waiting.len() < self.limits.max_waiting {
                 line.waiting.push_back(waiter);
+                self.lined += 1;
+                out.push(Action::Lined { to: from });
             } else {
                 refuse(from, Refusal::LineFull, out);
             }
@@ -159,7 +169,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// The verification of `uid` started by the last `Verify` action for it
     /// ended with `verdict`.
     pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
-        let Some(Line { checking, waiting }) = self.lines.remove(&uid) else {
+        let Some(Line { checking, waiting }) = self.remove_line(&uid) else {
             return;
         };
         let mut holder_alive = false;
@@ -310,6 +320,18 @@ impl<R: Copy + PartialEq> Registry<R> {
                 Due::Probe { uid } => self.probe(uid, out),
             }
         }
+    }
+
+    /// Starts the line of `uid`: `checking` is verified, `waiting` waits.
+    fn insert_line(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
+        self.lined += waiting.len();
+        self.lines.insert(uid, Line { checking, waiting });
+    }
+
+    fn remove_line(&mut self, uid: &Uid) -> Option<Line<R>> {
+        let line = self.lines.remove(uid)?;
+        self.lined -= line.waiting.len();
+        Some(line)
     }
 
     /// Whether `uid` is held with `handshake`.

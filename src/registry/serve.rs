@@ -6,8 +6,7 @@ use std::collections::VecDeque;
 
 use super::waiting::{Full, Queued};
 use super::{
-    Action, Answer, Ask, Booking, Checking, Line, Refusal, Registry, ResponderIp, Waiter, refuse,
-    reply,
+    Action, Answer, Ask, Booking, Checking, Refusal, Registry, ResponderIp, Waiter, refuse, reply,
 };
 use crate::uid::Uid;
 
@@ -36,14 +35,14 @@ impl<R: Copy + PartialEq> Registry<R> {
                 if let Some(next) = next {
                     waiting.push_front(next);
                 }
-                self.lines.insert(uid, Line { checking, waiting });
+                self.insert_line(uid, checking, waiting);
                 return;
             }
             let Some(waiter) = next else {
                 return;
             };
             if let Some(checking) = self.serve(waiter, &mut holder_alive, out) {
-                self.lines.insert(uid, Line { checking, waiting });
+                self.insert_line(uid, checking, waiting);
                 return;
             }
             next = waiting.pop_front();
@@ -233,13 +232,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         let checking = Checking::Probe {
             handshake: holder.handshake,
         };
-        self.lines.insert(
-            uid,
-            Line {
-                checking,
-                waiting: VecDeque::new(),
-            },
-        );
+        self.insert_line(uid, checking, VecDeque::new());
     }
 }
 

@@ -21,9 +21,12 @@ impl Harness {
         }
     }
 
+    /// The actions a request brings, but for `Lined`, which the tests of
+    /// lines look at on their own.
     fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
         self.registry.request(client, LOCAL, ask, &mut out);
+        out.retain(|action| !matches!(action, Action::Lined { .. }));
         out
     }
 
@@ -411,6 +414,44 @@ fn other_uids_do_not_wait_for_a_verification() {
     h.request(1, book(1, 1));
     assert_eq!(h.request(2, book(2, 2)), [verify(2, 2)]);
     assert_eq!(h.verified(2, Verdict::Alive), [answer(2, Answer::Granted)]);
+}
+
+/// A request that waits behind a verification is announced, so that the
+/// reactor can bound its wait; one served at once is not.
+#[test]
+fn a_request_that_waits_in_line_is_announced() {
+    let mut h = Harness::new(ROOMY);
+    let mut out = Vec::new();
+    h.registry.request(0, LOCAL, book(1, 0), &mut out);
+    assert_eq!(out, [verify(1, 0)]);
+    out.clear();
+    h.registry.request(1, LOCAL, book(1, 1), &mut out);
+    assert_eq!(out, [Action::Lined { to: 1 }]);
+}
+
+/// Past `max_pending` requests waiting in lines in all, one more that would
+/// join a line is refused, but a check out, or a request for a uid with no
+/// verification in flight, still gets in.
+#[test]
+fn past_the_pending_bound_lines_take_only_check_outs() {
+    let mut limits = limits(100, 100);
+    limits.max_pending = 2;
+    let mut h = Harness::new(limits);
+    h.grant(1, 1);
+    assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
+    assert_eq!(h.request(3, book(1, 3)), []);
+    assert_eq!(h.request(4, notify(1)), []);
+    assert_eq!(h.request(5, book(1, 5)), [refused(5, Refusal::Busy)]);
+    assert_eq!(h.request(6, book(2, 6)), [verify(2, 6)], "another uid");
+    assert_eq!(h.request(1, check_out(1, 1)), []);
+    assert_eq!(
+        h.verified(1, Verdict::Alive),
+        [
+            answer(2, Answer::Denied),
+            answer(3, Answer::Denied),
+            verify_with_message(1, 1, 4)
+        ]
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
         max_waiting,
         max_waiters: 64,
         max_waiters_per_id: 64,
+        max_pending: 1000,
         probe_interval: TICK,
     }
 }

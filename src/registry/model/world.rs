@@ -246,6 +246,11 @@ impl World {
                         "dropped a booking without proof of death: {:?}",
                         self.trace
                     ),
+                    Action::Lined { to } => assert!(
+                        self.pending.contains_key(&to),
+                        "lined, not pending: {:?}",
+                        self.trace
+                    ),
                     Action::Queued { to } => {
                         let pending = self.pending.get_mut(&to).expect("queued, not pending");
                         assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
@@ -296,7 +301,7 @@ impl World {
                 ),
                 Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
                 Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
-                Err(Refusal::Inconclusive | Refusal::LineFull) => {}
+                Err(Refusal::Inconclusive | Refusal::LineFull | Refusal::Busy) => {}
                 other => panic!("{other:?} to a notify: {:?}", self.trace),
             }
             return None;
@@ -348,7 +353,7 @@ impl World {
                 self.trace
             ),
             (Kind::Wait, Err(Refusal::WaitersFull)) => {}
-            (_, Err(Refusal::LineFull | Refusal::Inconclusive)) => {}
+            (_, Err(Refusal::LineFull | Refusal::Inconclusive | Refusal::Busy)) => {}
             other => panic!("unexpected {other:?}: {:?}", self.trace),
         }
         None
@@ -418,6 +423,8 @@ impl World {
                 );
             }
         }
+        let lined: usize = self.registry.lines.values().map(|l| l.waiting.len()).sum();
+        assert_eq!(lined, self.registry.lined, "{:?}", self.trace);
         for line in self.registry.lines.values() {
             // One more than the limit when a waiter from the queue goes
             // before the contender whose verification freed the uid.

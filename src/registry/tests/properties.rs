@@ -33,8 +33,11 @@ proptest! {
         events in proptest::collection::vec(event(), 0..80),
         max_bookings in 1usize..4,
         max_waiting in 0usize..3,
+        max_pending in 1usize..8,
     ) {
-        let mut world = World::new(CLIENTS, UIDS, limits(max_bookings, max_waiting));
+        let mut limits = limits(max_bookings, max_waiting);
+        limits.max_pending = max_pending;
+        let mut world = World::new(CLIENTS, UIDS, limits);
         for event in events {
             world.step(event);
         }
