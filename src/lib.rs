@@ -2,9 +2,10 @@
 //!
 //! A process *books* a 64-byte id with the server and *checks out* when it
 //! is done. While it holds the id, no other process can book it. The server
-//! proves a holder alive by calling back its liveness responder, so a
-//! process that crashed never leaves a stale lock behind. The wire protocol
-//! is that of namaste 0.6.0, byte for byte.
+//! calls a holder back on its liveness responder, and only proof that the
+//! responder is gone frees the id: a process that crashed leaves no stale
+//! lock behind, and one that is merely slow keeps its lock. The wire
+//! protocol is that of namaste 0.6.0, byte for byte.
 
 // Every public item says what it is for.
 #![warn(missing_docs)]

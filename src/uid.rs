@@ -26,7 +26,20 @@ impl Uid {
     /// The id of a name: the SHA3-512 digest of its UTF-8 bytes, so every
     /// program that agrees on a name agrees on the id.
     pub fn from_name(name: &str) -> Uid {
-        Uid(Sha3_512::digest(name.as_bytes()).into())
+        Uid::from_name_bytes(name.as_bytes())
+    }
+
+    /// The id of a name given as bytes that need not be UTF-8 (a file name
+    /// from the shell, say): the SHA3-512 digest of those bytes, so for a
+    /// UTF-8 name the same id as [`Uid::from_name`].
+    ///
+    /// ```
+    /// use namaste::Uid;
+    ///
+    /// assert_eq!(Uid::from_name_bytes(b"editor"), Uid::from_name("editor"));
+    /// ```
+    pub fn from_name_bytes(name: &[u8]) -> Uid {
+        Uid(Sha3_512::digest(name).into())
     }
 
     /// A fresh id from the operating system's random source, for handshakes:

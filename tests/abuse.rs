@@ -162,7 +162,7 @@ fn the_booking_limit_is_logged_and_recovers() {
     let held = client.book(random()).unwrap().expect("granted");
     assert!(matches!(client.book(random()), Err(Error::Refused)));
     let line = server.log_line_with("refused a book");
-    assert!(line.contains("1 bookings held (--max-bookings)"), "{line}");
+    assert!(line.contains("1 booking held (--max-bookings)"), "{line}");
     drop(held);
     assert_healthy(server.port);
 }

@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
 
-use common::{Running, namaste, stderr};
+use common::{Running, dead_port, namaste, stderr};
 use namaste06::client::Client;
 
 fn help_of(args: &[&str]) -> String {
@@ -67,10 +70,12 @@ fn version_prints_one_line() {
 fn usage_errors_are_one_line_with_status_2() {
     for (args, says) in [
         (&[][..], "no command"),
-        (&["frobnicate"], "unknown command"),
+        (&["frobnicate"], "unknown command \"frobnicate\""),
         (&["run", "--frob"], "run has no option \"--frob\""),
         (&["hold", "name"], "hold needs a command after --"),
         (&["hold", "--", "true"], "hold needs a NAME"),
+        (&["hold", "", "--", "true"], "a NAME that is not empty"),
+        (&["notify", "", "hi"], "a NAME that is not empty"),
         (&["hold", "name", "true"], "put the command after --"),
         (
             &["hold", "name", "--uid", "abc", "--", "true"],
@@ -78,27 +83,44 @@ fn usage_errors_are_one_line_with_status_2() {
         ),
         (
             &["hold", "name", "--wait", "soon", "--", "true"],
-            "--wait \"soon\" is not valid",
+            "--wait takes a number of seconds, 0 or more, not \"soon\"",
         ),
-        (&["notify", "name"], "notify needs a NAME and a MESSAGE"),
-        (&["status", "--port", "x"], "--port \"x\" is not valid"),
+        (&["hold", "x", "--wait", "-1", "--", "true"], "0 or more"),
+        (&["hold", "x", "-E", "256", "--", "true"], "from 0 to 255"),
+        (
+            &["hold", "x", "--port", "0", "--", "true"],
+            "0 names no server",
+        ),
+        (
+            &["notify", "name"],
+            "notify needs a NAME and a MESSAGE, not 1 word",
+        ),
+        (&["notify", "a", "b", "c"], "not 3 words"),
+        (
+            &["status", "--port", "x"],
+            "--port takes a port number from 1 to 65535, not \"x\"",
+        ),
+        (&["status", "--port", "0"], "0 names no server"),
         (&["help", "frob"], "no such command"),
         (&["run", "--port"], "--port needs a value"),
-        (
-            &["run", "--port", "70000"],
-            "--port \"70000\" is not valid: number too large",
-        ),
-        (&["run", "--rw-timeout=0"], "positive number of seconds"),
-        (&["run", "--rw-timeout", "-1"], "positive number of seconds"),
+        (&["run", "--port", "70000"], "not \"70000\""),
+        (&["run", "--rw-timeout=0"], "more than 0"),
+        (&["run", "--rw-timeout", "-1"], "more than 0"),
         (&["run", "--rw-timeout", "1e19"], "at most 3600"),
         (&["run", "--rw-timeout", "5e18"], "at most 3600"),
         (&["run", "--probe-interval", "1e19"], "at most 3600"),
-        (&["hold", "x", "--wait", "-1", "--", "true"], "0 or more"),
         (&["run", "--max-connections", "0"], "at least 1"),
-        (&["run", "--log-level", "loud"], "not one of"),
+        (
+            &["run", "--max-bookings", "many"],
+            "a whole number, at least 1, not \"many\"",
+        ),
+        (
+            &["run", "--log-level", "loud"],
+            "one of error, warn, info, debug, trace",
+        ),
         (
             &["run", "--bind", "localhost"],
-            "--bind \"localhost\" is not valid",
+            "--bind takes an IP address such as 127.0.0.1 or ::1, not \"localhost\"",
         ),
     ] {
         let output = namaste(args);
@@ -106,7 +128,87 @@ fn usage_errors_are_one_line_with_status_2() {
         let text = stderr(&output);
         assert!(text.contains(says), "{args:?}: {text}");
         assert_eq!(text.lines().count(), 1, "{args:?}: {text}");
+        for rust_says in ["invalid digit", "invalid float", "ParseIntError", "unwrap"] {
+            assert!(!text.contains(rust_says), "{args:?}: {text}");
+        }
     }
+}
+
+/// Bytes that are not UTF-8, in every place an argument can be: a usage
+/// error with the bytes shown escaped where they make no sense, passed on
+/// as they are after `--`, and hashed as they are in a NAME.
+#[test]
+fn arguments_that_are_not_utf8_never_crash_it() {
+    let bad = OsStr::from_bytes(b"\xff\xfe").to_os_string();
+    let with = |args: &[&OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        vec![bad.as_os_str()],
+        vec![OsStr::new("help"), &bad],
+        vec![OsStr::new("run"), &bad],
+        vec![OsStr::new("run"), OsStr::new("--port"), &bad],
+        vec![OsStr::new("run"), OsStr::new("--log-level"), &bad],
+        vec![OsStr::new("status"), OsStr::new("--port"), &bad],
+        vec![
+            OsStr::new("hold"),
+            OsStr::new("x"),
+            OsStr::new("--wait"),
+            &bad,
+            OsStr::new("--"),
+            OsStr::new("true"),
+        ],
+        vec![OsStr::new("hold"), OsStr::new("x"), &bad],
+    ] {
+        let output = with(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let text = stderr(&output);
+        assert!(text.contains("\\xff\\xfe"), "{args:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "{args:?}: {text}");
+    }
+    // Without a server a NAME or MESSAGE of bytes gets as far as asking.
+    let port = dead_port().to_string();
+    for args in [
+        vec![
+            OsStr::new("hold"),
+            &bad,
+            OsStr::new("--port"),
+            OsStr::new(&port),
+            OsStr::new("--"),
+            OsStr::new("true"),
+        ],
+        vec![
+            OsStr::new("notify"),
+            &bad,
+            &bad,
+            OsStr::new("--port"),
+            OsStr::new(&port),
+        ],
+    ] {
+        let output = with(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains("no Namaste server answers"),
+            "{args:?}"
+        );
+    }
+}
+
+/// A 10,000-character NAME is not echoed whole.
+#[test]
+fn long_names_are_shortened_in_messages() {
+    let name = "n".repeat(10_000);
+    let port = dead_port().to_string();
+    let output = namaste(&["notify", &name, "hi", "--port", &port]);
+    let text = stderr(&output);
+    assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    let output = namaste(&["hold", "x", &name, "--", "true"]);
+    let text = stderr(&output);
+    assert!(text.contains("(10000 bytes)"), "{text}");
+    assert!(text.len() < 400, "{} bytes", text.len());
 }
 
 #[test]

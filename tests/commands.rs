@@ -56,7 +56,7 @@ fn hold_refuses_with_75_while_another_process_holds() {
     let text = stderr(&output);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        text.contains("nightly-backup is held by another live process"),
+        text.contains("\"nightly-backup\" is held by another live process"),
         "{text}"
     );
 
@@ -170,7 +170,7 @@ fn notify_reports_each_outcome_with_its_status() {
     let port = server.port.to_string();
     let output = namaste(&["notify", "editor", "open a.txt", "--port", &port]);
     assert_eq!(output.status.code(), Some(75));
-    assert!(stderr(&output).contains("no live process holds editor"));
+    assert!(stderr(&output).contains("no live process holds \"editor\""));
 
     let mut holder = hold(&server, "editor", &[], &["sleep", "30"])
         .stderr(Stdio::piped())
@@ -179,11 +179,12 @@ fn notify_reports_each_outcome_with_its_status() {
     server.wait_for_bookings(1);
     let output = namaste(&["notify", "editor", "open a.txt", "--port", &port]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("took the message"));
+    assert!(output.stdout.is_empty(), "diagnostics go to standard error");
+    assert!(stderr(&output).contains("the holder of \"editor\" took the message"));
     let mut received = String::new();
     let mut holder_stderr = std::io::BufReader::new(holder.stderr.take().unwrap());
     std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
-    assert_eq!(received, "namaste: message for editor: open a.txt\n");
+    assert_eq!(received, "namaste: message for \"editor\": open a.txt\n");
     let pid = holder.id().to_string();
     let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
     let _ = holder.wait();

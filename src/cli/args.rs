@@ -1,9 +1,16 @@
-//! Reading a command's arguments: options as `--name value` or
-//! `--name=value`, positionals, and everything after `--`.
+//! Reading a command's arguments as the OS gives them (bytes, not
+//! necessarily UTF-8): options as `--name value`, `--name=value` or `-X
+//! value`, positionals, and everything after `--`, which is passed on as
+//! is. Every value is checked here, with a one-line error of our own.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::str::FromStr;
+use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use namaste::Uid;
 
 /// A command line that makes no sense, with what is wrong in one line.
 #[derive(Debug)]
@@ -17,101 +24,216 @@ impl fmt::Display for Usage {
 
 /// One argument, as a command sees it.
 pub enum Arg<'a> {
-    /// `--name` or `--name=value`; the value, when not inline, is the next
-    /// argument, taken with [`Args::value`].
+    /// `--name`, `--name=value` or `-X`; the value, when not inline, is the
+    /// next argument, taken with one of [`Args`]' value methods.
     Option(&'a str),
     /// A word that is not an option.
-    Positional(&'a str),
+    Positional(&'a OsStr),
     /// Everything after `--`.
-    Rest(&'a [String]),
+    Rest(&'a [OsString]),
 }
 
 /// Whether `args` ask for help before any `--` (after it, they belong to
 /// the command that `hold` runs).
-pub fn asks_for_help(args: &[String]) -> bool {
+pub fn asks_for_help(args: &[OsString]) -> bool {
     args.iter()
         .take_while(|arg| *arg != "--")
         .any(|arg| arg == "--help" || arg == "-h")
 }
 
 pub struct Args<'a> {
-    args: &'a [String],
-    inline: Option<&'a str>,
+    args: &'a [OsString],
+    inline: Option<&'a OsStr>,
 }
 
 impl<'a> Args<'a> {
-    pub fn new(args: &'a [String]) -> Args<'a> {
+    pub fn new(args: &'a [OsString]) -> Args<'a> {
         Args { args, inline: None }
     }
 
-    pub fn next(&mut self) -> Option<Arg<'a>> {
-        let (first, rest) = self.args.split_first()?;
+    pub fn next(&mut self) -> Result<Option<Arg<'a>>, Usage> {
+        let Some((first, rest)) = self.args.split_first() else {
+            return Ok(None);
+        };
         self.args = rest;
         self.inline = None;
-        Some(match first.as_str() {
-            "--" => {
-                let rest = self.args;
-                self.args = &[];
-                Arg::Rest(rest)
-            }
-            option if option.starts_with("--") => match option.split_once('=') {
-                Some((name, value)) => {
-                    self.inline = Some(value);
-                    Arg::Option(name)
-                }
-                None => Arg::Option(option),
-            },
-            word => Arg::Positional(word),
-        })
-    }
-
-    /// The value of the option `name` just read, parsed.
-    pub fn value<T>(&mut self, name: &str) -> Result<T, Usage>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        let value = match self.inline.take() {
-            Some(value) => value,
-            None => {
-                let (value, rest) = self
-                    .args
-                    .split_first()
-                    .ok_or_else(|| Usage(format!("{name} needs a value")))?;
-                self.args = rest;
-                value.as_str()
-            }
+        let bytes = first.as_bytes();
+        if bytes == b"--" {
+            let rest = self.args;
+            self.args = &[];
+            return Ok(Some(Arg::Rest(rest)));
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            return Ok(Some(Arg::Positional(first)));
+        }
+        let (name, value) = match bytes.iter().position(|&b| b == b'=') {
+            Some(at) if bytes.starts_with(b"--") => (&bytes[..at], Some(&bytes[at + 1..])),
+            _ => (bytes, None),
         };
-        value
-            .parse()
-            .map_err(|e| Usage(format!("{name} {value:?} is not valid: {e}")))
+        let name = std::str::from_utf8(name)
+            .map_err(|_| Usage(format!("no option is named {}", quoted(first))))?;
+        self.inline = value.map(OsStr::from_bytes);
+        Ok(Some(Arg::Option(name)))
     }
 
-    /// The value of the option `name` just read, as a positive number of
-    /// seconds (fractions allowed), at most `max`.
-    pub fn seconds(&mut self, name: &str, max: Duration) -> Result<Duration, Usage> {
-        let seconds: f64 = self.value(name)?;
-        Duration::try_from_secs_f64(seconds)
+    /// The raw value of the option `name` just read.
+    pub fn raw(&mut self, name: &str) -> Result<&'a OsStr, Usage> {
+        if let Some(value) = self.inline.take() {
+            return Ok(value);
+        }
+        let (value, rest) = self
+            .args
+            .split_first()
+            .ok_or_else(|| Usage(format!("{name} needs a value")))?;
+        self.args = rest;
+        Ok(value)
+    }
+
+    /// The value of the option `name` just read, as text.
+    fn text(&mut self, name: &str, what: &str) -> Result<&'a str, Usage> {
+        let value = self.raw(name)?;
+        value
+            .to_str()
+            .ok_or_else(|| Usage(format!("{name} takes {what}, not {}", quoted(value))))
+    }
+
+    /// The value of `name` as a TCP port, 1 to 65535, or also 0 when
+    /// `zero_means` says what 0 would mean.
+    pub fn port(&mut self, name: &str, zero_means: Option<&str>) -> Result<u16, Usage> {
+        let what = "a port number from 1 to 65535";
+        let text = self.text(name, what)?;
+        match text.parse::<u16>() {
+            Ok(0) if zero_means.is_none() => {
+                Err(Usage(format!("{name} takes {what}; 0 names no server")))
+            }
+            Ok(port) => Ok(port),
+            Err(_) => Err(Usage(format!(
+                "{name} takes {what}, not {}",
+                quoted(OsStr::new(text))
+            ))),
+        }
+    }
+
+    /// The value of `name` as a whole number, at least `min`.
+    pub fn count(&mut self, name: &str, min: usize) -> Result<usize, Usage> {
+        let what = format!("a whole number, at least {min}");
+        let text = self.text(name, &what)?;
+        text.parse::<usize>()
             .ok()
-            .filter(|duration| !duration.is_zero() && *duration <= max)
+            .filter(|n| *n >= min)
             .ok_or_else(|| {
                 Usage(format!(
-                    "{name} must be a positive number of seconds, at most {}",
-                    max.as_secs()
+                    "{name} takes {what}, not {}",
+                    quoted(OsStr::new(text))
                 ))
             })
     }
 
-    /// The value of the option `name` just read, as a number of seconds,
-    /// zero or more (fractions allowed).
-    pub fn seconds_or_zero(&mut self, name: &str) -> Result<Duration, Usage> {
-        let seconds: f64 = self.value(name)?;
-        Duration::try_from_secs_f64(seconds)
-            .map_err(|_| Usage(format!("{name} must be a number of seconds, 0 or more")))
+    /// The value of `name` as a number of seconds (fractions allowed),
+    /// more than 0 unless `zero` allows it, and at most `max`.
+    pub fn seconds(
+        &mut self,
+        name: &str,
+        zero: bool,
+        max: Option<Duration>,
+    ) -> Result<Duration, Usage> {
+        let what = match (zero, max) {
+            (true, None) => "a number of seconds, 0 or more".to_string(),
+            (false, None) => "a number of seconds, more than 0".to_string(),
+            (_, Some(max)) => format!(
+                "a number of seconds, more than 0 and at most {}",
+                max.as_secs()
+            ),
+        };
+        let text = self.text(name, &what)?;
+        text.parse::<f64>()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            // Beyond what a Duration holds: as good as for ever.
+            .or_else(|| {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .map(|_| Duration::MAX)
+            })
+            .filter(|d| zero || !d.is_zero())
+            .filter(|d| max.is_none_or(|max| *d <= max))
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{name} takes {what}, not {}",
+                    quoted(OsStr::new(text))
+                ))
+            })
+    }
+
+    /// The value of `name` as an id of 128 hex digits.
+    pub fn uid(&mut self, name: &str) -> Result<Uid, Usage> {
+        let text = self.text(name, "an id of 128 hex digits")?;
+        text.parse()
+            .map_err(|e| Usage(format!("{name} {}: {e}", quoted(OsStr::new(text)))))
+    }
+
+    /// The value of `name` as an IP address.
+    pub fn ip(&mut self, name: &str) -> Result<IpAddr, Usage> {
+        let what = "an IP address such as 127.0.0.1 or ::1";
+        let text = self.text(name, what)?;
+        text.parse().map_err(|_| {
+            Usage(format!(
+                "{name} takes {what}, not {}",
+                quoted(OsStr::new(text))
+            ))
+        })
+    }
+
+    /// The value of `name` as one word of `choices`.
+    pub fn choice(&mut self, name: &str, choices: &[&'static str]) -> Result<&'static str, Usage> {
+        let what = format!("one of {}", choices.join(", "));
+        let text = self.text(name, &what)?;
+        choices
+            .iter()
+            .find(|choice| **choice == text)
+            .copied()
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{name} takes {what}, not {}",
+                    quoted(OsStr::new(text))
+                ))
+            })
+    }
+
+    /// The value of `name` as a path, whatever its bytes.
+    pub fn path(&mut self, name: &str) -> Result<PathBuf, Usage> {
+        Ok(PathBuf::from(self.raw(name)?))
     }
 }
 
 /// The error for an option `command` does not have.
 pub fn unknown(command: &str, option: &str) -> Usage {
-    Usage(format!("{command} has no option {option:?}"))
+    Usage(format!(
+        "{command} has no option {}",
+        quoted(OsStr::new(option))
+    ))
+}
+
+/// A user's word, for a message: in quotes, with anything that is not
+/// printable text escaped, and cut short when long.
+pub fn quoted(word: &OsStr) -> String {
+    const LONGEST: usize = 60;
+    let mut escaped = String::new();
+    for chunk in word.as_bytes().utf8_chunks() {
+        escaped.extend(chunk.valid().escape_debug());
+        for byte in chunk.invalid() {
+            escaped.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    if escaped.chars().count() <= LONGEST {
+        return format!("\"{escaped}\"");
+    }
+    let cut: String = escaped.chars().take(LONGEST).collect();
+    format!("\"{cut}…\" ({} bytes)", word.len())
+}
+
+/// `n` and the noun, singular or plural as `n` wants.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

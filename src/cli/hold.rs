@@ -1,7 +1,10 @@
-//! `namaste hold`: run a command while holding a lock, like flock(1) but
-//! with no stale lock after a crash.
+//! `namaste hold`: run a command while holding a lock, like flock(1): the
+//! command and its children keep the lock, and once the last of them is
+//! gone nothing stale is left.
 
+use std::ffi::OsString;
 use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
@@ -14,7 +17,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::args::{Arg, Args, Usage, unknown};
+use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
@@ -22,10 +25,9 @@ namaste hold: run a command while holding a lock
 
 Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
 
-Books the lock NAME, runs COMMAND, and checks out when it exits; the exit
-status is COMMAND's (128 + the signal number when a signal ended it). If
-another live process holds NAME, prints one line and exits with 75 without
-running COMMAND.
+Books the lock NAME, runs COMMAND, and checks out when it exits. If another
+live process holds NAME, prints one line and exits without running
+COMMAND.
 
 What is held, and for how long: COMMAND and every process it starts
 inherit the lock's listening socket, as flock(1) hands down its file
@@ -44,6 +46,17 @@ Options:
   --no-inherit    COMMAND does not inherit the lock (as flock -o): for a
                   command that starts a daemon which must not keep it; if
                   this process is killed, the lock is free at once
+  -E, --conflict-exit-code N
+                  the exit status when NAME is held elsewhere (default 75)
+
+Exit status:
+  COMMAND's       COMMAND ran; 128 + N when signal N ended it
+  75              NAME is held by another live process (see -E)
+  126, 127        COMMAND was found but could not run, or was not found
+  1               the lock was lost while COMMAND ran (the server restarted
+                  without its state file, say) and COMMAND itself exited 0;
+                  or an error (no server answers, ...)
+  2               a command line that makes no sense
 
 Messages sent to NAME with `namaste notify` are printed on standard error.
 SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
@@ -52,55 +65,75 @@ COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
 ";
 
-pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut name = None;
     let mut uid = None;
     let mut client = Client::new();
     let mut wait = None;
     let mut inherit = true;
-    let mut command: &[String] = &[];
+    let mut conflict = EX_TEMPFAIL;
+    let mut command: &[OsString] = &[];
     let mut args = Args::new(args);
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
-            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
-            Arg::Option(option @ "--wait") => wait = Some(args.seconds_or_zero(option)?),
+            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
+            Arg::Option(option @ "--port") => {
+                client = client.with_port(args.port(option, None)?);
+            }
+            Arg::Option(option @ "--wait") => wait = Some(args.seconds(option, true, None)?),
             Arg::Option("--no-inherit") => inherit = false,
+            Arg::Option(option @ ("-E" | "--conflict-exit-code")) => {
+                let code = args.count(option, 0)?;
+                conflict = u8::try_from(code)
+                    .map_err(|_| Usage(format!("{option} takes an exit status from 0 to 255")))?;
+            }
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
             Arg::Positional(word) => {
-                return Err(Usage(format!("put the command after --: -- {word} ...")));
+                return Err(Usage(format!(
+                    "put the command after --: -- {} ...",
+                    quoted(word)
+                )));
             }
             Arg::Rest(rest) => command = rest,
         }
     }
     let name = name.ok_or_else(|| Usage("hold needs a NAME".into()))?;
+    if name.is_empty() {
+        return Err(Usage("hold needs a NAME that is not empty".into()));
+    }
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
-    let uid = uid.unwrap_or_else(|| Uid::from_name(name));
+    let uid = uid.unwrap_or_else(|| Uid::from_name_bytes(name.as_bytes()));
+    let shown = quoted(name);
     let booked = match wait {
         Some(timeout) => client.book_wait(uid, timeout),
         None => client.book(uid),
     };
     Ok(match booked {
         Ok(Some(booking)) => {
-            let code = run_holding(&booking, name, command, inherit);
+            let (code, succeeded) = run_holding(&booking, &shown, command, inherit);
             match booking.check_out() {
-                Ok(true) => {}
-                Ok(false) => say(format_args!(
-                    "warning: {name} was no longer booked when the command ended"
-                )),
-                Err(e) => say(format_args!("warning: could not check out {name}: {e}")),
+                Ok(true) => code,
+                Ok(false) => {
+                    say(format_args!(
+                        "{shown} was no longer booked when the command ended: it ran unlocked for a while"
+                    ));
+                    if succeeded { ExitCode::FAILURE } else { code }
+                }
+                Err(e) => {
+                    say(format_args!("warning: could not check out {shown}: {e}"));
+                    code
+                }
             }
-            code
         }
         Ok(None) => {
             let waited = wait.map_or(String::new(), |t| format!(" (waited {t:?})"));
             say(format_args!(
-                "{name} is held by another live process{waited}"
+                "{shown} is held by another live process{waited}"
             ));
-            ExitCode::from(EX_TEMPFAIL)
+            ExitCode::from(conflict)
         }
         Err(e) => fail(e),
     })
@@ -123,22 +156,30 @@ impl From<Vec<u8>> for Event {
     }
 }
 
-fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool) -> ExitCode {
+/// Runs `command` while `booking` is held; answers its exit status, and
+/// whether it exited with 0.
+fn run_holding(
+    booking: &Booking,
+    name: &str,
+    command: &[OsString],
+    inherit: bool,
+) -> (ExitCode, bool) {
     let (events, inbox) = mpsc::channel();
     booking.forward_messages(events.clone());
     // Registered before the command starts, so no signal meant for it is
     // missed.
     let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
-        Err(e) => return fail(format_args!("cannot handle signals: {e}")),
+        Err(e) => return (fail(format_args!("cannot handle signals: {e}")), false),
     };
     let signal_handle = signals.handle();
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
-        return fail(format_args!(
+        let failed = fail(format_args!(
             "cannot hand the lock down to the command: {e}"
         ));
+        return (failed, false);
     }
     let spawned = to_run.spawn();
     // The command's copy of the lock's socket is all it needs; ours would
@@ -147,13 +188,14 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            say(format_args!("cannot run {:?}: {e}", command[0]));
+            say(format_args!("cannot run {}: {e}", quoted(&command[0])));
             // As shells do: 127 not found, 126 found but not runnable.
-            return ExitCode::from(if e.kind() == ErrorKind::NotFound {
+            let code = if e.kind() == ErrorKind::NotFound {
                 127
             } else {
                 126
-            });
+            };
+            return (ExitCode::from(code), false);
         }
     };
     let pid = child.id();
@@ -189,8 +231,11 @@ fn run_holding(booking: &Booking, name: &str, command: &[String], inherit: bool)
     }
     signal_handle.close();
     match child.wait() {
-        Ok(status) => exit_code(status),
-        Err(e) => fail(format_args!("lost track of {:?}: {e}", command[0])),
+        Ok(status) => (exit_code(status), status.success()),
+        Err(e) => {
+            let failed = fail(format_args!("lost track of {}: {e}", quoted(&command[0])));
+            (failed, false)
+        }
     }
 }
 

@@ -7,11 +7,12 @@ mod run;
 mod status;
 mod systemd;
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use args::Usage;
+use args::{Usage, quoted};
 
 /// The exit status of a command refused for want of the lock, as
 /// sysexits.h's EX_TEMPFAIL: try again later.
@@ -38,11 +39,17 @@ there: the lock is held elsewhere, or nobody holds it.
 ";
 
 /// Runs the command line `args` (without the program name).
-pub fn main(args: &[String]) -> ExitCode {
+pub fn main(args: &[OsString]) -> ExitCode {
     let Some((command, rest)) = args.split_first() else {
         return usage_error(None, Usage("no command given".into()));
     };
-    let result = match command.as_str() {
+    let Some(command) = command.to_str() else {
+        return usage_error(
+            None,
+            Usage(format!("no command is named {}", quoted(command))),
+        );
+    };
+    let result = match command {
         "run" | "hold" | "notify" | "status" if args::asks_for_help(rest) => help(Some(command)),
         "run" => run::main(rest),
         "hold" => hold::main(rest),
@@ -55,8 +62,20 @@ pub fn main(args: &[String]) -> ExitCode {
             ));
             Ok(ExitCode::SUCCESS)
         }
-        "help" | "--help" | "-h" => help(rest.first().map(String::as_str)),
-        other => Err(Usage(format!("unknown command {other:?}"))),
+        "help" | "--help" | "-h" => match rest.first() {
+            None => help(None),
+            Some(word) => match word.to_str() {
+                Some(word) => help(Some(word)),
+                None => Err(Usage(format!(
+                    "no help for {}: no such command",
+                    quoted(word)
+                ))),
+            },
+        },
+        other => Err(Usage(format!(
+            "unknown command {}",
+            quoted(OsStr::new(other))
+        ))),
     };
     result.unwrap_or_else(|usage| usage_error(Some(command), usage))
 }
@@ -68,7 +87,12 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("hold") => hold::HELP,
         Some("notify") => notify::HELP,
         Some("status") => status::HELP,
-        Some(other) => return Err(Usage(format!("no help for {other:?}: no such command"))),
+        Some(other) => {
+            return Err(Usage(format!(
+                "no help for {}: no such command",
+                quoted(OsStr::new(other))
+            )));
+        }
     };
     out(text);
     Ok(ExitCode::SUCCESS)

@@ -1,12 +1,14 @@
 //! `namaste notify`: hand a message to the holder of a lock.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use namaste::Uid;
 use namaste::client::{Client, Notified};
 
-use super::args::{Arg, Args, Usage, unknown};
-use super::{EX_TEMPFAIL, fail, out, say};
+use super::args::{Arg, Args, Usage, counted, quoted, unknown};
+use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
@@ -23,32 +25,36 @@ Options:
   --port N      the server's port on 127.0.0.1 (default 64009)
 ";
 
-pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
-    let mut words = Vec::new();
+pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
+    let mut words: Vec<&OsStr> = Vec::new();
     let mut uid = None;
     let mut client = Client::new();
     let mut args = Args::new(args);
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--uid") => uid = Some(args.value::<Uid>(option)?),
-            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
+            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
+            Arg::Option(option @ "--port") => {
+                client = client.with_port(args.port(option, None)?);
+            }
             Arg::Option(other) => return Err(unknown("notify", other)),
             Arg::Positional(word) => words.push(word),
-            Arg::Rest(rest) => words.extend(rest.iter().map(String::as_str)),
+            Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
     let [name, message] = words[..] else {
         return Err(Usage(format!(
-            "notify needs a NAME and a MESSAGE, got {} words",
-            words.len()
+            "notify needs a NAME and a MESSAGE, not {}",
+            counted(words.len(), "word", "words")
         )));
     };
-    let uid = uid.unwrap_or_else(|| Uid::from_name(name));
+    if name.is_empty() {
+        return Err(Usage("notify needs a NAME that is not empty".into()));
+    }
+    let uid = uid.unwrap_or_else(|| Uid::from_name_bytes(name.as_bytes()));
+    let name = quoted(name);
     Ok(match client.notify(uid, message.as_bytes()) {
         Ok(Notified::Delivered) => {
-            out(format_args!(
-                "namaste: the holder of {name} took the message\n"
-            ));
+            say(format_args!("the holder of {name} took the message"));
             ExitCode::SUCCESS
         }
         Ok(Notified::NoHolder) => {

@@ -1,14 +1,16 @@
 //! `namaste run`: the server in the foreground.
 
+use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::net::IpAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use log::LevelFilter;
 use namaste::reactor::{Config, MAX_DURATION, Server};
 
-use super::args::{Arg, Args, Usage, unknown};
+use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::{fail, systemd};
 
 pub const HELP: &str = "\
@@ -30,8 +32,12 @@ Options:
   --probe-interval SECS  while someone waits for an id, verify its holder this
                          often (default 1; fractions allowed)
   --state FILE           record bookings in FILE so that they survive a restart
-                         of the server (default: $STATE_DIRECTORY/bookings
-                         under systemd's StateDirectory=, else none)
+                         of the server; one server per file (default:
+                         $STATE_DIRECTORY/bookings under systemd's
+                         StateDirectory=, else $XDG_STATE_HOME/namaste/ or
+                         ~/.local/state/namaste/, file bookings-PORT; with
+                         --port 0, none)
+  --no-state             keep bookings in memory only: a restart loses them
   --log-level LEVEL      error, warn, info, debug or trace (default info)
 
 The server logs to standard error. A request past a limit is closed without
@@ -41,45 +47,52 @@ exits with 0. Under systemd it reports readiness (NOTIFY_SOCKET) and takes
 a socket passed by socket activation (LISTEN_FDS) instead of binding one.
 ";
 
-pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut config = Config::default();
     let mut ip: IpAddr = config.addr.ip();
     let mut port = config.addr.port();
     let mut level = LevelFilter::Info;
+    let mut state = State::Default;
     let mut args = Args::new(args);
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(name @ "--port") => port = args.value(name)?,
-            Arg::Option(name @ "--bind") => ip = args.value(name)?,
+            Arg::Option(name @ "--port") => port = args.port(name, Some("a free port"))?,
+            Arg::Option(name @ "--bind") => ip = args.ip(name)?,
             Arg::Option(name @ "--rw-timeout") => {
-                config.rw_timeout = args.seconds(name, MAX_DURATION)?
+                config.rw_timeout = args.seconds(name, false, Some(MAX_DURATION))?
             }
             Arg::Option(name @ "--max-connections") => {
-                config.max_connections = at_least_one(name, args.value(name)?)?
+                config.max_connections = args.count(name, 1)?
             }
-            Arg::Option(name @ "--max-bookings") => {
-                config.max_bookings = at_least_one(name, args.value(name)?)?
-            }
-            Arg::Option(name @ "--max-waiting") => config.max_waiting = args.value(name)?,
-            Arg::Option(name @ "--max-waiters") => config.max_waiters = args.value(name)?,
+            Arg::Option(name @ "--max-bookings") => config.max_bookings = args.count(name, 1)?,
+            Arg::Option(name @ "--max-waiting") => config.max_waiting = args.count(name, 0)?,
+            Arg::Option(name @ "--max-waiters") => config.max_waiters = args.count(name, 0)?,
             Arg::Option(name @ "--max-waiters-per-id") => {
-                config.max_waiters_per_id = args.value(name)?
+                config.max_waiters_per_id = args.count(name, 0)?
             }
             Arg::Option(name @ "--probe-interval") => {
-                config.probe_interval = args.seconds(name, MAX_DURATION)?
+                config.probe_interval = args.seconds(name, false, Some(MAX_DURATION))?
             }
-            Arg::Option(name @ "--log-level") => level = log_level(&args.value::<String>(name)?)?,
-            Arg::Option(name @ "--state") => config.state = Some(args.value(name)?),
+            Arg::Option(name @ "--log-level") => level = log_level(args.choice(name, LEVELS)?),
+            Arg::Option(name @ "--state") => state = State::File(args.path(name)?),
+            Arg::Option("--no-state") => state = State::None,
             Arg::Option(other) => return Err(unknown("run", other)),
-            Arg::Positional(word) => return Err(Usage(format!("run takes no {word:?}"))),
+            Arg::Positional(word) => {
+                return Err(Usage(format!("run takes no words, not {}", quoted(word))));
+            }
             Arg::Rest(_) => return Err(Usage("run takes nothing after --".into())),
         }
     }
     config.addr.set_ip(ip);
     config.addr.set_port(port);
-    if config.state.is_none() {
-        config.state = default_state_file();
-    }
+    config.state = match state {
+        State::File(path) => Some(path),
+        State::None => None,
+        State::Default => match default_state_file(port) {
+            Ok(path) => path,
+            Err(e) => return Ok(fail(e)),
+        },
+    };
     Ok(serve(config, level))
 }
 
@@ -104,7 +117,7 @@ fn serve(config: Config, level: LevelFilter) -> ExitCode {
                 "cannot listen on {addr}: address in use; another server is already listening on {addr}?"
             ));
         }
-        Err(e) => return fail(format_args!("cannot start on {addr}: {e}")),
+        Err(e) => return fail(format_args!("cannot start: {e}")),
     };
     if let Err(e) = server.stop_on_signals() {
         return fail(format_args!("cannot handle signals: {e}"));
@@ -121,30 +134,58 @@ fn serve(config: Config, level: LevelFilter) -> ExitCode {
     }
 }
 
-/// Where systemd's `StateDirectory=` puts state, if it set one.
-fn default_state_file() -> Option<PathBuf> {
-    let dirs = std::env::var_os("STATE_DIRECTORY")?;
-    // A list when the unit names several; ours is the first.
-    let first = dirs.to_str()?.split(':').next()?.to_string();
-    Some(PathBuf::from(first).join("bookings"))
+/// Where bookings are kept unless the command line says otherwise.
+enum State {
+    Default,
+    File(PathBuf),
+    None,
 }
 
-fn at_least_one(name: &str, n: usize) -> Result<usize, Usage> {
-    match n {
-        0 => Err(Usage(format!("{name} must be at least 1"))),
-        n => Ok(n),
+/// The state file when none is named: systemd's `StateDirectory=` if it
+/// set one, else one per port in the user's state directory, created
+/// (mode 0700) if missing. A server on port 0 picks a new port at every
+/// start, so a file of its own would never be found again: none.
+fn default_state_file(port: u16) -> Result<Option<PathBuf>, String> {
+    if let Some(dirs) = std::env::var_os("STATE_DIRECTORY") {
+        // A list when the unit names several; ours is the first.
+        let dirs = PathBuf::from(dirs);
+        let first = dirs
+            .to_str()
+            .and_then(|dirs| dirs.split(':').next())
+            .map_or(dirs.clone(), PathBuf::from);
+        return Ok(Some(first.join("bookings")));
     }
+    if port == 0 {
+        return Ok(None);
+    }
+    let base = match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
+        (Some(state), _) if !state.is_empty() => PathBuf::from(state),
+        (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".local/state"),
+        _ => return Ok(None),
+    };
+    let dir = base.join("namaste");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            format!(
+                "cannot create {} for the state file: {e}; name one with --state FILE, or run with --no-state",
+                dir.display()
+            )
+        })?;
+    Ok(Some(dir.join(format!("bookings-{port}"))))
 }
 
-fn log_level(value: &str) -> Result<LevelFilter, Usage> {
-    match value {
-        "error" => Ok(LevelFilter::Error),
-        "warn" => Ok(LevelFilter::Warn),
-        "info" => Ok(LevelFilter::Info),
-        "debug" => Ok(LevelFilter::Debug),
-        "trace" => Ok(LevelFilter::Trace),
-        _ => Err(Usage(format!(
-            "--log-level {value:?} is not one of error, warn, info, debug, trace"
-        ))),
+/// The levels `--log-level` takes, least to most.
+const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+fn log_level(level: &str) -> LevelFilter {
+    match level {
+        "error" => LevelFilter::Error,
+        "warn" => LevelFilter::Warn,
+        "debug" => LevelFilter::Debug,
+        "trace" => LevelFilter::Trace,
+        _ => LevelFilter::Info,
     }
 }

@@ -1,10 +1,11 @@
 //! `namaste status`: the server's counters.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use namaste::client::Client;
 
-use super::args::{Arg, Args, Usage, unknown};
+use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::{fail, out};
 
 pub const HELP: &str = "\
@@ -20,14 +21,21 @@ Options:
   --port N      the server's port on 127.0.0.1 (default 64009)
 ";
 
-pub fn main(args: &[String]) -> Result<ExitCode, Usage> {
+pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut client = Client::new();
     let mut args = Args::new(args);
-    while let Some(arg) = args.next() {
+    while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--port") => client = client.with_port(args.value(option)?),
+            Arg::Option(option @ "--port") => {
+                client = client.with_port(args.port(option, None)?);
+            }
             Arg::Option(other) => return Err(unknown("status", other)),
-            Arg::Positional(word) => return Err(Usage(format!("status takes no {word:?}"))),
+            Arg::Positional(word) => {
+                return Err(Usage(format!(
+                    "status takes no words, not {}",
+                    quoted(word)
+                )));
+            }
             Arg::Rest(_) => return Err(Usage("status takes nothing after --".into())),
         }
     }

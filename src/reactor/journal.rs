@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,9 @@ pub(super) struct Journal {
     path: PathBuf,
     file: File,
     size: u64,
+    /// `FILE.lock`, locked for as long as the journal is open, so that two
+    /// servers never share a state file.
+    _lock: File,
 }
 
 impl Journal {
@@ -43,6 +47,7 @@ impl Journal {
     /// recorded before it, saying so loudly. A daemon that cannot start
     /// would be worse.
     pub fn open(path: &Path) -> io::Result<(Journal, Vec<Booking>)> {
+        let lock = lock(path)?;
         let bookings = match fs::metadata(path) {
             Ok(meta) if meta.is_file() => {
                 let file = File::open(path).map_err(|e| context(path, e))?;
@@ -66,6 +71,7 @@ impl Journal {
             path: path.to_path_buf(),
             file,
             size,
+            _lock: lock,
         };
         Ok((journal, bookings))
     }
@@ -178,6 +184,35 @@ fn create_temporary(dir: &Path, path: &Path) -> io::Result<(PathBuf, File)> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Takes the lock beside the state file at `path`, or fails when another
+/// server holds it.
+fn lock(path: &Path) -> io::Result<File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .map_err(|e| context(&lock_path, e))?;
+    // SAFETY: flock on a descriptor we own; it touches no memory.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::other(format!(
+                "{}: another server uses this state file (it holds {}); give each server its own --state",
+                path.display(),
+                lock_path.display()
+            )),
+            _ => context(&lock_path, e),
+        });
+    }
+    Ok(file)
 }
 
 fn kind_of(meta: &fs::Metadata) -> &'static str {

@@ -171,7 +171,9 @@ impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         refuse_non_loopback(config.addr.ip())?;
         refuse_past_bounds(&config)?;
-        let listener = TcpListener::bind(config.addr)?;
+        let addr = config.addr;
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         Server::with_listener(listener, config)
     }
 
@@ -218,8 +220,9 @@ impl Server {
                     );
                 }
                 info!(
-                    "{}: {restored} bookings restored; each holder is verified at its next contention",
-                    path.display()
+                    "{}: {} restored; each holder is verified at its next contention",
+                    path.display(),
+                    plural(restored, "booking", "bookings")
                 );
                 Some(journal)
             }
@@ -302,9 +305,9 @@ impl Server {
                 match event.token() {
                     STOP => {
                         info!(
-                            "stopping with {} bookings held and {} connections open",
-                            self.registry.len(),
-                            self.conns.len()
+                            "stopping with {}, {} open",
+                            self.kept(),
+                            plural(self.conns.len(), "connection", "connections")
                         );
                         return Ok(());
                     }
@@ -327,16 +330,26 @@ impl Server {
                 && (self.clients == 0 || now >= until)
             {
                 info!(
-                    "stopped on {signal}: {} bookings held{}, {} requests cut short",
-                    self.registry.len(),
-                    self.journal.as_ref().map_or(String::new(), |j| format!(
-                        " (recorded in {})",
-                        j.path().display()
-                    )),
-                    self.clients
+                    "stopped on {signal}: {}; {} cut short",
+                    self.kept(),
+                    plural(self.clients, "request", "requests")
                 );
                 return Ok(());
             }
+        }
+    }
+
+    /// What becomes of the bookings held as the server stops, for its last
+    /// log line.
+    fn kept(&self) -> String {
+        let held = plural(self.registry.len(), "booking", "bookings");
+        match &self.journal {
+            Some(journal) => format!(
+                "{held} held, kept in {} for the next start",
+                journal.path().display()
+            ),
+            None if self.registry.is_empty() => format!("{held} held"),
+            None => format!("{held} held and lost: no state file (--no-state)"),
         }
     }
 
@@ -459,6 +472,11 @@ impl Server {
         }
         conn
     }
+}
+
+/// `n` and the noun, singular or plural as `n` wants.
+pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn refuse_past_bounds(config: &Config) -> io::Result<()> {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error};
 
-use super::Server;
 use super::conn::{Conn, Phase, ReadProgress, Verification, read_request};
+use super::{Server, plural};
 use crate::deadlines::ConnRef;
 use crate::registry::{Action, Answer, Ask, Refusal};
 use crate::status::Status;
@@ -207,8 +207,8 @@ impl Server {
             Refusal::BookingsFull => self.warnings.bookings_full.warn(
                 now,
                 format_args!(
-                    "refused a book: {} bookings held (--max-bookings)",
-                    self.config.max_bookings
+                    "refused a book: {} held (--max-bookings)",
+                    plural(self.config.max_bookings, "booking", "bookings")
                 ),
             ),
             Refusal::WaitersFull => self.warnings.waiters_full.warn(
