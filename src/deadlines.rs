@@ -57,6 +57,7 @@ impl Deadlines {
 
     /// The connections with a deadline, oldest first, finished ones among
     /// them (the caller tells them by their generation).
+    #[cfg(feature = "server")]
     pub fn oldest_first(&self) -> impl Iterator<Item = ConnRef> + '_ {
         self.queue.iter().map(|entry| ConnRef {
             key: entry.key as usize,

@@ -16,7 +16,9 @@ use std::time::Duration;
 pub mod client;
 mod deadlines;
 mod nonblocking;
+#[cfg(feature = "server")]
 pub mod reactor;
+#[cfg(feature = "server")]
 pub mod registry;
 pub mod status;
 pub mod uid;

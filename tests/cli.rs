@@ -285,3 +285,38 @@ fn debug_logs_say_why_a_connection_was_closed() {
     assert!(line.contains("[DEBUG]"), "{line}");
     assert!(line.contains("unknown command byte 0x7f"), "{line}");
 }
+
+/// scripts/load-test checks its options before it builds anything: one
+/// line and status 2, never a traceback or a shell's complaint.
+#[test]
+fn load_test_options_are_checked() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/load-test");
+    for (args, says) in [
+        (&["--modes", "bogus"][..], "no mode is named \"bogus\""),
+        (&["--seconds", "abc"], "--seconds takes a number of seconds"),
+        (&["--seconds"], "--seconds needs a value"),
+        (&["--workers", "0"], "--workers takes a whole number"),
+        (&["--port", "70000"], "--port takes a port number"),
+        (&["--frob"], "unknown option --frob"),
+    ] {
+        let output = Command::new(script).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let text = stderr(&output);
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "{args:?}: {text}");
+    }
+    let help = Command::new(script).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for word in [
+        "unique",
+        "contended",
+        "hostile",
+        "race",
+        "memory",
+        "handover",
+        "Columns",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+    assert!(!help.contains("set -euo"), "{help}");
+}
