@@ -8,7 +8,8 @@
 //! Each PROGRAM is a command line ("xclock", "xterm -e top"). The window
 //! lists them with a Launch button each; a program runs under a booking of
 //! its own name, so it cannot be launched twice, whether from this window,
-//! another launcher, or `namaste hold`. The program inherits that booking:
+//! another launcher, or `namaste hold --per-user`. Ids are per user: two
+//! users each get a launcher of their own. The program inherits that booking:
 //! it stands until the program exits, even if the launcher is closed or
 //! killed first. Launched again while one runs, the
 //! launcher hands its PROGRAMs to the running window, which launches them
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let me = Uid::from_name(LAUNCHER);
+    let me = id_of(LAUNCHER);
     // Once more if the running instance quit between our book and notify.
     for _ in 0..2 {
         match client.book(me) {
@@ -66,6 +67,14 @@ fn main() -> ExitCode {
     }
     eprintln!("gui_launcher: the running launcher keeps coming and going; try again");
     ExitCode::FAILURE
+}
+
+/// The id of `name` for the user running the launcher: another user's
+/// launcher, and the programs it starts, are no concern of ours (the same
+/// id as `namaste hold --per-user NAME`).
+fn id_of(name: &str) -> Uid {
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    Uid::per_user(name.as_bytes(), unsafe { libc::geteuid() })
 }
 
 fn parse(args: Vec<String>) -> Result<(Client, Vec<String>), String> {
@@ -169,7 +178,7 @@ impl Program {
             self.note = Some(format!("{} is already running", self.command));
             return;
         }
-        self.note = match client.book(Uid::from_name(&self.command)) {
+        self.note = match client.book(id_of(&self.command)) {
             Ok(Some(booking)) => {
                 let mut words = self.command.split_whitespace();
                 let mut command = Command::new(words.next().unwrap_or_default());

@@ -42,6 +42,29 @@ impl Uid {
         Uid(Sha3_512::digest(name).into())
     }
 
+    /// The id of a name for one OS user (`user` is the numeric user id):
+    /// two users running the same single-instance program get two ids, so
+    /// neither keeps the other's from starting. Unlike [`Uid::from_name`],
+    /// this is no id the published 0.6.0 knows.
+    ///
+    /// ```
+    /// use namaste::Uid;
+    ///
+    /// let mine = Uid::per_user(b"editor", 1000);
+    /// assert_eq!(mine, Uid::per_user(b"editor", 1000));
+    /// assert_ne!(mine, Uid::per_user(b"editor", 1001));
+    /// assert_ne!(mine, Uid::from_name("editor"));
+    /// ```
+    pub fn per_user(name: &[u8], user: u32) -> Uid {
+        let mut hasher = Sha3_512::new();
+        // A prefix no plain name hashed by from_name can begin with, so a
+        // per-user id never equals the id of some other name.
+        hasher.update(b"\0namaste per-user id\0");
+        hasher.update(user.to_be_bytes());
+        hasher.update(name);
+        Uid(hasher.finalize().into())
+    }
+
     /// A fresh id from the operating system's random source, for handshakes:
     /// a handshake is a secret, so it must be unguessable and new per booking.
     pub fn random() -> Result<Uid, getrandom::Error> {

@@ -207,7 +207,7 @@ fn long_names_are_shortened_in_messages() {
     assert!(text.len() < 400, "{} bytes: {text}", text.len());
     let output = namaste(&["hold", "x", &name, "--", "true"]);
     let text = stderr(&output);
-    assert!(text.contains("(10000 bytes)"), "{text}");
+    assert!(text.contains("(10000 bytes in all)"), "{text}");
     assert!(text.len() < 400, "{} bytes", text.len());
 }
 

@@ -185,6 +185,21 @@ fn notify_reports_each_outcome_with_its_status() {
     let mut holder_stderr = std::io::BufReader::new(holder.stderr.take().unwrap());
     std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
     assert_eq!(received, "namaste: message for \"editor\": open a.txt\n");
+    // Control characters cannot recolour or break the holder's terminal.
+    let hostile = "\x1b[31mred\nrm -rf ~";
+    let output = namaste(&["notify", "editor", hostile, "--port", &port]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    received.clear();
+    std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
+    assert_eq!(
+        received,
+        "namaste: message for \"editor\": \\u{1b}[31mred\\nrm -rf ~\n"
+    );
+    let long = "x".repeat(5000);
+    namaste(&["notify", "editor", &long, "--port", &port]);
+    received.clear();
+    std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
+    assert!(received.ends_with("… (5000 bytes in all)\n"), "{received}");
     let pid = holder.id().to_string();
     let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
     let _ = holder.wait();

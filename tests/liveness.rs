@@ -163,44 +163,55 @@ fn a_booking_left_to_a_child_stands_until_the_child_exits() {
     assert!(client.book(uid).unwrap().is_some());
 }
 
-/// A port the holder no longer listens on, taken by another program: one
-/// that answers something else proves the holder gone; one that never
-/// answers proves nothing.
+/// What a holder's port says decides: silence (nobody accepts) proves
+/// nothing, and the booking stays; a whole answer that is not the uid (the
+/// port belongs to some other program now) proves the holder gone. The
+/// port is one listener of the test's own throughout, so no other process
+/// can take it in between.
 #[test]
-fn a_port_taken_over_by_a_foreign_listener_is_dead_only_if_it_answers_wrongly() {
+fn a_port_that_answers_wrongly_is_dead_and_one_that_is_silent_is_not() {
     let server = common::TestServer::with(namaste::reactor::Config {
         rw_timeout: Duration::from_millis(300),
         ..Default::default()
     });
     let (uid, holder) = (random(), random());
-    let port = {
-        let honest = common::Responder::honest(uid, holder);
-        assert_eq!(server.book(uid, holder, honest.port), Some(1));
-        honest.port
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener = std::sync::Arc::new(listener);
+    // The holder answers its own verification, once.
+    let answer = |listener: std::sync::Arc<TcpListener>, reply: [u8; 64], calls: usize| {
+        thread::spawn(move || {
+            for _ in 0..calls {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut heard = [0; 64];
+                if stream.read_exact(&mut heard).is_ok() {
+                    let _ = stream.write_all(&reply);
+                }
+            }
+        })
     };
+    let booked = answer(listener.clone(), uid.0, 1);
+    assert_eq!(server.book(uid, holder, port), Some(1));
+    booked.join().unwrap();
     let contender = random();
     let contender_responder = common::Responder::honest(uid, contender);
-    {
-        let _silent = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
-        assert_eq!(
-            server.book(uid, contender, contender_responder.port),
-            Some(0),
-            "a silent foreign listener kept the booking"
-        );
-    }
-    let foreign = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
-    let answering = thread::spawn(move || {
-        let (mut stream, _) = foreign.accept().unwrap();
-        let mut heard = [0; 64];
-        stream.read_exact(&mut heard).unwrap();
-        stream.write_all(&[0x5a; 64]).unwrap();
-    });
+    // Nobody accepts: the call waits in the backlog until it times out.
+    assert_eq!(
+        server.book(uid, contender, contender_responder.port),
+        Some(0),
+        "silence cost the holder its booking"
+    );
+    // Now the port answers, wrongly: the waiting call first, then the next.
+    let wrong = answer(listener.clone(), [0x5a; 64], 2);
     assert_eq!(
         server.book(uid, contender, contender_responder.port),
         Some(1),
         "a wrong answer proves the holder gone"
     );
-    answering.join().unwrap();
+    // In case the waiting call left the backlog unanswered: one more
+    // connection ends the answering thread.
+    drop(TcpStream::connect(("127.0.0.1", port)));
+    wrong.join().unwrap();
 }
 
 /// The published client's responder serves one connection at a time, so a

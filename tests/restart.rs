@@ -5,7 +5,7 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use common::{Running, Scratch, dead_port, quiet_hold};
 
@@ -124,4 +124,64 @@ fn bytes_after_the_command_are_passed_on_as_they_are() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
     assert_eq!(output.stdout, bytes.as_bytes());
+}
+
+/// `--per-user` names a lock of this OS user's alone: a different id from
+/// the plain name's, reached by `notify --per-user`; another user's
+/// `hold --per-user` of the same name is another lock (as root, run as
+/// `nobody`; skipped with a reason otherwise).
+#[test]
+fn per_user_names_do_not_collide() {
+    let server = Running::start(&[]);
+    let scratch = Scratch::new("per-user");
+    let script = scratch.wait_for_file("stop");
+    let mut holder = quiet_hold(
+        server.port,
+        "editor",
+        &["--per-user"],
+        &["sh", "-c", &script],
+    )
+    .spawn()
+    .unwrap();
+    server.wait_for_bookings(1);
+    let client = namaste::client::Client::new().with_port(server.port);
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    assert!(
+        client
+            .book(namaste::Uid::per_user(b"editor", me))
+            .unwrap()
+            .is_none(),
+        "the per-user id is the one held"
+    );
+    let plain = client.book(namaste::Uid::from_name("editor")).unwrap();
+    assert!(plain.is_some(), "the plain name is another lock");
+    drop(plain);
+    let port = server.port.to_string();
+    let notified = common::namaste(&["notify", "editor", "hi", "--per-user", "--port", &port]);
+    assert_eq!(
+        notified.status.code(),
+        Some(0),
+        "{}",
+        common::stderr(&notified)
+    );
+    if me == 0 {
+        let theirs = Command::new("su")
+            .args(["nobody", "-s", "/bin/sh", "-c"])
+            .arg(format!(
+                "{} hold editor --per-user --port {port} -- true",
+                env!("CARGO_BIN_EXE_namaste")
+            ))
+            .status()
+            .unwrap();
+        assert_eq!(
+            theirs.code(),
+            Some(0),
+            "nobody's editor collided with root's"
+        );
+    } else {
+        eprintln!("skipped the second user: running as another user needs root");
+    }
+    scratch.touch("stop");
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
 }

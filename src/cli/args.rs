@@ -218,19 +218,26 @@ pub fn unknown(command: &str, option: &str) -> Usage {
 /// A user's word, for a message: in quotes, with anything that is not
 /// printable text escaped, and cut short when long.
 pub fn quoted(word: &OsStr) -> String {
-    const LONGEST: usize = 60;
-    let mut escaped = String::new();
-    for chunk in word.as_bytes().utf8_chunks() {
-        escaped.extend(chunk.valid().escape_debug());
+    format!("\"{}\"", escaped(word.as_bytes(), 60))
+}
+
+/// `bytes` as one line of printable text: control characters (escape
+/// sequences, newlines) and bytes that are not UTF-8 escaped, so that they
+/// can neither recolour nor break a terminal; cut after `longest`
+/// characters, with a note of the whole length.
+pub fn escaped(bytes: &[u8], longest: usize) -> String {
+    let mut text = String::new();
+    for chunk in bytes.utf8_chunks() {
+        text.extend(chunk.valid().escape_debug());
         for byte in chunk.invalid() {
-            escaped.push_str(&format!("\\x{byte:02x}"));
+            text.push_str(&format!("\\x{byte:02x}"));
         }
     }
-    if escaped.chars().count() <= LONGEST {
-        return format!("\"{escaped}\"");
+    if text.chars().count() <= longest {
+        return text;
     }
-    let cut: String = escaped.chars().take(LONGEST).collect();
-    format!("\"{cut}…\" ({} bytes)", word.len())
+    let cut: String = text.chars().take(longest).collect();
+    format!("{cut}… ({} bytes in all)", bytes.len())
 }
 
 /// `n` and the noun, singular or plural as `n` wants.

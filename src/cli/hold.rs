@@ -4,20 +4,18 @@
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::Uid;
 use namaste::client::{Booking, Client};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
 use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
@@ -39,6 +37,8 @@ proof that it is gone (nothing listens on its port any more) frees it.
 
 Options:
   --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
+  --per-user      the id of NAME for this OS user alone: another user's
+                  `hold --per-user NAME` is another lock
   --port N        the server's port on 127.0.0.1 (default 64009)
   --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are
                   served in arrival order, the moment the lock frees
@@ -58,7 +58,8 @@ Exit status:
                   or an error (no server answers, ...)
   2               a command line that makes no sense
 
-Messages sent to NAME with `namaste notify` are printed on standard error.
+Messages sent to NAME with `namaste notify` are printed on standard error,
+one line each, control characters escaped, cut after 1000 characters.
 SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
@@ -72,6 +73,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut wait = None;
     let mut inherit = true;
     let mut conflict = EX_TEMPFAIL;
+    let mut per_user = false;
     let mut command: &[OsString] = &[];
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
@@ -82,6 +84,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             }
             Arg::Option(option @ "--wait") => wait = Some(args.seconds(option, true, None)?),
             Arg::Option("--no-inherit") => inherit = false,
+            Arg::Option("--per-user") => per_user = true,
             Arg::Option(option @ ("-E" | "--conflict-exit-code")) => {
                 let code = args.count(option, 0)?;
                 conflict = u8::try_from(code)
@@ -105,7 +108,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
-    let uid = uid.unwrap_or_else(|| Uid::from_name_bytes(name.as_bytes()));
+    let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
     let shown = quoted(name);
     let booked = match wait {
         Some(timeout) => client.book_wait(uid, timeout),
@@ -259,7 +262,7 @@ fn wait_for_exit(pid: u32) {
 fn show(name: &str, message: &[u8]) {
     say(format_args!(
         "message for {name}: {}",
-        String::from_utf8_lossy(message)
+        escaped(message, 1000)
     ));
 }
 

@@ -10,9 +10,11 @@ mod systemd;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use args::{Usage, quoted};
+use namaste::Uid;
 
 /// The exit status of a command refused for want of the lock, as
 /// sysexits.h's EX_TEMPFAIL: try again later.
@@ -105,6 +107,16 @@ fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
     };
     say(format_args!("{usage}; see `{see}`"));
     ExitCode::from(EX_USAGE)
+}
+
+/// The id of `name`: for everyone, or for this OS user alone.
+fn id_of(name: &OsStr, per_user: bool) -> Uid {
+    if per_user {
+        // SAFETY: geteuid has no preconditions and touches no memory.
+        Uid::per_user(name.as_bytes(), unsafe { libc::geteuid() })
+    } else {
+        Uid::from_name_bytes(name.as_bytes())
+    }
 }
 
 /// Reports a failure in one line and answers status 1.

@@ -4,7 +4,6 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use namaste::Uid;
 use namaste::client::{Client, Notified};
 
 use super::args::{Arg, Args, Usage, counted, quoted, unknown};
@@ -22,12 +21,14 @@ it (a client of namaste 0.6.0, say) or on errors; one line says which.
 
 Options:
   --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
   --port N      the server's port on 127.0.0.1 (default 64009)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut words: Vec<&OsStr> = Vec::new();
     let mut uid = None;
+    let mut per_user = false;
     let mut client = Client::new();
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
@@ -36,6 +37,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Option(option @ "--port") => {
                 client = client.with_port(args.port(option, None)?);
             }
+            Arg::Option("--per-user") => per_user = true,
             Arg::Option(other) => return Err(unknown("notify", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
@@ -50,7 +52,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     if name.is_empty() {
         return Err(Usage("notify needs a NAME that is not empty".into()));
     }
-    let uid = uid.unwrap_or_else(|| Uid::from_name_bytes(name.as_bytes()));
+    let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
     let name = quoted(name);
     Ok(match client.notify(uid, message.as_bytes()) {
         Ok(Notified::Delivered) => {

@@ -91,29 +91,44 @@ impl Server {
         }
     }
 
+    /// Carries out the registry's actions in the order it gave them: the
+    /// state file hears that a dead holder's booking was dropped before
+    /// anyone is told the id is free. Actions that carrying out brings
+    /// (an undelivered grant, a verification refused at once) follow.
     pub(super) fn carry_out(&mut self, now: Instant) {
-        while let Some(action) = self.actions.pop() {
-            match action {
-                Action::Reply { to, answer } => self.reply(to, answer),
-                Action::Refuse { to, why } => {
-                    self.warn_refusal(why, now);
-                    self.refuse(to, why);
-                }
-                Action::Verify {
-                    uid,
-                    handshake,
-                    at,
-                    message_from,
-                } => {
-                    let message = message_from.and_then(|from| self.message_of(from));
-                    self.verify(Verification::new(uid, handshake, message), at, now);
-                }
-                Action::Queued { to } => self.watch_waiter(to),
-                Action::Lined { to } => self.patience.start(now, to),
-                Action::Dropped { uid } => {
-                    if let Err(e) = self.record_released(&uid) {
-                        error!("cannot record in the state file that {uid:?} is free: {e}");
-                    }
+        while !self.actions.is_empty() {
+            let mut batch = std::mem::take(&mut self.actions);
+            for action in batch.drain(..) {
+                self.carry_out_one(action, now);
+            }
+            // Keeps the buffer's room for the next time.
+            if self.actions.is_empty() {
+                self.actions = batch;
+            }
+        }
+    }
+
+    fn carry_out_one(&mut self, action: Action<ConnRef>, now: Instant) {
+        match action {
+            Action::Reply { to, answer } => self.reply(to, answer),
+            Action::Refuse { to, why } => {
+                self.warn_refusal(why, now);
+                self.refuse(to, why);
+            }
+            Action::Verify {
+                uid,
+                handshake,
+                at,
+                message_from,
+            } => {
+                let message = message_from.and_then(|from| self.message_of(from));
+                self.verify(Verification::new(uid, handshake, message), at, now);
+            }
+            Action::Queued { to } => self.watch_waiter(to),
+            Action::Lined { to } => self.patience.start(now, to),
+            Action::Dropped { uid } => {
+                if let Err(e) = self.record_released(&uid) {
+                    error!("cannot record in the state file that {uid:?} is free: {e}");
                 }
             }
         }
