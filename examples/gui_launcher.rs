@@ -11,9 +11,11 @@
 //! another launcher, or `namaste hold --per-user`. Ids are per user: two
 //! users each get a launcher of their own. The program inherits that booking:
 //! it stands until the program exits, even if the launcher is closed or
-//! killed first. Launched again while one runs, the
-//! launcher hands its PROGRAMs to the running window, which launches them
-//! and comes to the front.
+//! killed first. Launched again while one runs, the launcher hands its
+//! PROGRAMs to the running window, which comes to the front and launches
+//! those on its own list; any other is only shown, marked as handed over,
+//! with a Launch button the person must press: any local process can hand
+//! a command line over, and none is run straight from a message.
 
 use std::io::Write;
 use std::process::{Child, Command, ExitCode};
@@ -126,7 +128,10 @@ fn show_window(client: Client, booking: Booking, programs: Vec<String>) -> ExitC
     let launcher = Launcher {
         client,
         booking,
-        programs: programs.into_iter().map(Program::new).collect(),
+        programs: programs
+            .into_iter()
+            .map(|command| Program::new(command, false))
+            .collect(),
         received: Vec::new(),
     };
     match eframe::run_native(
@@ -159,14 +164,19 @@ struct Launcher {
 /// A program of the list, and its run if it runs.
 struct Program {
     command: String,
+    /// Not on the launcher's own list, but handed over by another launch:
+    /// shown, and started only when the person presses its button. Any
+    /// local process can hand a command line over.
+    handed_over: bool,
     running: Option<(Child, Booking)>,
     note: Option<String>,
 }
 
 impl Program {
-    fn new(command: String) -> Program {
+    fn new(command: String, handed_over: bool) -> Program {
         Program {
             command,
+            handed_over,
             running: None,
             note: None,
         }
@@ -243,14 +253,19 @@ impl eframe::App for Launcher {
             let text = String::from_utf8_lossy(&message).into_owned();
             say(&format!("hand-over received: {text:?}"));
             for command in text.lines().filter(|line| !line.trim().is_empty()) {
-                let index = match self.programs.iter().position(|p| p.command == command) {
-                    Some(index) => index,
-                    None => {
-                        self.programs.push(Program::new(command.to_string()));
-                        self.programs.len() - 1
+                match self.programs.iter().position(|p| p.command == command) {
+                    Some(index) if !self.programs[index].handed_over => {
+                        self.programs[index].launch(&self.client);
                     }
-                };
-                self.programs[index].launch(&self.client);
+                    // Never run a command line straight from a message.
+                    Some(_) => {}
+                    None => {
+                        say(&format!(
+                            "not on the list, not started: {command:?}; its Launch button starts it"
+                        ));
+                        self.programs.push(Program::new(command.to_string(), true));
+                    }
+                }
             }
             self.received.push(text);
             handed_over = true;
@@ -276,6 +291,9 @@ impl eframe::App for Launcher {
             for program in &mut self.programs {
                 ui.horizontal(|ui| {
                     ui.monospace(&program.command);
+                    if program.handed_over {
+                        ui.label("(handed over; not on the list)");
+                    }
                     if program.running.is_some() {
                         ui.label("running");
                     } else if ui.button("Launch").clicked() {
