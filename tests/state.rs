@@ -205,3 +205,18 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A state file in a directory that does not exist: one line naming the
+/// path as given, not a name the user never gave, nor the address.
+#[test]
+fn a_state_file_in_a_missing_directory_is_named_as_given() {
+    let path = "/nonexistent-namaste-dir/sub/bookings";
+    let output = common::namaste(&["run", "--port", "0", "--state", path]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains(&format!("the state file {path}:")), "{text}");
+    for never in [".new", ".lock", ".tmp", "127.0.0.1"] {
+        assert!(!text.contains(never), "{text}");
+    }
+    assert_eq!(text.lines().count(), 1, "{text}");
+}

@@ -199,7 +199,12 @@ fn lock(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
-        .map_err(|e| context(&lock_path, e))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot use the state file {}: {e}", path.display()),
+            )
+        })?;
     // SAFETY: flock on a descriptor we own; it touches no memory.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = io::Error::last_os_error();
