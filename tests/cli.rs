@@ -44,7 +44,20 @@ fn help_names_every_command_and_option() {
                 "--log-level",
             ],
         ),
-        ("hold", &["--uid", "--port", "--wait", "--no-inherit", "75"]),
+        (
+            "hold",
+            &[
+                "--uid",
+                "--per-user",
+                "--port",
+                "--wait",
+                "--no-inherit",
+                "--conflict-exit-code",
+                "75",
+                "126, 127",
+                "Exit status",
+            ],
+        ),
         ("notify", &["--uid", "--port", "75"]),
         ("status", &["--port"]),
     ];

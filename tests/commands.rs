@@ -280,8 +280,10 @@ fn hold_with_a_closed_standard_error_survives_a_message() {
 #[test]
 fn hold_takes_any_wait() {
     let server = Running::start(&[]);
-    let status = hold(&server, "endless", &["--wait", "1e19"], &["true"])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    for wait in ["1e19", "1e30", "inf"] {
+        let status = hold(&server, "endless", &["--wait", wait], &["true"])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "--wait {wait}");
+    }
 }
