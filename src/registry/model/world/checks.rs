@@ -1,0 +1,121 @@
+//! The promises the modelled world checks after every event, and at the
+//! end of a history.
+
+use super::{Event, Kind, Pending, World};
+use crate::registry::model::{handshake, uid};
+use crate::uid::Uid;
+
+impl World {
+    /// A grant to request `r`: the uid is free, the booker just proved
+    /// alive, a waiter's wait is not over and it has not left, and nobody
+    /// queued before it still waits.
+    pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>) {
+        let u = pending.uid;
+        assert_eq!(
+            self.table[u as usize], None,
+            "granted while held: {:?}",
+            self.trace
+        );
+        assert_eq!(
+            self.proved_alive, mine,
+            "granted without proof of life: {:?}",
+            self.trace
+        );
+        if pending.kind == Kind::Wait {
+            assert!(!pending.left, "granted after it left: {:?}", self.trace);
+            assert!(
+                self.now < pending.until || pending.queued.is_none(),
+                "granted after its wait: {:?}",
+                self.trace
+            );
+        }
+        let place = pending.queued.unwrap_or(u64::MAX);
+        let ahead = self.pending.iter().find(|&(&other, p)| {
+            other != r && p.uid == u && !p.left && p.queued.is_some_and(|q| q < place)
+        });
+        assert!(
+            ahead.is_none(),
+            "granted past waiter {ahead:?}: {:?}",
+            self.trace
+        );
+    }
+
+    pub(super) fn check(&self) {
+        assert_eq!(
+            self.holders(),
+            self.table,
+            "the table changed without cause: {:?}",
+            self.trace
+        );
+        for u in 0..self.uids {
+            let believers = self.alive_believers(u);
+            assert!(
+                believers.len() <= 1,
+                "two holders {believers:?}: {:?}",
+                self.trace
+            );
+            if let Some(&c) = believers.first() {
+                assert_eq!(
+                    self.table[u as usize],
+                    Some(handshake(c as u32)),
+                    "a live holder lost its booking: {:?}",
+                    self.trace
+                );
+            }
+            if self.registry.waiting.count_for(&uid(u)) > 0 {
+                assert!(
+                    self.table[u as usize].is_some() || self.in_flight[u as usize].is_some(),
+                    "waiters queued for a free uid: {:?}",
+                    self.trace
+                );
+            }
+        }
+        let lined: usize = self.registry.lines.values().map(|l| l.waiting.len()).sum();
+        assert_eq!(lined, self.registry.lined, "{:?}", self.trace);
+        for line in self.registry.lines.values() {
+            // One more than the limit when a waiter from the queue goes
+            // before the contender whose verification freed the uid.
+            assert!(
+                line.waiting.len() <= self.limits.max_waiting + 1,
+                "{:?}",
+                self.trace
+            );
+        }
+        assert!(
+            self.registry.len() + self.registry.reserved <= self.limits.max_bookings,
+            "{:?}",
+            self.trace
+        );
+        assert!(self.registry.waiters() <= self.limits.max_waiters);
+        assert!(
+            self.registry.waiting.timers()
+                <= 2 * (self.registry.waiters() + self.uids as usize) + 65,
+            "timers pile up: {:?}",
+            self.trace
+        );
+    }
+
+    /// Lets every verification end truthfully and every wait run out; then
+    /// nothing may be left unanswered.
+    pub fn settle(mut self) {
+        loop {
+            if let Some(uid) = (0..self.uids).find(|&u| self.in_flight[u as usize].is_some()) {
+                self.step(Event::Resolve { uid });
+            } else if self
+                .pending
+                .values()
+                .any(|p| p.kind == Kind::Wait && !p.left)
+            {
+                self.step(Event::Tick);
+            } else {
+                break;
+            }
+        }
+        assert!(self.registry.is_idle(), "{:?}", self.trace);
+        assert!(
+            self.pending.values().all(|p| p.left),
+            "unanswered: {:?}",
+            self.trace
+        );
+    }
+}
