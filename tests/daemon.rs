@@ -13,7 +13,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Responder, Running, Scratch, random, read_reply, stderr};
+use common::{Running, Scratch, random, read_reply, stderr};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::Request;
@@ -28,16 +28,19 @@ fn bookings_survive_a_killed_server() {
     let client = Client::new().with_port(server.port);
     let (live, dead) = (random(), random());
     let holder = client.book(live).unwrap().expect("granted");
-    // A holder that dies without checking out.
+    // A holder that dies without checking out: its port, kept by the
+    // test so that nobody else takes it, then answers something else.
     let dead_hs = random();
-    let dying = Responder::honest(dead, dead_hs);
+    let dying = std::sync::Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let alive = common::answer_with(dying.clone(), dead.0, 1);
     let book = Request::Book {
         uid: dead,
         handshake: dead_hs,
-        port: dying.port,
+        port: dying.local_addr().unwrap().port(),
     };
     assert_eq!(common::send_bytes(server.addr(), &book.encode()), Some(1));
-    drop(dying);
+    alive.join().unwrap();
+    let _gone = common::answer_with(dying, [0x5a; 64], 1);
     // A booking checked out before the crash stays checked out.
     let gone = random();
     assert!(client.book(gone).unwrap().unwrap().check_out().unwrap());

@@ -178,19 +178,7 @@ fn a_port_that_answers_wrongly_is_dead_and_one_that_is_silent_is_not() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let listener = std::sync::Arc::new(listener);
-    // The holder answers its own verification, once.
-    let answer = |listener: std::sync::Arc<TcpListener>, reply: [u8; 64], calls: usize| {
-        thread::spawn(move || {
-            for _ in 0..calls {
-                let (mut stream, _) = listener.accept().unwrap();
-                let mut heard = [0; 64];
-                if stream.read_exact(&mut heard).is_ok() {
-                    let _ = stream.write_all(&reply);
-                }
-            }
-        })
-    };
-    let booked = answer(listener.clone(), uid.0, 1);
+    let booked = common::answer_with(listener.clone(), uid.0, 1);
     assert_eq!(server.book(uid, holder, port), Some(1));
     booked.join().unwrap();
     let contender = random();
@@ -202,7 +190,7 @@ fn a_port_that_answers_wrongly_is_dead_and_one_that_is_silent_is_not() {
         "silence cost the holder its booking"
     );
     // Now the port answers, wrongly: the waiting call first, then the next.
-    let wrong = answer(listener.clone(), [0x5a; 64], 2);
+    let wrong = common::answer_with(listener.clone(), [0x5a; 64], 2);
     assert_eq!(
         server.book(uid, contender, contender_responder.port),
         Some(1),

@@ -85,13 +85,18 @@ fn a_booker_that_cannot_prove_alive_is_denied() {
     assert_eq!(server.book(uid, honest_hs, honest.port), GRANTED);
 }
 
+/// A holder whose port now answers something else is gone. (The port
+/// stays the test's own: closed, another test could take it meanwhile.)
 #[test]
 fn a_dead_holder_loses_its_booking() {
     let server = TestServer::start();
     let (uid, first, second) = (random(), random(), random());
-    let first_responder = Responder::honest(uid, first);
-    assert_eq!(server.book(uid, first, first_responder.port), GRANTED);
-    drop(first_responder);
+    let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let alive = common::answer_with(listener.clone(), uid.0, 1);
+    assert_eq!(server.book(uid, first, port), GRANTED);
+    alive.join().unwrap();
+    let _gone = common::answer_with(listener, [0x5a; 64], 1);
     let second_responder = Responder::honest(uid, second);
     assert_eq!(server.book(uid, second, second_responder.port), GRANTED);
     assert_eq!(server.check_out(uid, first), Some(0));

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::process::Command;
 
-use common::{Responder, Running, Scratch, random, stderr};
+use common::{Running, Scratch, random, stderr};
 use namaste::client::Client;
 
 fn running_as_root() -> bool {
@@ -115,8 +115,8 @@ fn loading_a_long_history_needs_memory_for_the_live_bookings_only() {
     );
 }
 
-/// A holder found dead is recorded as released: after a restart its
-/// booking does not come back.
+/// A holder found dead (its port answers something else now) is recorded
+/// as released: after a restart its booking does not come back.
 #[test]
 fn a_holder_proven_dead_stays_released_after_a_restart() {
     let dir = Scratch::new("proven-dead");
@@ -124,25 +124,26 @@ fn a_holder_proven_dead_stays_released_after_a_restart() {
     let args = ["--state", state.to_str().unwrap()];
     let mut server = Running::start(&args);
     let (uid, handshake) = (random(), random());
-    let responder = Responder::honest(uid, handshake);
+    let listener = std::sync::Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    let request = namaste::wire::Request::Book {
+        uid,
+        handshake,
+        port,
+    };
     assert_eq!(
-        common::send_bytes(
-            server.addr(),
-            &namaste::wire::Request::Book {
-                uid,
-                handshake,
-                port: responder.port,
-            }
-            .encode()
-        ),
+        common::send_bytes(server.addr(), &request.encode()),
         Some(1)
     );
-    drop(responder);
+    booked.join().unwrap();
+    let gone = common::answer_with(listener, [0x5a; 64], 1);
     let client = Client::new().with_port(server.port);
     assert_eq!(
         client.notify(uid, b"anyone?").unwrap(),
         namaste::client::Notified::NoHolder
     );
+    gone.join().unwrap();
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let server = Running::start(&args);

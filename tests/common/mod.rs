@@ -438,3 +438,21 @@ pub fn quiet_hold(port: u16, name: &str, options: &[&str], command: &[&str]) -> 
         .stderr(Stdio::null());
     cmd
 }
+
+/// A holder's port that stays the test's own: answers the next `calls`
+/// connections to `listener` with `reply` after reading a handshake, on a
+/// thread. No other process can take the port in between, as one could
+/// once a responder closed it.
+pub fn answer_with(listener: Arc<TcpListener>, reply: [u8; 64], calls: usize) -> JoinHandle<()> {
+    thread::spawn(move || {
+        for _ in 0..calls {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut heard = [0; 64];
+            if stream.read_exact(&mut heard).is_ok() {
+                let _ = stream.write_all(&reply);
+            }
+        }
+    })
+}
