@@ -267,3 +267,97 @@ impl BookingProxy {
         self.thread.join().unwrap()
     }
 }
+
+/// The port of the listening socket process `pid` holds (its liveness
+/// responder), found as `lslocks`-like tools do: its socket inodes in
+/// /proc/PID/fd, matched against /proc/net/tcp.
+fn listening_port_of(pid: u32) -> u16 {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let ours = fields
+                .get(9)
+                .is_some_and(|inode| inodes.iter().any(|i| i == inode));
+            let port = fields.get(1)?.split(':').nth(1)?;
+            (listening && ours).then(|| u16::from_str_radix(port, 16).ok())?
+        })
+        .expect("the holder's responder port")
+}
+
+/// Threads that connect to a `hold` process's responder as fast as they
+/// can and keep their connections open, *while* a contender books the id
+/// over and over for 8 s: the contender is never granted. (Before the
+/// responder read what had arrived before dropping anyone, and before
+/// silence stopped counting as death, the contender was granted in most
+/// runs: thousands of times in 10 s.)
+#[test]
+fn a_flood_on_a_holders_responder_during_contention_never_grants_the_id() {
+    let server = server();
+    let scratch = Scratch::new("flood");
+    let script = scratch.wait_for_file("stop");
+    let mut holder = quiet_hold(
+        server.port,
+        "flooded",
+        &["--no-inherit"],
+        &["sh", "-c", &script],
+    )
+    .spawn()
+    .unwrap();
+    server.wait_for_bookings(1);
+    let port = listening_port_of(holder.id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut open = std::collections::VecDeque::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                        open.push_back(stream);
+                    }
+                    if open.len() > 500 {
+                        open.pop_front();
+                    }
+                }
+            })
+        })
+        .collect();
+    let client = Client::new().with_port(server.port);
+    let uid = namaste::Uid::from_name("flooded");
+    let (mut granted, mut rounds) = (0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        rounds += 1;
+        if let Ok(Some(booking)) = client.book(uid) {
+            granted += 1;
+            drop(booking);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.join().unwrap();
+    }
+    assert_eq!(
+        granted, 0,
+        "granted {granted} of {rounds} times while the holder ran"
+    );
+    assert_eq!(try_hold(&server, "flooded"), Some(75), "the holder lost it");
+    scratch.touch("stop");
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
+}
