@@ -321,23 +321,7 @@ fn a_flood_on_a_holders_responder_during_contention_never_grants_the_id() {
     .unwrap();
     server.wait_for_bookings(1);
     let port = listening_port_of(holder.id());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flooders: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut open = std::collections::VecDeque::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-                        open.push_back(stream);
-                    }
-                    if open.len() > 500 {
-                        open.pop_front();
-                    }
-                }
-            })
-        })
-        .collect();
+    let flood = common::Flood::start(port, 3, 500);
     let client = Client::new().with_port(server.port);
     let uid = namaste::Uid::from_name("flooded");
     let (mut granted, mut rounds) = (0, 0);
@@ -349,10 +333,7 @@ fn a_flood_on_a_holders_responder_during_contention_never_grants_the_id() {
             drop(booking);
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.join().unwrap();
-    }
+    flood.stop();
     assert_eq!(
         granted, 0,
         "granted {granted} of {rounds} times while the holder ran"

@@ -27,11 +27,16 @@ fn a_signal_to_hold_reaches_the_command_while_the_lock_is_still_held() {
         server.port,
         seen.display()
     );
-    let script = format!("trap '{handler}' TERM; {}", scratch.wait_for_file("never"));
+    let script = format!(
+        "trap '{handler}' TERM; echo $$ > {}; {}",
+        scratch.path("ready").display(),
+        scratch.wait_for_file("never")
+    );
     let mut holder = common::quiet_hold(server.port, "job", &[], &["sh", "-c", &script])
         .spawn()
         .unwrap();
-    server.wait_for_bookings(1);
+    // The trap is set, so the command's own handler sees the signal.
+    scratch.pid("ready");
     common::sigterm(&holder);
     assert_eq!(holder.wait().unwrap().code(), Some(128 + 15));
     let while_handling = fs::read_to_string(&seen).expect("the command handled SIGTERM");
@@ -49,9 +54,11 @@ fn ctrl_c_in_a_terminal_reaches_the_command_once() {
     let seen = scratch.path("seen");
     // Builtins only, so that the trap runs right after each signal: with
     // a child in the foreground the shell would merge two into one.
+    // It says when its trap is set: a Ctrl-C before that would end it.
     let script = format!(
-        "trap 'echo INT >> {}' INT; i=0; while [ ! -e {} ] && [ $i -lt 3000000 ]; do i=$((i+1)); done",
+        "trap 'echo INT >> {}' INT; echo $$ > {}; i=0; while [ ! -e {} ] && [ $i -lt 3000000 ]; do i=$((i+1)); done",
         seen.display(),
+        scratch.path("ready").display(),
         scratch.path("stop").display()
     );
     let (master, terminal) = pty();
@@ -74,7 +81,7 @@ fn ctrl_c_in_a_terminal_reaches_the_command_once() {
         });
     }
     let mut holder = command.spawn().unwrap();
-    server.wait_for_bookings(1);
+    scratch.pid("ready");
     let mut master = fs::File::from(master);
     master.write_all(b"\x03").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

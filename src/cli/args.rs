@@ -148,13 +148,11 @@ impl<'a> Args<'a> {
         let text = self.text(name, &what)?;
         text.parse::<f64>()
             .ok()
-            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-            // Beyond what a Duration holds: as good as for ever.
-            .or_else(|| {
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|s| *s > 0.0)
-                    .map(|_| Duration::MAX)
+            .and_then(|seconds| match Duration::try_from_secs_f64(seconds) {
+                Ok(duration) => Some(duration),
+                // Beyond what a Duration holds: as good as for ever.
+                Err(_) if seconds > 0.0 => Some(Duration::MAX),
+                Err(_) => None,
             })
             .filter(|d| zero || !d.is_zero())
             .filter(|d| max.is_none_or(|max| *d <= max))

@@ -114,70 +114,6 @@ fn status_asks_nothing_of_the_registry() {
 }
 
 #[test]
-fn a_notify_for_a_free_uid_has_no_holder() {
-    let mut h = Harness::new(ROOMY);
-    assert_eq!(h.request(9, notify(1)), [answer(9, Answer::NoHolder)]);
-}
-
-#[test]
-fn a_notify_is_handed_over_on_the_holders_verification() {
-    let mut h = Harness::new(ROOMY);
-    h.grant(1, 1);
-    assert_eq!(h.request(9, notify(1)), [verify_with_message(1, 1, 9)]);
-    assert_eq!(
-        h.verified(1, Verdict::Alive),
-        [answer(9, Answer::Delivered)]
-    );
-    assert_eq!(h.request(9, notify(1)), [verify_with_message(1, 1, 9)]);
-    assert_eq!(
-        h.verified(1, Verdict::Declined),
-        [answer(9, Answer::Declined)]
-    );
-    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
-}
-
-#[test]
-fn a_notify_to_a_dead_holder_frees_the_uid() {
-    let mut h = Harness::new(ROOMY);
-    h.grant(1, 1);
-    h.request(9, notify(1));
-    assert_eq!(
-        h.verified(1, Verdict::Dead),
-        [dropped(1), answer(9, Answer::NoHolder)]
-    );
-    assert!(h.registry.is_empty());
-    assert!(h.registry.is_idle());
-}
-
-#[test]
-fn a_notify_is_never_answered_from_an_earlier_verification() {
-    let mut h = Harness::new(ROOMY);
-    h.grant(1, 1);
-    h.request(2, book(1, 2));
-    h.request(9, notify(1));
-    assert_eq!(
-        h.verified(1, Verdict::Alive),
-        [answer(2, Answer::Denied), verify_with_message(1, 1, 9)]
-    );
-    assert_eq!(
-        h.verified(1, Verdict::Alive),
-        [answer(9, Answer::Delivered)]
-    );
-}
-
-#[test]
-fn an_inconclusive_notify_is_refused() {
-    let mut h = Harness::new(ROOMY);
-    h.grant(1, 1);
-    h.request(9, notify(1));
-    assert_eq!(
-        h.verified(1, Verdict::Inconclusive),
-        [refused(9, Refusal::Inconclusive)]
-    );
-    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
-}
-
-#[test]
 fn a_free_uid_is_granted_once_the_booker_proves_alive() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 7);
@@ -416,94 +352,6 @@ fn other_uids_do_not_wait_for_a_verification() {
     assert_eq!(h.verified(2, Verdict::Alive), [answer(2, Answer::Granted)]);
 }
 
-/// A request that waits behind a verification is announced, so that the
-/// reactor can bound its wait; one served at once is not.
-#[test]
-fn a_request_that_waits_in_line_is_announced() {
-    let mut h = Harness::new(ROOMY);
-    let mut out = Vec::new();
-    h.registry.request(0, LOCAL, book(1, 0), &mut out);
-    assert_eq!(out, [verify(1, 0)]);
-    out.clear();
-    h.registry.request(1, LOCAL, book(1, 1), &mut out);
-    assert_eq!(out, [Action::Lined { to: 1 }]);
-}
-
-/// Past `max_pending` requests waiting in lines in all, one more that would
-/// join a line is refused, but a check out, or a request for a uid with no
-/// verification in flight, still gets in.
-#[test]
-fn past_the_pending_bound_lines_take_only_check_outs() {
-    let mut limits = limits(100, 100);
-    limits.max_pending = 2;
-    let mut h = Harness::new(limits);
-    h.grant(1, 1);
-    assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
-    assert_eq!(h.request(3, book(1, 3)), []);
-    assert_eq!(h.request(4, notify(1)), []);
-    assert_eq!(h.request(5, book(1, 5)), [refused(5, Refusal::Busy)]);
-    assert_eq!(h.request(6, book(2, 6)), [verify(2, 6)], "another uid");
-    assert_eq!(h.request(1, check_out(1, 1)), []);
-    assert_eq!(
-        h.verified(1, Verdict::Alive),
-        [
-            answer(2, Answer::Denied),
-            answer(3, Answer::Denied),
-            verify_with_message(1, 1, 4)
-        ]
-    );
-}
-
-#[test]
-fn a_full_line_refuses_without_an_answer() {
-    let mut h = Harness::new(limits(100, 2));
-    h.request(0, book(1, 0));
-    assert_eq!(h.request(1, book(1, 1)), []);
-    assert_eq!(h.request(2, check_out(1, 2)), []);
-    assert_eq!(h.request(3, book(1, 3)), [refused(3, Refusal::LineFull)]);
-    assert_eq!(
-        h.verified(1, Verdict::Alive),
-        [
-            answer(0, Answer::Granted),
-            answer(1, Answer::Denied),
-            answer(2, Answer::NotCheckedOut)
-        ]
-    );
-    // Once the line is served, there is room again.
-    assert_eq!(h.request(3, book(1, 3)), [verify(1, 0)]);
-}
-
-#[test]
-fn the_booking_limit_refuses_without_an_answer() {
-    let mut h = Harness::new(limits(2, 100));
-    h.grant(1, 1);
-    // A candidate in flight counts against the limit.
-    assert_eq!(h.request(2, book(2, 2)), [verify(2, 2)]);
-    assert_eq!(
-        h.request(3, book(3, 3)),
-        [refused(3, Refusal::BookingsFull)]
-    );
-    assert_eq!(h.verified(2, Verdict::Alive), [answer(2, Answer::Granted)]);
-    assert_eq!(
-        h.request(3, book(3, 3)),
-        [refused(3, Refusal::BookingsFull)]
-    );
-    // Contending for a held uid is still answered: it needs no new booking.
-    assert_eq!(h.request(4, book(1, 4)), [verify(1, 1)]);
-    assert_eq!(h.verified(1, Verdict::Alive), [answer(4, Answer::Denied)]);
-    // A check out makes room.
-    h.request(1, check_out(1, 1));
-    assert_eq!(h.request(3, book(3, 3)), [verify(3, 3)]);
-}
-
-#[test]
-fn a_failed_candidate_gives_back_its_reservation() {
-    let mut h = Harness::new(limits(1, 100));
-    h.request(1, book(1, 1));
-    h.verified(1, Verdict::Dead);
-    h.grant(2, 2);
-}
-
 #[test]
 fn an_undelivered_grant_is_dropped() {
     let mut h = Harness::new(ROOMY);
@@ -568,24 +416,6 @@ fn the_holder_booking_again_is_denied() {
 }
 
 #[test]
-fn restored_bookings_are_held_within_the_limit() {
-    let mut h = Harness::new(limits(1, 1));
-    let restored = |client: u32, u: u8| Booking {
-        uid: uid(u),
-        handshake: handshake(client),
-        ip: LOCAL,
-        port: port(client),
-    };
-    assert!(h.registry.restore(restored(1, 1)));
-    assert!(!h.registry.restore(restored(2, 2)), "past the limit");
-    assert_eq!(h.holder_handshake(1), Some(handshake(1)));
-    // Like any holder, it is verified at the next contention.
-    assert_eq!(h.request(3, book(1, 3)), [verify(1, 1)]);
-    let held: Vec<Uid> = h.registry.bookings().map(|b| b.uid).collect();
-    assert_eq!(held, [uid(1)]);
-}
-
-#[test]
 fn a_stray_verdict_is_ignored() {
     let mut h = Harness::new(ROOMY);
     h.grant(1, 1);
@@ -595,6 +425,8 @@ fn a_stray_verdict_is_ignored() {
 }
 
 mod exhaustive;
+mod limits;
+mod notify;
 mod properties;
 mod silence;
 mod waiting;

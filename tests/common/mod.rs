@@ -456,3 +456,49 @@ pub fn answer_with(listener: Arc<TcpListener>, reply: [u8; 64], calls: usize) ->
         }
     })
 }
+
+/// Threads that connect to a port on 127.0.0.1 as fast as they can, each
+/// keeping up to `keep` connections open and saying nothing; they stop
+/// when dropped or [`Flood::stop`]ped.
+pub struct Flood {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<usize>>,
+}
+
+impl Flood {
+    pub fn start(port: u16, threads: usize, keep: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let mut open = std::collections::VecDeque::new();
+                    let mut made = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                            open.push_back(stream);
+                            made += 1;
+                        }
+                        if open.len() > keep {
+                            open.pop_front();
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        Flood { stop, threads }
+    }
+
+    /// Stops the threads; answers how many connections they made.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.drain(..).map(|t| t.join().unwrap()).sum()
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
