@@ -62,6 +62,15 @@ fn main() -> ExitCode {
                     eprintln!("gui_launcher: another launcher runs but did not take the hand-over");
                     return ExitCode::FAILURE;
                 }
+                // Per-user ids keep other users' launchers off our id, so
+                // this is a server that cannot tell users apart, or a
+                // process of another user squatting our id.
+                Ok(Notified::OtherUser | Notified::UserUnknown) => {
+                    eprintln!(
+                        "gui_launcher: the running launcher is not this user's (or the server cannot tell); not handed over"
+                    );
+                    return ExitCode::FAILURE;
+                }
                 Err(e) => return fail(&e),
             },
             Err(e) => return fail(&e),
@@ -250,8 +259,11 @@ impl eframe::App for Launcher {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let mut handed_over = false;
         while let Ok(message) = self.booking.messages().try_recv() {
-            let text = String::from_utf8_lossy(&message).into_owned();
-            say(&format!("hand-over received: {text:?}"));
+            let text = String::from_utf8_lossy(&message.bytes).into_owned();
+            say(&format!(
+                "hand-over received from OS user {}: {text:?}",
+                message.sender
+            ));
             for command in text.lines().filter(|line| !line.trim().is_empty()) {
                 match self.programs.iter().position(|p| p.command == command) {
                     Some(index) if !self.programs[index].handed_over => {

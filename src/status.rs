@@ -1,5 +1,5 @@
-//! The STATUS reply: one line of counters, written by the server and read
-//! by the client.
+//! The STATUS and QUERY replies: one line of text each, written by the
+//! server and read by the client.
 
 use std::fmt;
 use std::str::FromStr;
@@ -91,9 +91,130 @@ impl FromStr for Status {
     }
 }
 
+/// One lock, as QUERY reports it: who holds it and how many wait.
+///
+/// ```
+/// use namaste::status::{Holder, LockStatus};
+///
+/// let line = "held since=1800000000 user=1000 port=40123 waiters=2";
+/// let lock: LockStatus = line.parse().unwrap();
+/// assert_eq!(lock.holder.map(|holder| holder.user), Some(Some(1000)));
+/// assert_eq!(lock.to_string(), line);
+/// assert_eq!("free waiters=0".parse(), Ok(LockStatus { holder: None, waiters: 0 }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockStatus {
+    /// The holder, or `None` when the lock is free.
+    pub holder: Option<Holder>,
+    /// WAITs queued for the lock.
+    pub waiters: u64,
+}
+
+/// The holder of a lock, as the server knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// When it was granted, in seconds since the Unix epoch; `None` when
+    /// the server does not know (a booking an earlier version recorded).
+    pub since: Option<u64>,
+    /// The OS user id that owns the holder's liveness responder; `None`
+    /// when the kernel could not tell (the responder is gone, say: the
+    /// holder is not verified to answer a QUERY).
+    pub user: Option<u32>,
+    /// The port of the holder's liveness responder on loopback, where the
+    /// processes that hold the lock can be found.
+    pub port: u16,
+}
+
+impl fmt::Display for LockStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(holder) = self.holder else {
+            return write!(f, "free waiters={}", self.waiters);
+        };
+        let unknown = |value: Option<String>| value.unwrap_or_else(|| "?".into());
+        write!(
+            f,
+            "held since={} user={} port={} waiters={}",
+            unknown(holder.since.map(|since| since.to_string())),
+            unknown(holder.user.map(|user| user.to_string())),
+            holder.port,
+            self.waiters
+        )
+    }
+}
+
+impl FromStr for LockStatus {
+    type Err = ParseStatusError;
+
+    fn from_str(line: &str) -> Result<LockStatus, ParseStatusError> {
+        let error = || ParseStatusError(line.to_string());
+        let mut words = line.trim_end().split(' ');
+        let state = words.next();
+        let mut field = |name: &str| -> Result<Option<u64>, ParseStatusError> {
+            let value = words
+                .next()
+                .and_then(|word| word.strip_prefix(name))
+                .and_then(|word| word.strip_prefix('='))
+                .ok_or_else(error)?;
+            match value {
+                "?" => Ok(None),
+                value => value.parse().map(Some).map_err(|_| error()),
+            }
+        };
+        let holder = match state {
+            Some("free") => None,
+            Some("held") => Some(Holder {
+                since: field("since")?,
+                user: field("user")?
+                    .map(|user| u32::try_from(user).map_err(|_| error()))
+                    .transpose()?,
+                port: field("port")?
+                    .and_then(|port| u16::try_from(port).ok())
+                    .ok_or_else(error)?,
+            }),
+            _ => return Err(error()),
+        };
+        let waiters = field("waiters")?.ok_or_else(error)?;
+        Ok(LockStatus { holder, waiters })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_line_round_trips_with_and_without_what_is_unknown() {
+        for line in [
+            "free waiters=0",
+            "free waiters=3",
+            "held since=1800000000 user=0 port=1 waiters=0",
+            "held since=? user=? port=65535 waiters=64",
+        ] {
+            let lock: LockStatus = line.parse().unwrap();
+            assert_eq!(lock.to_string(), line);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_lock_line() {
+        for line in [
+            "",
+            "held",
+            "free",
+            "taken waiters=0",
+            "free waiters=?",
+            "held since=1 user=1 port=? waiters=0",
+            "held since=1 user=1 port=70000 waiters=0",
+            "held since=1 user=4294967296 port=1 waiters=0",
+            "held user=1 since=1 port=1 waiters=0",
+        ] {
+            assert_eq!(
+                line.parse::<LockStatus>(),
+                Err(ParseStatusError(line.into())),
+                "{line}"
+            );
+        }
+    }
 
     #[test]
     fn refuses_what_is_not_a_status_line() {

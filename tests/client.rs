@@ -100,7 +100,7 @@ fn book_wait_gives_up_when_its_time_is_up() {
 }
 
 #[test]
-fn notify_reaches_the_holder_and_is_acknowledged() {
+fn notify_reaches_the_holder_with_the_senders_user_and_is_acknowledged() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
@@ -112,7 +112,9 @@ fn notify_reaches_the_holder_and_is_acknowledged() {
             .messages()
             .recv_timeout(Duration::from_secs(5))
             .unwrap();
-        assert_eq!(received, message);
+        assert_eq!(received.bytes, message);
+        // SAFETY: geteuid has no preconditions and touches no memory.
+        assert_eq!(received.sender, unsafe { libc::geteuid() });
     }
     // Delivering kept the holder's booking.
     assert!(client.book(uid).unwrap().is_none());

@@ -184,7 +184,11 @@ fn notify_reports_each_outcome_with_its_status() {
     let mut received = String::new();
     let mut holder_stderr = std::io::BufReader::new(holder.stderr.take().unwrap());
     std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
-    assert_eq!(received, "namaste: message for \"editor\": open a.txt\n");
+    let me = common::user_name();
+    assert_eq!(
+        received,
+        format!("namaste: message for \"editor\" from {me}: open a.txt\n")
+    );
     // Control characters cannot recolour or break the holder's terminal.
     let hostile = "\x1b[31mred\nrm -rf ~";
     let output = namaste(&["notify", "editor", hostile, "--port", &port]);
@@ -193,7 +197,7 @@ fn notify_reports_each_outcome_with_its_status() {
     std::io::BufRead::read_line(&mut holder_stderr, &mut received).unwrap();
     assert_eq!(
         received,
-        "namaste: message for \"editor\": \\u{1b}[31mred\\nrm -rf ~\n"
+        format!("namaste: message for \"editor\" from {me}: \\u{{1b}}[31mred\\nrm -rf ~\n")
     );
     let long = "x".repeat(5000);
     namaste(&["notify", "editor", &long, "--port", &port]);

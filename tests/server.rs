@@ -109,7 +109,7 @@ fn a_dead_holder_loses_its_booking() {
 fn malformed_input_is_closed_without_a_reply() {
     let server = TestServer::with(quick(Duration::from_millis(300)));
     let uid = random();
-    for command in 0x05..=0xff_u8 {
+    for command in 0x06..=0xff_u8 {
         let mut bytes = vec![command];
         bytes.extend_from_slice(&[0xaa; 130]);
         assert_eq!(

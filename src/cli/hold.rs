@@ -9,13 +9,14 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::client::{Booking, Client};
+use namaste::client::{Booking, Client, Message};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
+use super::users::described;
 use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
@@ -146,15 +147,15 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
 /// that it notices each the moment it happens.
 enum Event {
     /// A NOTIFY message for the lock.
-    Message(Vec<u8>),
+    Message(Message),
     /// A signal to pass on to the command.
     Signal(i32),
     /// The command has exited (and is not yet reaped).
     Exited,
 }
 
-impl From<Vec<u8>> for Event {
-    fn from(message: Vec<u8>) -> Event {
+impl From<Message> for Event {
+    fn from(message: Message) -> Event {
         Event::Message(message)
     }
 }
@@ -257,12 +258,13 @@ fn wait_for_exit(pid: u32) {
     }
 }
 
-/// Prints a message sent to the lock; a standard error that is gone (a
-/// closed pipe, say) must not stop `hold`.
-fn show(name: &str, message: &[u8]) {
+/// Prints a message sent to the lock, and who sent it; a standard error
+/// that is gone (a closed pipe, say) must not stop `hold`.
+fn show(name: &str, message: &Message) {
     say(format_args!(
-        "message for {name}: {}",
-        escaped(message, 1000)
+        "message for {name} from {}: {}",
+        described(message.sender),
+        escaped(&message.bytes, 1000)
     ));
 }
 

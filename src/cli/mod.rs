@@ -3,9 +3,11 @@
 mod args;
 mod hold;
 mod notify;
+mod process;
 mod run;
 mod status;
 mod systemd;
+mod users;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -31,13 +33,15 @@ Usage:
   namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
                                         run COMMAND while holding the lock NAME
   namaste notify NAME MESSAGE [OPTIONS] hand MESSAGE to the holder of NAME
-  namaste status [--port N]             print the server's counters
+  namaste status [NAME] [OPTIONS]       print the server's counters, or who
+                                        holds the lock NAME
   namaste version                       print the version
   namaste help [COMMAND]                print this help, or a command's
 
 Every command takes --help. Exit statuses: 0 success, 1 failure, 2 a
 command line that makes no sense, 75 (hold, notify) nobody free or nobody
-there: the lock is held elsewhere, or nobody holds it.
+there: the lock is held elsewhere, or nobody holds it, 77 (notify) another
+OS user holds the lock.
 ";
 
 /// Runs the command line `args` (without the program name).

@@ -9,15 +9,26 @@ use namaste::client::{Client, Notified};
 use super::args::{Arg, Args, Usage, counted, quoted, unknown};
 use super::{EX_TEMPFAIL, fail, say};
 
+/// The exit status when another OS user holds the lock, as sysexits.h's
+/// EX_NOPERM.
+const EX_NOPERM: u8 = 77;
+
 pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
 
 Usage: namaste notify NAME MESSAGE [OPTIONS]
 
 The server proves the holder of NAME alive and hands it MESSAGE (at most
-64 KiB) on the same connection. Exit status: 0 when the holder took it, 75
-when no live process holds NAME, 1 when the holder is alive but did not take
-it (a client of namaste 0.6.0, say) or on errors; one line says which.
+64 KiB) on the same connection, with your OS user id. It hands messages over
+only to a holder that runs as your OS user, or from root; the server asks
+the kernel who owns each end.
+
+Exit status, with one line saying which:
+  0   the holder took the message
+  75  no live process holds NAME
+  77  another OS user holds NAME: the message was not handed over
+  1   the holder is alive but did not take it (a client of namaste 0.6.0,
+      say), the server could not tell the users apart, or an error
 
 Options:
   --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
@@ -65,6 +76,15 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         }
         Ok(Notified::Declined) => fail(format_args!(
             "the holder of {name} is alive but did not take the message"
+        )),
+        Ok(Notified::OtherUser) => {
+            say(format_args!(
+                "another OS user holds {name}; messages go only to holders of your own user"
+            ));
+            ExitCode::from(EX_NOPERM)
+        }
+        Ok(Notified::UserUnknown) => fail(format_args!(
+            "the server could not tell whether the holder of {name} runs as your OS user, so it did not hand the message over"
         )),
         Err(e) => fail(e),
     })

@@ -1,49 +1,198 @@
-//! `namaste status`: the server's counters.
+//! `namaste status`: the server's counters, or who holds one lock.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
 use namaste::client::Client;
+use namaste::status::{Holder, LockStatus};
 
-use super::args::{Arg, Args, Usage, quoted, unknown};
-use super::{fail, out};
+use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
+use super::process::{Processes, command_line, holding};
+use super::users::name_of;
+use super::{fail, out, say};
 
 pub const HELP: &str = "\
-namaste status: print the server's counters
+namaste status: print the server's counters, or who holds a lock
 
-Usage: namaste status [--port N]
+Usage: namaste status [NAME] [OPTIONS]
 
-Prints one line: the server's version, bookings held, open connections,
-requests served, verifications that found no live process, and uptime.
+Without NAME, prints one line: the server's version, bookings held, open
+connections, requests served, verifications that found no live process, and
+uptime.
+
+With NAME (or --uid), prints one line of space-separated key=value fields
+about that lock, in this order:
+  state=free waiters=N
+  state=held since=TIME user=NAME user_id=N port=N waiters=N pid=N[,N...] command=...
+since is when it was granted (UTC, ISO 8601); user and user_id the OS user
+that owns the holder's liveness responder; port that responder's port;
+waiters how many `hold --wait` queue for it; pid every process that has the
+responder open (`hold` and its command both do), found through /proc as
+lslocks finds them; command the first one's command line, escaped, to the
+end of the line. A value nobody can tell is `?`; when the holder's
+processes are hidden (they belong to another user and you are not root),
+one line on standard error says so. The holder is not verified: a holder
+that died since its last verification still shows as held.
+
 Exits with 1 and says so when no server answers.
 
 Options:
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
   --port N      the server's port on 127.0.0.1 (default 64009)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut client = Client::new();
+    let mut words: Vec<&OsStr> = Vec::new();
+    let mut uid = None;
+    let mut per_user = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
             Arg::Option(option @ "--port") => {
                 client = client.with_port(args.port(option, None)?);
             }
+            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
+            Arg::Option("--per-user") => per_user = true,
             Arg::Option(other) => return Err(unknown("status", other)),
-            Arg::Positional(word) => {
-                return Err(Usage(format!(
-                    "status takes no words, not {}",
-                    quoted(word)
-                )));
-            }
-            Arg::Rest(_) => return Err(Usage("status takes nothing after --".into())),
+            Arg::Positional(word) => words.push(word),
+            Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
-    Ok(match client.status() {
+    let uid = match (&words[..], uid) {
+        ([], None) if !per_user => return Ok(counters(&client)),
+        ([], Some(uid)) => uid,
+        ([name], None) if !name.is_empty() => super::id_of(name, per_user),
+        ([_], None) => return Err(Usage("status needs a NAME that is not empty".into())),
+        ([], None) => return Err(Usage("--per-user needs a NAME".into())),
+        ([_], Some(_)) => return Err(Usage("status takes a NAME or --uid, not both".into())),
+        (more, _) => {
+            return Err(Usage(format!(
+                "status takes at most one NAME, not {}",
+                counted(more.len(), "word", "words")
+            )));
+        }
+    };
+    Ok(match client.query(uid) {
+        Ok(lock) => {
+            let name = words
+                .first()
+                .map_or_else(|| "the lock".into(), |name| quoted(name));
+            out(format_args!("{}\n", described(&lock, &name)));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    })
+}
+
+fn counters(client: &Client) -> ExitCode {
+    match client.status() {
         Ok(status) => {
             out(format_args!("{status}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
-    })
+    }
+}
+
+/// The line `status NAME` prints for `lock`; says on standard error what
+/// it cannot see.
+fn described(lock: &LockStatus, name: &str) -> String {
+    let Some(Holder { since, user, port }) = lock.holder else {
+        return format!("state=free waiters={}", lock.waiters);
+    };
+    let unknown = || "?".to_string();
+    let processes = holding(port);
+    match processes {
+        Processes {
+            listening: false, ..
+        } => say(format_args!(
+            "nothing listens on the responder port of {name}'s holder any more: it has probably exited, and the server will find out at the next contention"
+        )),
+        Processes {
+            ref pids, hidden, ..
+        } if pids.is_empty() && hidden > 0 => say(format_args!(
+            "cannot see which process holds {name}: {} belong to other users (run as the holder's user, or as root)",
+            counted(hidden, "process", "processes")
+        )),
+        _ => {}
+    }
+    let pids = processes
+        .pids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let command = processes
+        .pids
+        .first()
+        .and_then(|pid| command_line(*pid))
+        .map_or_else(unknown, |line| escaped(&line, 1000));
+    format!(
+        "state=held since={} user={} user_id={} port={port} waiters={} pid={} command={command}",
+        since.map_or_else(unknown, utc),
+        user.and_then(name_of)
+            .map_or_else(unknown, |user| escaped(user.as_bytes(), 64)),
+        user.map_or_else(unknown, |user| user.to_string()),
+        lock.waiters,
+        if pids.is_empty() { unknown() } else { pids },
+    )
+}
+
+/// `unix_seconds` as UTC in ISO 8601, to the second.
+fn utc(unix_seconds: u64) -> String {
+    let (days, rest) = (unix_seconds / 86_400, unix_seconds % 86_400);
+    let (year, month, day) = civil_date(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01, counted in
+/// 400-year eras of 146,097 days that begin on a 1 March, so that the leap
+/// day falls at the end of each year of the era.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468; // 0000-03-01 to 1970-01-01
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_utc_dates_across_leap_days_and_centuries() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(utc(951_868_800), "2000-03-01T00:00:00Z");
+        assert_eq!(utc(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(utc(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_free_lock_is_one_short_line() {
+        let lock = LockStatus {
+            holder: None,
+            waiters: 2,
+        };
+        assert_eq!(described(&lock, "x"), "state=free waiters=2");
+    }
 }

@@ -27,7 +27,7 @@ pub enum Error {
     MessageTooLong(usize),
     /// A reply byte the protocol does not define.
     UnexpectedReply(u8),
-    /// The STATUS reply was not a status line.
+    /// The STATUS or QUERY reply was not the line it should be.
     BadStatus(ParseStatusError),
 }
 

@@ -9,7 +9,7 @@
 //!     Some(booking) => {
 //!         // The only instance: do the work. Dropping `booking` checks out.
 //!         while let Ok(message) = booking.messages().recv() {
-//!             println!("another instance asked: {}", String::from_utf8_lossy(&message));
+//!             println!("another instance asked: {}", String::from_utf8_lossy(&message.bytes));
 //!         }
 //!     }
 //!     None => {
@@ -19,21 +19,26 @@
 //! # Ok::<(), namaste::client::Error>(())
 //! ```
 
+mod booking;
 mod error;
 mod inherit;
 mod responder;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub use booking::{Booking, Message};
 pub use error::Error;
 use responder::Responder;
 
-use crate::status::Status;
+use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
-use crate::wire::{MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
+use crate::wire::{
+    MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
+    REPLY_YES, Request,
+};
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
 /// then the booker verified, each within the server's rw timeout, and may
@@ -68,6 +73,12 @@ pub enum Notified {
     /// The holder is alive but did not take the message (it may be a
     /// client that does not know NOTIFY).
     Declined,
+    /// The holder is alive and runs as another OS user: the server hands
+    /// messages over only within one user, or from root.
+    OtherUser,
+    /// The holder is alive, but the server could not tell its OS user or
+    /// the sender's, so it did not hand the message over.
+    UserUnknown,
 }
 
 impl Client {
@@ -206,13 +217,43 @@ impl Client {
             REPLY_YES => Ok(Notified::Delivered),
             REPLY_NO => Ok(Notified::NoHolder),
             REPLY_DECLINED => Ok(Notified::Declined),
+            REPLY_OTHER_USER => Ok(Notified::OtherUser),
+            REPLY_USER_UNKNOWN => Ok(Notified::UserUnknown),
             other => Err(Error::UnexpectedReply(other)),
         }
     }
 
     /// The server's counters.
     pub fn status(&self) -> Result<Status, Error> {
-        let stream = self.send(&Request::Status)?;
+        self.read_line(&Request::Status)?
+            .parse()
+            .map_err(Error::BadStatus)
+    }
+
+    /// Who holds `uid`, since when, and how many wait for it, as the
+    /// server knows it (a server that does not know QUERY, such as 0.6.0,
+    /// closes the request: [`Error::Refused`]).
+    ///
+    /// ```no_run
+    /// use namaste::Uid;
+    /// use namaste::client::Client;
+    ///
+    /// let lock = Client::new().query(Uid::from_name("nightly-backup"))?;
+    /// match lock.holder {
+    ///     Some(holder) => println!("held by OS user {:?} since {:?}", holder.user, holder.since),
+    ///     None => println!("free"),
+    /// }
+    /// # Ok::<(), namaste::client::Error>(())
+    /// ```
+    pub fn query(&self, uid: Uid) -> Result<LockStatus, Error> {
+        self.read_line(&Request::Query { uid })?
+            .parse()
+            .map_err(Error::BadStatus)
+    }
+
+    /// Sends `request` and reads the line of text the server answers.
+    fn read_line(&self, request: &Request) -> Result<String, Error> {
+        let stream = self.send(request)?;
         let mut line = String::new();
         stream
             .take(1024)
@@ -221,7 +262,7 @@ impl Client {
         if line.is_empty() {
             return Err(Error::Refused);
         }
-        line.parse().map_err(Error::BadStatus)
+        Ok(line)
     }
 
     fn check_out(&self, uid: Uid, handshake: Uid) -> Result<bool, Error> {
@@ -275,112 +316,4 @@ fn jittered(pause: Duration) -> Duration {
         Err(_) => 1.0,
     };
     pause.mul_f64(0.5 + fraction / 2.0)
-}
-
-/// A held id. While it lives, its liveness responder answers the server;
-/// dropping it checks out (best effort) and stops the responder, so no
-/// thread, socket or port outlives it.
-pub struct Booking {
-    uid: Uid,
-    handshake: Uid,
-    client: Client,
-    responder: Responder,
-    messages: Receiver<Vec<u8>>,
-    /// Whether dropping it should check out: not once it has, or once the
-    /// booking is left to child processes.
-    owes_check_out: bool,
-}
-
-impl Booking {
-    /// The id held.
-    pub fn uid(&self) -> Uid {
-        self.uid
-    }
-
-    /// The port of the liveness responder, for diagnostics.
-    pub fn responder_port(&self) -> u16 {
-        self.responder.port()
-    }
-
-    /// The messages other processes send with [`Client::notify`], in the
-    /// order they arrived (unless [`forward_messages`](Booking::forward_messages)
-    /// sends them elsewhere). At most [`MAX_UNREAD_MESSAGES`] wait here
-    /// unread; further ones are declined, and their senders told so.
-    pub fn messages(&self) -> &Receiver<Vec<u8>> {
-        &self.messages
-    }
-
-    /// Sends the messages that arrive from now on to `to` instead of
-    /// [`messages`](Booking::messages), each turned into a `T`: so that one
-    /// thread can wait for messages and for other events of its own on one
-    /// channel. Messages that arrived before stay in `messages()`. Once
-    /// `to`'s receiver is dropped, messages are no longer acknowledged, so
-    /// their senders learn that the holder did not take them.
-    ///
-    /// ```no_run
-    /// use std::sync::mpsc;
-    ///
-    /// use namaste::Uid;
-    /// use namaste::client::Client;
-    ///
-    /// enum Event {
-    ///     Message(Vec<u8>),
-    ///     Tick,
-    /// }
-    ///
-    /// impl From<Vec<u8>> for Event {
-    ///     fn from(message: Vec<u8>) -> Event {
-    ///         Event::Message(message)
-    ///     }
-    /// }
-    ///
-    /// let booking = Client::new().book(Uid::from_name("editor"))?.expect("the only one");
-    /// let (events, inbox) = mpsc::channel();
-    /// booking.forward_messages(events.clone());
-    /// std::thread::spawn(move || loop {
-    ///     std::thread::sleep(std::time::Duration::from_secs(1));
-    ///     if events.send(Event::Tick).is_err() {
-    ///         break;
-    ///     }
-    /// });
-    /// for event in inbox {
-    ///     match event {
-    ///         Event::Message(message) => println!("{}", String::from_utf8_lossy(&message)),
-    ///         Event::Tick => {}
-    ///     }
-    /// }
-    /// # Ok::<(), namaste::client::Error>(())
-    /// ```
-    pub fn forward_messages<T: From<Vec<u8>> + Send + 'static>(&self, to: Sender<T>) {
-        self.responder
-            .forward(Box::new(move |message| to.send(T::from(message)).is_ok()));
-    }
-
-    /// Releases the id; answers whether the server released it (`false`
-    /// means the booking was already gone, for instance taken over after
-    /// the responder stopped answering).
-    pub fn check_out(mut self) -> Result<bool, Error> {
-        self.owes_check_out = false;
-        self.client.check_out(self.uid, self.handshake)
-    }
-}
-
-/// Shows the id and the responder port; never the handshake.
-impl std::fmt::Debug for Booking {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Booking")
-            .field("uid", &self.uid)
-            .field("responder_port", &self.responder.port())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Booking {
-    fn drop(&mut self) {
-        if self.owes_check_out {
-            // Best effort: if the server cannot be told, the stopped
-            // responder makes the booking fail its next verification.
-            let _ = self.client.check_out(self.uid, self.handshake);
-        }
-    }
 }

@@ -25,17 +25,18 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::Message;
 use crate::deadlines::{ConnRef, Deadlines};
 use crate::nonblocking::{Io, read_some, write_some};
 use crate::uid::{UID_LEN, Uid};
-use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK};
+use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK, MESSAGE_HEADER_LEN};
 
 const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 
 /// Takes one NOTIFY message; answers whether it was taken (acknowledged to
 /// the sender).
-pub(crate) type Deliver = Box<dyn Fn(Vec<u8>) -> bool + Send>;
+pub(crate) type Deliver = Box<dyn Fn(Message) -> bool + Send>;
 
 /// Connections served at once. The server's verification needs one; more
 /// only let an attacker keep some open longer.
@@ -62,7 +63,7 @@ impl Responder {
         uid: Uid,
         handshake: Uid,
         rw_timeout: Duration,
-        messages: SyncSender<Vec<u8>>,
+        messages: SyncSender<Message>,
     ) -> io::Result<Responder> {
         // Full or gone: not taken.
         let deliver: Deliver = Box::new(move |message| messages.try_send(message).is_ok());
@@ -145,12 +146,25 @@ struct Exchange {
 }
 
 /// Where one connection is: a verification ends after `Uid`; a NOTIFY
-/// goes on to its message and the acknowledgement.
+/// goes on to its header (sender and length), its message and the
+/// acknowledgement.
 enum Step {
-    Handshake { got: usize, heard: [u8; UID_LEN] },
-    Uid { sent: usize },
-    Length { got: usize, bytes: [u8; 4] },
-    Message { want: usize, message: Vec<u8> },
+    Handshake {
+        got: usize,
+        heard: [u8; UID_LEN],
+    },
+    Uid {
+        sent: usize,
+    },
+    Header {
+        got: usize,
+        bytes: [u8; MESSAGE_HEADER_LEN],
+    },
+    Message {
+        sender: u32,
+        want: usize,
+        message: Vec<u8>,
+    },
     Ack,
 }
 
@@ -295,25 +309,27 @@ impl Exchange {
                     if let Io::Done(n) = io {
                         *sent += n;
                         if *sent == UID_LEN {
-                            self.step = Step::Length {
+                            self.step = Step::Header {
                                 got: 0,
-                                bytes: [0; 4],
+                                bytes: [0; MESSAGE_HEADER_LEN],
                             };
                         }
                     }
                     io
                 }
                 // A plain verification ends here, with the server closing.
-                Step::Length { got, bytes } => {
+                Step::Header { got, bytes } => {
                     let io = read_some(&mut self.stream, &mut bytes[*got..]);
                     if let Io::Done(n) = io {
                         *got += n;
                         if *got == bytes.len() {
-                            let want = u32::from_be_bytes(*bytes) as usize;
+                            let [s0, s1, s2, s3, l0, l1, l2, l3] = *bytes;
+                            let want = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
                             if want > MAX_MESSAGE_LEN {
                                 return true;
                             }
                             self.step = Step::Message {
+                                sender: u32::from_be_bytes([s0, s1, s2, s3]),
                                 want,
                                 message: Vec::new(),
                             };
@@ -321,11 +337,19 @@ impl Exchange {
                     }
                     io
                 }
-                Step::Message { want, message } if message.len() == *want => {
+                Step::Message {
+                    sender,
+                    want,
+                    message,
+                } if message.len() == *want => {
+                    let message = Message {
+                        sender: *sender,
+                        bytes: std::mem::take(message),
+                    };
                     // The receiver lives as long as the booking; if it is
                     // gone, nobody takes the message and no ack is owed.
                     let taken = match deliver.lock() {
-                        Ok(deliver) => deliver(std::mem::take(message)),
+                        Ok(deliver) => deliver(message),
                         Err(_) => false,
                     };
                     if !taken {
@@ -334,7 +358,7 @@ impl Exchange {
                     self.step = Step::Ack;
                     continue;
                 }
-                Step::Message { want, message } => {
+                Step::Message { want, message, .. } => {
                     let mut chunk = [0; 4096];
                     let room = chunk.len().min(*want - message.len());
                     let io = read_some(&mut self.stream, &mut chunk[..room]);

@@ -6,12 +6,11 @@ use std::io::{self, ErrorKind, Read};
 
 use mio::net::TcpStream;
 
+use super::owner::{Owners, UserId, may_message};
 use crate::nonblocking::{Io, read_some, write_some};
-use crate::registry::{ResponderIp, Verdict};
+use crate::registry::{ResponderIp, Verdict, Withheld};
 use crate::uid::{UID_LEN, Uid};
-use crate::wire::{
-    DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_len_prefix,
-};
+use crate::wire::{DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_header};
 
 /// Reading room for one request plus what a sloppy client sends after it,
 /// so that closing rarely finds unread bytes (which would reset the
@@ -106,23 +105,39 @@ pub(super) struct Verification {
     handover: Option<Handover>,
 }
 
-/// A NOTIFY message on its way to the holder: length prefix and message.
+/// A NOTIFY message on its way to the holder: header and message, handed
+/// over only once the holder's OS user is known to be the sender's (or the
+/// sender is root).
 struct Handover {
+    /// The OS user of the sender, if the kernel could tell.
+    sender: Option<UserId>,
     bytes: Vec<u8>,
     sent: usize,
+    cleared: bool,
+}
+
+/// A NOTIFY message and the OS user who sent it, if known.
+pub(super) struct Message<'a> {
+    pub sender: Option<UserId>,
+    pub bytes: &'a [u8],
 }
 
 impl Verification {
-    pub fn new(uid: Uid, handshake: Uid, message: Option<&[u8]>) -> Verification {
+    pub fn new(uid: Uid, handshake: Uid, message: Option<Message>) -> Verification {
         Verification {
             uid,
             handshake,
             sent: 0,
             received: 0,
             answer: [0; UID_LEN],
-            handover: message.map(|message| Handover {
-                bytes: [&message_len_prefix(message)[..], message].concat(),
+            handover: message.map(|Message { sender, bytes }| Handover {
+                sender,
+                // Nothing goes to the holder from a sender nobody knows.
+                bytes: sender.map_or_else(Vec::new, |sender| {
+                    [&message_header(sender, bytes)[..], bytes].concat()
+                }),
                 sent: 0,
+                cleared: false,
             }),
         }
     }
@@ -135,7 +150,12 @@ impl Verification {
     /// that is not the uid. A close or reset before the whole answer is
     /// silence, which a flood of other connections on the responder, or a
     /// listener closing with the call still in its backlog, can cause.
-    pub fn advance(&mut self, stream: &mut TcpStream) -> Option<Verdict> {
+    ///
+    /// A message goes only to a holder of the sender's OS user, or from
+    /// root. The holder's user is that of the socket that answered the
+    /// handshake: the responder's listener, whichever process it was
+    /// handed down to, asked on the very connection that proved it alive.
+    pub fn advance(&mut self, stream: &mut TcpStream, owners: &mut Owners) -> Option<Verdict> {
         while self.sent < UID_LEN {
             match write_some(stream, &self.handshake.as_bytes()[self.sent..]) {
                 Io::Done(n) => self.sent += n,
@@ -159,7 +179,19 @@ impl Verification {
             return Some(Verdict::Alive);
         };
         // From here on the holder has proved alive; what remains is whether
-        // it takes the message.
+        // it may have the message, and whether it takes it.
+        if !handover.cleared {
+            let Some(sender) = handover.sender else {
+                return Some(Verdict::Withheld(Withheld::UserUnknown));
+            };
+            match owners.of_peer(stream) {
+                None => return Some(Verdict::Withheld(Withheld::UserUnknown)),
+                Some(holder) if !may_message(sender, holder) => {
+                    return Some(Verdict::Withheld(Withheld::OtherUser));
+                }
+                Some(_) => handover.cleared = true,
+            }
+        }
         let declined = Some(Verdict::Declined);
         while handover.sent < handover.bytes.len() {
             match write_some(stream, &handover.bytes[handover.sent..]) {

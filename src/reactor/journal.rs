@@ -21,9 +21,14 @@ use crate::registry::{Booking, ResponderIp};
 use crate::uid::{UID_LEN, Uid};
 
 const MAGIC: &[u8; 8] = b"NAMASTE\x01";
+/// A booking without the time it was granted, as earlier versions wrote
+/// it; still read.
 const BOOKED: u8 = b'B';
+/// A booking and, last, when it was granted (u64, big-endian).
+const HELD: u8 = b'H';
 const RELEASED: u8 = b'R';
 const BOOKED_LEN: usize = 1 + 2 * UID_LEN + 4 + 2;
+const HELD_LEN: usize = BOOKED_LEN + 8;
 const RELEASED_LEN: usize = 1 + UID_LEN;
 /// Below this size the log is never rewritten: not worth the I/O.
 const MIN_COMPACT: u64 = 64 * 1024;
@@ -78,7 +83,7 @@ impl Journal {
 
     /// Records that `booking` is held.
     pub fn booked(&mut self, booking: &Booking) -> io::Result<()> {
-        self.append(&encode_booked(booking))
+        self.append(&encode_held(booking))
     }
 
     /// Records that `uid` is free.
@@ -96,7 +101,7 @@ impl Journal {
         live: usize,
         bookings: impl Iterator<Item = &'a Booking>,
     ) -> io::Result<()> {
-        let needed = (MAGIC.len() + live * BOOKED_LEN) as u64;
+        let needed = (MAGIC.len() + live * HELD_LEN) as u64;
         if self.size > MIN_COMPACT && self.size > 2 * needed {
             (self.file, self.size) = write_log(&self.path, bookings)?;
         }
@@ -138,7 +143,7 @@ fn write_log<'a>(
 ) -> io::Result<(File, u64)> {
     let mut bytes = MAGIC.to_vec();
     for booking in bookings {
-        bytes.extend_from_slice(&encode_booked(booking));
+        bytes.extend_from_slice(&encode_held(booking));
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -235,13 +240,14 @@ fn kind_of(meta: &fs::Metadata) -> &'static str {
     }
 }
 
-fn encode_booked(booking: &Booking) -> [u8; BOOKED_LEN] {
-    let mut record = [0; BOOKED_LEN];
-    record[0] = BOOKED;
+fn encode_held(booking: &Booking) -> [u8; HELD_LEN] {
+    let mut record = [0; HELD_LEN];
+    record[0] = HELD;
     record[1..65].copy_from_slice(booking.uid.as_bytes());
     record[65..129].copy_from_slice(booking.handshake.as_bytes());
     record[129..133].copy_from_slice(&booking.ip.octets());
-    record[133..].copy_from_slice(&booking.port.to_be_bytes());
+    record[133..BOOKED_LEN].copy_from_slice(&booking.port.to_be_bytes());
+    record[BOOKED_LEN..].copy_from_slice(&booking.since.to_be_bytes());
     record
 }
 
@@ -262,7 +268,7 @@ fn replay(path: &Path, mut log: impl Read) -> io::Result<Vec<Booking>> {
     }
     let mut held: HashMap<Uid, Booking> = HashMap::new();
     let mut offset = MAGIC.len();
-    let mut record = [0; BOOKED_LEN];
+    let mut record = [0; HELD_LEN];
     loop {
         let got = read_up_to(&mut log, &mut record[..1]).map_err(|e| context(path, e))?;
         if got == 0 {
@@ -270,6 +276,7 @@ fn replay(path: &Path, mut log: impl Read) -> io::Result<Vec<Booking>> {
         }
         let need = match record[0] {
             BOOKED => BOOKED_LEN,
+            HELD => HELD_LEN,
             RELEASED => RELEASED_LEN,
             other => {
                 set_aside(
@@ -290,13 +297,18 @@ fn replay(path: &Path, mut log: impl Read) -> io::Result<Vec<Booking>> {
             break;
         }
         let uid = uid_at(&record, 1);
-        if record[0] == BOOKED {
+        if record[0] != RELEASED {
             let octets = [record[129], record[130], record[131], record[132]];
+            let mut since = [0; 8];
+            if record[0] == HELD {
+                since.copy_from_slice(&record[BOOKED_LEN..HELD_LEN]);
+            }
             let booking = Booking {
                 uid,
                 handshake: uid_at(&record, 65),
                 ip: ResponderIp::from_octets(octets),
                 port: u16::from_be_bytes([record[133], record[134]]),
+                since: u64::from_be_bytes(since),
             };
             held.insert(uid, booking);
         } else {
@@ -360,6 +372,7 @@ mod tests {
             handshake: Uid([!n; UID_LEN]),
             ip: ResponderIp::LOCALHOST,
             port: 4000 + u16::from(n),
+            since: 1_800_000_000 + u64::from(n),
         }
     }
 
@@ -382,13 +395,27 @@ mod tests {
         }
         assert!(journal.size > MIN_COMPACT);
         journal.compact_if_grown(live.len(), live.iter()).unwrap();
-        let compact = (MAGIC.len() + live.len() * BOOKED_LEN) as u64;
+        let compact = (MAGIC.len() + live.len() * HELD_LEN) as u64;
         assert_eq!(fs::metadata(&path).unwrap().len(), compact);
         journal.released(&live[0].uid).unwrap();
         drop(journal);
         let (_, mut recorded) = Journal::open(&path).unwrap();
         recorded.sort_by_key(|b| b.port);
         assert_eq!(recorded, [live[1]]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_the_bookings_of_earlier_versions_without_their_time() {
+        let dir = std::env::temp_dir().join(format!("namaste-journal-old-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bookings");
+        let old = booking(7);
+        let mut record = encode_held(&old);
+        record[0] = BOOKED;
+        fs::write(&path, [&MAGIC[..], &record[..BOOKED_LEN]].concat()).unwrap();
+        let (_, recorded) = Journal::open(&path).unwrap();
+        assert_eq!(recorded, [Booking { since: 0, ..old }]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

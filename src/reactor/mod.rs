@@ -10,6 +10,7 @@ mod accept;
 mod config;
 mod conn;
 mod journal;
+mod owner;
 mod serve;
 mod throttle;
 mod verify;
@@ -18,7 +19,7 @@ mod wait;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 use mio::net::TcpListener;
@@ -34,6 +35,7 @@ pub use config::{Config, MAX_DURATION};
 use config::{refuse_non_loopback, refuse_past_bounds};
 use conn::{Conn, Phase};
 use journal::Journal;
+use owner::Owners;
 use throttle::{Episode, Throttled};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -88,6 +90,8 @@ pub struct Server {
     warnings: Warnings,
     counters: Counters,
     journal: Option<Journal>,
+    /// Asks the kernel which OS user a connection belongs to.
+    owners: Owners,
     signals: Option<Signals>,
     /// Since which signal, and until when, requests in flight may finish.
     draining: Option<(&'static str, Instant)>,
@@ -111,6 +115,7 @@ struct Warnings {
     waiters_full: Throttled,
     busy: Throttled,
     evicting: Throttled,
+    other_user: Throttled,
 }
 
 impl Server {
@@ -198,6 +203,7 @@ impl Server {
                 verifications_failed: 0,
             },
             journal,
+            owners: Owners::open(),
             signals: None,
             draining: None,
         })
@@ -250,6 +256,7 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
+            self.registry.set_wall_clock(unix_seconds());
             for event in events.iter() {
                 match event.token() {
                     STOP => {
@@ -421,6 +428,14 @@ impl Server {
         }
         conn
     }
+}
+
+/// The wall-clock time in whole seconds since the Unix epoch; 0 for a
+/// clock set before it.
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// `n` and the noun, singular or plural as `n` wants.

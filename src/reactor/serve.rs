@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error};
 
-use super::conn::{Conn, Phase, ReadProgress, Verification, read_request};
+use super::conn::{Conn, Message, Phase, ReadProgress, Verification, read_request};
 use super::{Server, plural};
 use crate::deadlines::ConnRef;
 use crate::registry::{Action, Answer, Ask, Refusal};
-use crate::status::Status;
+use crate::status::{Holder, LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::Request;
 
@@ -46,27 +46,22 @@ impl Server {
     }
 
     /// Hands the complete request of `from` to the registry, or answers a
-    /// STATUS at once.
+    /// STATUS or QUERY at once.
     pub(super) fn submit(&mut self, from: ConnRef, now: Instant) {
         let Some(Phase::Waiting { ip, request, .. }) = self.conns.get(from.key).map(|c| &c.phase)
         else {
             return;
         };
-        match Ask::of(request, now) {
-            Some(ask) => {
-                let ip = *ip;
-                self.registry.request(from, ip, ask, &mut self.actions);
-                self.carry_out(now);
-            }
-            None => self.report_status(from.key, now),
+        if let Some(ask) = Ask::of(request, now) {
+            let ip = *ip;
+            self.registry.request(from, ip, ask, &mut self.actions);
+            self.carry_out(now);
+            return;
         }
-    }
-
-    pub(super) fn report_status(&mut self, key: usize, now: Instant) {
         self.counters.requests += 1;
-        let line = format!(
-            "{}\n",
-            Status {
+        let line = match *request {
+            Request::Query { uid } => self.lock_status(&uid).to_string(),
+            _ => Status {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 bookings: self.registry.len() as u64,
                 connections: self.conns.len() as u64,
@@ -74,21 +69,50 @@ impl Server {
                 verifications_failed: self.counters.verifications_failed,
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
             }
-        );
+            .to_string(),
+        };
         // A fresh socket's send buffer takes a line this short whole.
-        let _ = io::Write::write(&mut self.conns[key].stream, line.as_bytes());
-        self.close(key);
+        let _ = io::Write::write(
+            &mut self.conns[from.key].stream,
+            format!("{line}\n").as_bytes(),
+        );
+        self.close(from.key);
     }
 
-    /// The message of a waiting NOTIFY request, to hand to the holder.
-    pub(super) fn message_of(&self, from: ConnRef) -> Option<&[u8]> {
-        match &self.conns.get(from.key)?.phase {
-            Phase::Waiting {
-                request: Request::Notify { message, .. },
-                ..
-            } => Some(message),
-            _ => None,
+    /// What QUERY tells of `uid`: the table as it stands, and the owner of
+    /// the holder's responder as the kernel knows it. The holder is not
+    /// verified: a question must not make the server call anyone.
+    fn lock_status(&mut self, uid: &Uid) -> LockStatus {
+        let holder = self.registry.holder(uid).copied().map(|booking| Holder {
+            since: (booking.since != 0).then_some(booking.since),
+            user: self.owners.of_listener(booking.responder()),
+            port: booking.port,
+        });
+        LockStatus {
+            holder,
+            waiters: self.registry.waiters_for(uid) as u64,
         }
+    }
+
+    /// The message of a waiting NOTIFY request, to hand to the holder, and
+    /// the OS user who sent it, asked of the kernel now, while the sender
+    /// waits on its connection for the answer.
+    pub(super) fn message_of(&mut self, from: ConnRef) -> Option<Message<'_>> {
+        let conn = self
+            .conns
+            .get(from.key)
+            .filter(|conn| conn.generation == from.generation)?;
+        let Phase::Waiting {
+            request: Request::Notify { message, .. },
+            ..
+        } = &conn.phase
+        else {
+            return None;
+        };
+        Some(Message {
+            sender: self.owners.of_peer(&conn.stream),
+            bytes: message,
+        })
     }
 
     /// Carries out the registry's actions in the order it gave them: the
@@ -110,7 +134,17 @@ impl Server {
 
     fn carry_out_one(&mut self, action: Action<ConnRef>, now: Instant) {
         match action {
-            Action::Reply { to, answer } => self.reply(to, answer),
+            Action::Reply { to, answer } => {
+                if answer == Answer::OtherUser {
+                    self.warnings.other_user.warn(
+                        now,
+                        format_args!(
+                            "refused to hand a holder a message from another OS user (not root)"
+                        ),
+                    );
+                }
+                self.reply(to, answer);
+            }
             Action::Refuse { to, why } => {
                 self.warn_refusal(why, now);
                 self.refuse(to, why);
@@ -122,7 +156,8 @@ impl Server {
                 message_from,
             } => {
                 let message = message_from.and_then(|from| self.message_of(from));
-                self.verify(Verification::new(uid, handshake, message), at, now);
+                let verification = Verification::new(uid, handshake, message);
+                self.verify(verification, at, now);
             }
             Action::Queued { to } => self.watch_waiter(to),
             Action::Lined { to } => self.patience.start(now, to),

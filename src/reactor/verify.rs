@@ -27,7 +27,7 @@ impl Server {
         else {
             return;
         };
-        if let Some(verdict) = verification.advance(stream) {
+        if let Some(verdict) = verification.advance(stream, &mut self.owners) {
             let uid = verification.uid;
             // Everything the exchange needs is read: a reset spares both
             // ends the closing handshake and this side the TIME_WAIT of an
@@ -50,7 +50,7 @@ impl Server {
         };
         // On loopback the connection is often up by now, and writing early
         // saves a round through the poll.
-        if let Some(verdict) = verification.advance(&mut stream) {
+        if let Some(verdict) = verification.advance(&mut stream, &mut self.owners) {
             return self.decide(uid, verdict);
         }
         let key = self.conns.vacant_key();

@@ -17,6 +17,12 @@ pub struct Booking {
     pub ip: ResponderIp,
     /// The holder's liveness responder port.
     pub port: u16,
+    /// When it was granted, in seconds since the Unix epoch, as the
+    /// registry was last told the time ([`Registry::set_wall_clock`]); 0
+    /// when nobody knows (a booking recorded by an earlier version).
+    ///
+    /// [`Registry::set_wall_clock`]: super::Registry::set_wall_clock
+    pub since: u64,
 }
 
 impl Booking {

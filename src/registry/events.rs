@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::uid::Uid;
-use crate::wire::{MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_YES, Request};
+use crate::wire::{
+    MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN, REPLY_YES, Request,
+};
 
 /// A request, as far as the booking rules care. A NOTIFY's message stays
 /// with the reactor, which sends it on the verification the registry asks
@@ -51,8 +53,8 @@ pub enum Ask {
 }
 
 impl Ask {
-    /// What `request`, arrived at `now`, asks of the registry; STATUS
-    /// asks nothing of it.
+    /// What `request`, arrived at `now`, asks of the registry; STATUS and
+    /// QUERY ask nothing of it, only read it.
     pub fn of(request: &Request, now: Instant) -> Option<Ask> {
         match *request {
             Request::Book {
@@ -66,7 +68,7 @@ impl Ask {
             }),
             Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
             Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
-            Request::Status => None,
+            Request::Status | Request::Query { .. } => None,
             Request::Wait {
                 uid,
                 handshake,
@@ -187,6 +189,12 @@ pub enum Answer {
     /// The holder is alive, or silent and so presumed alive, but did not
     /// take the message.
     Declined,
+    /// The holder is alive and runs as another OS user than the sender of
+    /// the message, which was not handed over.
+    OtherUser,
+    /// The holder is alive, but the OS user of the sender or of the holder
+    /// could not be told, so the message was not handed over.
+    UserUnknown,
 }
 
 impl Answer {
@@ -196,6 +204,8 @@ impl Answer {
             Answer::Granted | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
             Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder => REPLY_NO,
             Answer::Declined => REPLY_DECLINED,
+            Answer::OtherUser => REPLY_OTHER_USER,
+            Answer::UserUnknown => REPLY_USER_UNKNOWN,
         }
     }
 }
@@ -239,4 +249,27 @@ pub enum Verdict {
     /// The server itself failed before it could ask (out of file
     /// descriptors, say); says nothing about the process.
     Inconclusive,
+    /// The responder answered the handshake with the uid, so it is alive,
+    /// but the message for it was not handed over: messages cross no OS
+    /// user boundary.
+    Withheld(Withheld),
+}
+
+/// Why a live holder was not handed a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// The sender runs as another OS user than the holder, and not as root.
+    OtherUser,
+    /// The OS user of the sender or of the holder could not be told.
+    UserUnknown,
+}
+
+impl Withheld {
+    /// The answer for the message's sender.
+    pub fn answer(self) -> Answer {
+        match self {
+            Withheld::OtherUser => Answer::OtherUser,
+            Withheld::UserUnknown => Answer::UserUnknown,
+        }
+    }
 }

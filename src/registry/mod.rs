@@ -26,7 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, ResponderIp};
-pub use events::{Action, Answer, Ask, Limits, Refusal, Verdict};
+pub use events::{Action, Answer, Ask, Limits, Refusal, Verdict, Withheld};
 use table::Table;
 use waiting::{Due, Waiting};
 
@@ -49,6 +49,9 @@ pub struct Registry<R> {
     waiting: Waiting<R>,
     /// The latest time the registry was told, by an arrival or a timeout.
     now: Option<Instant>,
+    /// The wall-clock time new bookings are stamped with, in seconds since
+    /// the Unix epoch.
+    wall_clock: u64,
     limits: Limits,
 }
 
@@ -98,6 +101,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             reserved: 0,
             waiting: Waiting::new(),
             now: None,
+            wall_clock: 0,
             limits,
         }
     }
@@ -132,6 +136,17 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Answers false when its uid is already held or the table is full.
     pub fn restore(&mut self, booking: Booking) -> bool {
         self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking)
+    }
+
+    /// It is now `unix_seconds` by the wall clock: bookings granted from
+    /// now on say they were granted then. The registry reads no clock.
+    pub fn set_wall_clock(&mut self, unix_seconds: u64) {
+        self.wall_clock = unix_seconds;
+    }
+
+    /// WAITs queued for `uid`.
+    pub fn waiters_for(&self, uid: &Uid) -> usize {
+        self.waiting.count_for(uid)
     }
 
     /// Whether any uid has a verification in flight.
@@ -181,7 +196,10 @@ impl<R: Copy + PartialEq> Registry<R> {
                     (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
                     // Without proof of its death, a holder keeps its
                     // booking: silence counts as alive.
-                    (Verdict::Alive | Verdict::Declined | Verdict::Silent, true) => {
+                    (
+                        Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
+                        true,
+                    ) => {
                         holder_alive = true;
                         match (verdict, waiter.ask) {
                             (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
@@ -190,6 +208,9 @@ impl<R: Copy + PartialEq> Registry<R> {
                             }
                             (Verdict::Alive, Ask::Notify { .. }) => {
                                 reply(waiter.from, Answer::Delivered, out);
+                            }
+                            (Verdict::Withheld(why), Ask::Notify { .. }) => {
+                                reply(waiter.from, why.answer(), out);
                             }
                             (_, Ask::Notify { .. }) => reply(waiter.from, Answer::Declined, out),
                         }
@@ -210,7 +231,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             }
             Checking::Candidate {
                 from,
-                booking,
+                mut booking,
                 void,
                 ..
             } => {
@@ -219,9 +240,10 @@ impl<R: Copy + PartialEq> Registry<R> {
                     _ if void => reply(from, Answer::Denied, out),
                     // No message is handed to a candidate, so it cannot
                     // decline one; it answered, so it is alive.
-                    Verdict::Alive | Verdict::Declined => {
+                    Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
                         // The line kept everyone else away from this uid, so
                         // the insert finds it free.
+                        booking.since = self.wall_clock;
                         holder_alive = self.bookings.insert(booking);
                         let answer = if holder_alive {
                             Answer::Granted
@@ -240,7 +262,10 @@ impl<R: Copy + PartialEq> Registry<R> {
                     self.bookings.remove(&uid);
                     out.push(Action::Dropped { uid });
                 }
-                (Verdict::Alive | Verdict::Declined | Verdict::Silent, true) => {
+                (
+                    Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
+                    true,
+                ) => {
                     holder_alive = true;
                 }
                 _ => {}

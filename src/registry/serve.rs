@@ -128,6 +128,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             handshake,
             ip,
             port,
+            since: 0,
         };
         out.push(Action::Verify {
             uid,

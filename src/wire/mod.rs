@@ -1,7 +1,7 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
-//! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY and WAIT are
-//! ours.
+//! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT and
+//! QUERY are ours.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,6 +21,10 @@ pub const CMD_NOTIFY: u8 = 0x03;
 /// Command byte of WAIT: uid, handshake, listener port and the longest wait
 /// in milliseconds (u32, big-endian) follow.
 pub const CMD_WAIT: u8 = 0x04;
+/// Command byte of QUERY: the uid follows; the server answers one line of
+/// text about that lock ([`LockStatus`](crate::status::LockStatus))
+/// instead of a reply byte.
+pub const CMD_QUERY: u8 = 0x05;
 
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
@@ -30,6 +34,8 @@ pub const CHECK_OUT_LEN: usize = 1 + 2 * UID_LEN;
 pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
 /// Length of a whole WAIT request.
 pub const WAIT_LEN: usize = BOOK_LEN + 4;
+/// Length of a whole QUERY request.
+pub const QUERY_LEN: usize = 1 + UID_LEN;
 /// Length of the longest fixed part of a request, the size of a decoder's
 /// buffer.
 pub const MAX_REQUEST_LEN: usize = WAIT_LEN;
@@ -49,6 +55,14 @@ pub const REPLY_YES: u8 = 0x01;
 /// The reply to NOTIFY when the holder is alive but did not take the
 /// message (a 0.6.0 client, say).
 pub const REPLY_DECLINED: u8 = 0x02;
+/// The reply to NOTIFY when the holder is alive but runs as another OS
+/// user than the sender (and the sender is not root): the message was not
+/// handed over.
+pub const REPLY_OTHER_USER: u8 = 0x03;
+/// The reply to NOTIFY when the holder is alive but the server could not
+/// tell the OS user of the sender or of the holder: the message was not
+/// handed over.
+pub const REPLY_USER_UNKNOWN: u8 = 0x04;
 /// What a holder's responder writes once it has taken a NOTIFY message.
 pub const MESSAGE_ACK: u8 = 0x01;
 
@@ -94,6 +108,11 @@ pub enum Request {
         /// milliseconds.
         wait: Duration,
     },
+    /// Ask who holds `uid`, since when, and how many wait for it.
+    Query {
+        /// The id asked about.
+        uid: Uid,
+    },
 }
 
 impl Request {
@@ -136,17 +155,34 @@ impl Request {
                 let millis = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
                 bytes.extend_from_slice(&millis.to_be_bytes());
             }
+            Request::Query { uid } => {
+                bytes.push(CMD_QUERY);
+                bytes.extend_from_slice(uid.as_bytes());
+            }
         }
         bytes
     }
 }
 
-/// The big-endian length that goes before a NOTIFY message, on the way to
-/// the server and on the way to the holder.
+/// The big-endian length that goes before a NOTIFY message on the way to
+/// the server.
 pub fn message_len_prefix(message: &[u8]) -> [u8; 4] {
     u32::try_from(message.len())
         .unwrap_or(u32::MAX)
         .to_be_bytes()
+}
+
+/// Length of what goes before a message on the way to its holder.
+pub const MESSAGE_HEADER_LEN: usize = 8;
+
+/// What goes before a message on the way to its holder, once the holder has
+/// answered its uid: the sender's OS user id and the message's length,
+/// both u32, big-endian.
+pub fn message_header(sender: u32, message: &[u8]) -> [u8; MESSAGE_HEADER_LEN] {
+    let mut header = [0; MESSAGE_HEADER_LEN];
+    header[..4].copy_from_slice(&sender.to_be_bytes());
+    header[4..].copy_from_slice(&message_len_prefix(message));
+    header
 }
 
 /// For logs: the command, the uid in short and the responder port; never
@@ -165,6 +201,7 @@ impl fmt::Display for Request {
             } => {
                 write!(f, "wait {wait:?} for {uid:?} (responder port {port})")
             }
+            Request::Query { uid } => write!(f, "query {uid:?}"),
         }
     }
 }
@@ -270,8 +307,14 @@ impl Decoder {
     }
 
     fn request(&self) -> Result<Request, DecodeError> {
-        if self.buf[0] == CMD_STATUS {
-            return Ok(Request::Status);
+        match self.buf[0] {
+            CMD_STATUS => return Ok(Request::Status),
+            CMD_QUERY => {
+                return Ok(Request::Query {
+                    uid: self.uid_at(1),
+                });
+            }
+            _ => {}
         }
         let uid = self.uid_at(1);
         let handshake = self.uid_at(1 + UID_LEN);
@@ -318,6 +361,7 @@ fn fixed_len(command: u8) -> Option<usize> {
         CMD_STATUS => Some(1),
         CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
         CMD_WAIT => Some(WAIT_LEN),
+        CMD_QUERY => Some(QUERY_LEN),
         _ => None,
     }
 }

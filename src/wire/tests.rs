@@ -47,7 +47,13 @@ fn wait() -> Request {
     }
 }
 
-fn all() -> [Request; 7] {
+fn query() -> Request {
+    Request::Query {
+        uid: Uid::from_name("uid"),
+    }
+}
+
+fn all() -> [Request; 8] {
     [
         book(),
         check_out(),
@@ -56,6 +62,7 @@ fn all() -> [Request; 7] {
         notify(300),
         notify(MAX_MESSAGE_LEN),
         wait(),
+        query(),
     ]
 }
 
@@ -71,6 +78,18 @@ fn our_extensions_have_their_own_layout() {
     assert_eq!(bytes[0], 0x04);
     assert_eq!(&bytes[1..131], &book().encode()[1..]);
     assert_eq!(&bytes[131..], &[1, 2, 3, 4]);
+    let bytes = query().encode();
+    assert_eq!(bytes.len(), 65);
+    assert_eq!(bytes[0], 0x05);
+    assert_eq!(&bytes[1..], Uid::from_name("uid").as_bytes());
+}
+
+#[test]
+fn a_message_reaches_its_holder_with_the_senders_user() {
+    assert_eq!(
+        message_header(0x0102_0304, &[7; 300]),
+        [1, 2, 3, 4, 0, 0, 1, 44]
+    );
 }
 
 #[test]
@@ -104,6 +123,7 @@ fn decodes_one_byte_at_a_time() {
         notify(0),
         notify(300),
         wait(),
+        query(),
     ] {
         let bytes = request.encode();
         let mut decoder = Decoder::new();
@@ -171,7 +191,7 @@ fn empty_input_needs_more() {
 
 #[test]
 fn rejects_unknown_commands_at_once() {
-    for command in 0x05..=0xff {
+    for command in 0x06..=0xff {
         assert_eq!(
             Decoder::new().feed(&[command]),
             Err(DecodeError::UnknownCommand(command))

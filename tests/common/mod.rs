@@ -502,3 +502,9 @@ impl Drop for Flood {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// The name of the OS user the tests run as.
+pub fn user_name() -> String {
+    let output = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

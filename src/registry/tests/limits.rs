@@ -99,6 +99,7 @@ fn restored_bookings_are_held_within_the_limit() {
         handshake: handshake(client),
         ip: LOCAL,
         port: port(client),
+        since: 0,
     };
     assert!(h.registry.restore(restored(1, 1)));
     assert!(!h.registry.restore(restored(2, 2)), "past the limit");

@@ -66,3 +66,27 @@ fn an_inconclusive_notify_is_refused() {
     );
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
 }
+
+#[test]
+fn a_message_withheld_from_a_live_holder_says_why_and_keeps_the_booking() {
+    let mut h = Harness::new(ROOMY);
+    h.grant(1, 1);
+    for (why, answer_byte) in [
+        (Withheld::OtherUser, Answer::OtherUser),
+        (Withheld::UserUnknown, Answer::UserUnknown),
+    ] {
+        assert_eq!(h.request(9, notify(1)), [verify_with_message(1, 1, 9)]);
+        assert_eq!(
+            h.verified(1, Verdict::Withheld(why)),
+            [answer(9, answer_byte)]
+        );
+        assert_eq!(h.holder_handshake(1), Some(handshake(1)));
+    }
+    // The holder proved alive on that call: a book behind it is denied.
+    h.request(9, notify(1));
+    h.request(2, book(1, 2));
+    assert_eq!(
+        h.verified(1, Verdict::Withheld(Withheld::OtherUser)),
+        [answer(9, Answer::OtherUser), answer(2, Answer::Denied)]
+    );
+}

@@ -223,3 +223,23 @@ fn timers_stay_proportional_to_the_waiters() {
         h.registry.waiting.timers()
     );
 }
+
+#[test]
+fn a_booking_says_when_it_was_granted_and_how_many_wait_for_it() {
+    let (mut h, now) = held();
+    assert_eq!(h.registry.holder(&uid(1)).map(|b| b.since), Some(0));
+    assert_eq!(h.registry.waiters_for(&uid(1)), 0);
+    h.queue(2, now, 10);
+    h.queue(3, now, 10);
+    assert_eq!(h.registry.waiters_for(&uid(1)), 2);
+    assert_eq!(h.registry.waiters_for(&uid(2)), 0);
+    // Handed over later: stamped with the time it changed hands.
+    h.registry.set_wall_clock(1_800_000_000);
+    h.request(1, check_out(1, 1));
+    assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Granted)]);
+    assert_eq!(
+        h.registry.holder(&uid(1)).map(|b| (b.since, b.handshake)),
+        Some((1_800_000_000, handshake(2)))
+    );
+    assert_eq!(h.registry.waiters_for(&uid(1)), 1);
+}

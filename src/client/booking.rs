@@ -1,0 +1,126 @@
+//! A held id, and the messages its holder receives.
+
+use std::sync::mpsc::{Receiver, Sender};
+
+use super::responder::Responder;
+use super::{Client, Error};
+use crate::uid::Uid;
+
+/// A NOTIFY message, as its holder receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The OS user id of the process that sent it: the holder's own user
+    /// or root (0), as the kernel told the server. The server hands over
+    /// nothing from anyone else.
+    pub sender: u32,
+    /// The message as sent: any bytes, at most 64 KiB.
+    pub bytes: Vec<u8>,
+}
+
+/// A held id. While it lives, its liveness responder answers the server;
+/// dropping it checks out (best effort) and stops the responder, so no
+/// thread, socket or port outlives it.
+pub struct Booking {
+    pub(super) uid: Uid,
+    pub(super) handshake: Uid,
+    pub(super) client: Client,
+    pub(super) responder: Responder,
+    pub(super) messages: Receiver<Message>,
+    /// Whether dropping it should check out: not once it has, or once the
+    /// booking is left to child processes.
+    pub(super) owes_check_out: bool,
+}
+
+impl Booking {
+    /// The id held.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// The port of the liveness responder, for diagnostics.
+    pub fn responder_port(&self) -> u16 {
+        self.responder.port()
+    }
+
+    /// The messages other processes send with [`Client::notify`], in the
+    /// order they arrived (unless [`forward_messages`](Booking::forward_messages)
+    /// sends them elsewhere). At most [`MAX_UNREAD_MESSAGES`] wait here
+    /// unread; further ones are declined, and their senders told so.
+    pub fn messages(&self) -> &Receiver<Message> {
+        &self.messages
+    }
+
+    /// Sends the messages that arrive from now on to `to` instead of
+    /// [`messages`](Booking::messages), each turned into a `T`: so that one
+    /// thread can wait for messages and for other events of its own on one
+    /// channel. Messages that arrived before stay in `messages()`. Once
+    /// `to`'s receiver is dropped, messages are no longer acknowledged, so
+    /// their senders learn that the holder did not take them.
+    ///
+    /// ```no_run
+    /// use std::sync::mpsc;
+    ///
+    /// use namaste::Uid;
+    /// use namaste::client::{Client, Message};
+    ///
+    /// enum Event {
+    ///     Message(Message),
+    ///     Tick,
+    /// }
+    ///
+    /// impl From<Message> for Event {
+    ///     fn from(message: Message) -> Event {
+    ///         Event::Message(message)
+    ///     }
+    /// }
+    ///
+    /// let booking = Client::new().book(Uid::from_name("editor"))?.expect("the only one");
+    /// let (events, inbox) = mpsc::channel();
+    /// booking.forward_messages(events.clone());
+    /// std::thread::spawn(move || loop {
+    ///     std::thread::sleep(std::time::Duration::from_secs(1));
+    ///     if events.send(Event::Tick).is_err() {
+    ///         break;
+    ///     }
+    /// });
+    /// for event in inbox {
+    ///     match event {
+    ///         Event::Message(message) => println!("{}", String::from_utf8_lossy(&message.bytes)),
+    ///         Event::Tick => {}
+    ///     }
+    /// }
+    /// # Ok::<(), namaste::client::Error>(())
+    /// ```
+    pub fn forward_messages<T: From<Message> + Send + 'static>(&self, to: Sender<T>) {
+        self.responder
+            .forward(Box::new(move |message| to.send(T::from(message)).is_ok()));
+    }
+
+    /// Releases the id; answers whether the server released it (`false`
+    /// means the booking was already gone, for instance taken over after
+    /// the responder stopped answering).
+    pub fn check_out(mut self) -> Result<bool, Error> {
+        self.owes_check_out = false;
+        self.client.check_out(self.uid, self.handshake)
+    }
+}
+
+/// Shows the id and the responder port; never the handshake.
+impl std::fmt::Debug for Booking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booking")
+            .field("uid", &self.uid)
+            .field("responder_port", &self.responder.port())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Booking {
+    fn drop(&mut self) {
+        if self.owes_check_out {
+            // Best effort: if the server cannot be told, the stopped
+            // responder makes the booking fail its next verification.
+            let _ = self.client.check_out(self.uid, self.handshake);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Between OS users: a message crosses no user boundary, and anyone can
+//! ask who holds a lock. The other user is `nobody`, reached with `su`,
+//! so these tests need root; without it they say so and pass.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+
+use common::{Running, stderr};
+
+const NOBODY: &str = "nobody";
+
+/// Whether the tests run as root; says why the test is skipped if not.
+fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped {test}: running a client as {NOBODY} needs root");
+    }
+    root
+}
+
+/// `namaste ARGS` run as `nobody`.
+fn as_nobody(args: &[&str]) -> Command {
+    let mut line = format!("exec {}", env!("CARGO_BIN_EXE_namaste"));
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut command = Command::new("su");
+    command.args([NOBODY, "-s", "/bin/sh", "-c", &line]);
+    command
+}
+
+/// `namaste hold NAME -- sleep 60`, by `nobody` or by us, its standard
+/// error piped to the test.
+fn holder(server: &Running, name: &str, nobody: bool) -> (Child, BufReader<ChildStderr>) {
+    let port = server.port.to_string();
+    let args = ["hold", name, "--port", &port, "--", "sleep", "60"];
+    let mut command = if nobody {
+        as_nobody(&args)
+    } else {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_namaste"));
+        command.args(args);
+        command
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for_bookings(1);
+    let messages = BufReader::new(child.stderr.take().unwrap());
+    (child, messages)
+}
+
+fn next_line(messages: &mut BufReader<ChildStderr>) -> String {
+    let mut line = String::new();
+    messages.read_line(&mut line).unwrap();
+    line
+}
+
+fn notify(name: &str, message: &str, server: &Running, nobody: bool) -> Output {
+    let port = server.port.to_string();
+    let args = ["notify", name, message, "--port", &port];
+    if nobody {
+        as_nobody(&args).output().unwrap()
+    } else {
+        common::namaste(&args)
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &child.id().to_string()])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_message_from_another_user_is_refused_and_never_reaches_the_holder() {
+    if !root_or_skip("a_message_from_another_user_is_refused_and_never_reaches_the_holder") {
+        return;
+    }
+    let server = Running::start(&[]);
+    let (hold, mut messages) = holder(&server, "victim", false);
+    let refused = notify("victim", "rm -rf ~", &server, true);
+    assert_eq!(refused.status.code(), Some(77), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("another OS user holds \"victim\""),
+        "{}",
+        stderr(&refused)
+    );
+    // The next line the holder prints is root's message: nobody's never
+    // arrived.
+    let delivered = notify("victim", "from the same user", &server, false);
+    assert_eq!(delivered.status.code(), Some(0), "{}", stderr(&delivered));
+    assert_eq!(
+        next_line(&mut messages),
+        "namaste: message for \"victim\" from root: from the same user\n"
+    );
+    // Refusing the message kept the booking.
+    assert_eq!(server.bookings(), 1);
+    stop(hold);
+}
+
+#[test]
+fn a_message_from_the_holders_own_user_or_from_root_is_delivered() {
+    if !root_or_skip("a_message_from_the_holders_own_user_or_from_root_is_delivered") {
+        return;
+    }
+    let server = Running::start(&[]);
+    let (hold, mut messages) = holder(&server, "shared", true);
+    let own = notify("shared", "open a.txt", &server, true);
+    assert_eq!(own.status.code(), Some(0), "{}", stderr(&own));
+    assert_eq!(
+        next_line(&mut messages),
+        "namaste: message for \"shared\" from nobody: open a.txt\n"
+    );
+    let root = notify("shared", "please save", &server, false);
+    assert_eq!(root.status.code(), Some(0), "{}", stderr(&root));
+    assert_eq!(
+        next_line(&mut messages),
+        "namaste: message for \"shared\" from root: please save\n"
+    );
+    stop(hold);
+}
+
+#[test]
+fn status_names_the_holders_processes_and_user_and_says_free_when_free() {
+    if !root_or_skip("status_names_the_holders_processes_and_user_and_says_free_when_free") {
+        return;
+    }
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
+    let free = common::namaste(&["status", "backup", "--port", &port]);
+    assert_eq!(free.status.code(), Some(0), "{}", stderr(&free));
+    assert_eq!(
+        String::from_utf8_lossy(&free.stdout),
+        "state=free waiters=0\n"
+    );
+
+    let (hold, _messages) = holder(&server, "backup", true);
+    // su runs `namaste hold` as its child, and hold runs sleep.
+    let hold_pid = children_of(hold.id())[0];
+    let sleep_pid = children_of(hold_pid)[0];
+    let held = common::namaste(&["status", "backup", "--port", &port]);
+    assert_eq!(held.status.code(), Some(0), "{}", stderr(&held));
+    let line = String::from_utf8_lossy(&held.stdout).into_owned();
+    assert!(line.starts_with("state=held since=20"), "{line}");
+    assert!(line.contains(" user=nobody user_id=65534 "), "{line}");
+    let pids: Vec<u32> = field(&line, "pid")
+        .split(',')
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    let mut expected = vec![hold_pid, sleep_pid];
+    expected.sort_unstable();
+    assert_eq!(
+        pids, expected,
+        "hold and the command it handed the lock to: {line}"
+    );
+    assert!(line.contains(" waiters=0 "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            " command={} hold backup --port {port} -- sleep 60\n",
+            env!("CARGO_BIN_EXE_namaste")
+        )),
+        "{line}"
+    );
+
+    stop(hold);
+
+    // Another user sees who holds it, but not root's processes.
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
+    let (root_hold, _root_messages) = holder(&server, "backup", false);
+    let seen = as_nobody(&["status", "backup", "--port", &port])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&seen.stdout).into_owned();
+    assert!(line.contains(" user=root user_id=0 "), "{line}");
+    assert!(line.contains(" pid=? command=?"), "{line}");
+    assert!(
+        stderr(&seen).contains("cannot see which process holds \"backup\""),
+        "{}",
+        stderr(&seen)
+    );
+    stop(root_hold);
+}
+
+/// The value of `key=` in a `status NAME` line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// The pids of the children of `pid`, lowest first.
+fn children_of(pid: u32) -> Vec<u32> {
+    let output = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    let mut pids: Vec<u32> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    assert!(!pids.is_empty(), "{pid} has no children");
+    pids
+}
