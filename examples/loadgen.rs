@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --port P --server-pid PID \
-//!     --mode unique|contended|hostile|race|memory [--workers N] [--seconds S]
+//!     --mode unique|contended|hostile|race|memory|status|query \
+//!     [--workers N] [--seconds S]
 //! ```
 //!
 //! Exits with 1 when it saw an exclusion violation, a wrong reply or an
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
         "hostile" => hostile(&server, options.workers, duration),
         "race" => race(&server, options.workers, duration),
         "memory" => memory(&server, options.workers),
+        "status" => asking(&server, options.workers, duration, false),
+        "query" => asking(&server, options.workers, duration, true),
         other => {
             eprintln!("loadgen: unknown mode {other:?}");
             return ExitCode::from(2);
@@ -135,6 +138,17 @@ impl Server {
             .trim_end_matches(" kB")
             .parse()
             .ok()
+    }
+
+    /// Sends `request` and reads the line of text it answers; `None` on
+    /// any failure.
+    fn ask_line(&self, request: &Request) -> Option<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, PATIENCE).ok()?;
+        stream.set_read_timeout(Some(PATIENCE)).ok()?;
+        stream.write_all(&request.encode()).ok()?;
+        let mut line = String::new();
+        stream.take(1024).read_to_string(&mut line).ok()?;
+        Some(line)
     }
 
     /// Sends `request` and reads the reply byte; `None` on any failure.
@@ -541,4 +555,49 @@ fn memory(server: &Server, workers: usize) -> Report {
         show(after)
     );
     report
+}
+
+/// Each worker asks for one line over and over: STATUS, or QUERY for an id
+/// the worker holds, which costs the server a look-up of the holder's OS
+/// user in the kernel. Beside each other, the two rows' CPU per request
+/// tell what that look-up costs.
+fn asking(server: &Server, workers: usize, duration: Duration, query: bool) -> Report {
+    let deadline = Instant::now() + duration;
+    Report::measure(server, || {
+        on_workers(workers, || {
+            let responder = Responder::start();
+            let uid = Uid::random().expect("random id");
+            let mut tally = Tally::default();
+            let request = if query {
+                if server.ask(&responder.book(uid)) != Some(1) {
+                    tally.wrong += 1;
+                    return tally;
+                }
+                Request::Query { uid }
+            } else {
+                Request::Status
+            };
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let line = server.ask_line(&request);
+                let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                tally.latencies_us.push(micros);
+                match line {
+                    // Held, by a user the kernel named.
+                    Some(line)
+                        if query && line.starts_with("held ") && !line.contains("user=?") =>
+                    {
+                        tally.cycles += 1;
+                    }
+                    Some(line) if !query && line.starts_with("namaste ") => tally.cycles += 1,
+                    Some(_) => tally.wrong += 1,
+                    None => tally.errors += 1,
+                }
+            }
+            if query && server.ask(&responder.check_out(uid)) != Some(1) {
+                tally.wrong += 1;
+            }
+            tally
+        })
+    })
 }

@@ -1,31 +1,24 @@
 //! OS users by name, for messages and `status NAME`.
 
-use std::ffi::CStr;
+use std::fs;
 
-/// The login name of the OS user `id`, from the password database; `None`
-/// when it has no entry (a user of a container, say).
+/// The login name of the OS user `id`, from `/etc/passwd`; `None` when it
+/// has no line there. The binary is linked statically, where glibc's
+/// getpwuid_r would need the shared NSS modules at run time (and adds 130
+/// KiB): users only a directory service knows show as numbers.
 pub fn name_of(id: u32) -> Option<String> {
-    // SAFETY: `passwd` is plain data; an all-zero value is a valid
-    // starting point that getpwuid_r overwrites.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found = std::ptr::null_mut();
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: every pointer is valid for the length given, and `buf`
-        // outlives every use of `entry`'s strings below.
-        let error =
-            unsafe { libc::getpwuid_r(id, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
-        match error {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            0 if !found.is_null() && !entry.pw_name.is_null() => {
-                // SAFETY: getpwuid_r succeeded, so pw_name points to a
-                // NUL-terminated string inside `buf`.
-                let name = unsafe { CStr::from_ptr(entry.pw_name) };
-                return Some(name.to_string_lossy().into_owned());
-            }
-            _ => return None,
-        }
-    }
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    name_in(&passwd, id)
+}
+
+/// The name of user `id` in the text of a passwd file.
+fn name_in(passwd: &str, id: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid = fields.nth(1)?;
+        (uid.parse() == Ok(id) && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// The user `id` for people: its name, or its number when it has none.
@@ -36,6 +29,15 @@ pub fn described(id: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_names_from_passwd_lines() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\n:x:5:5::/:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(name_in(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_in(passwd, 65534).as_deref(), Some("nobody"));
+        assert_eq!(name_in(passwd, 5), None);
+        assert_eq!(name_in(passwd, 1000), None);
+    }
 
     #[test]
     fn names_root_and_numbers_a_user_without_a_name() {

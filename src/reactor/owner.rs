@@ -10,10 +10,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use log::{debug, warn};
 use mio::net::TcpStream;
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
-use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_core::{
+    Emitable, ErrorBuffer, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, Parseable,
+};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// An OS user id, as the kernel records it for a socket.
@@ -120,20 +123,25 @@ impl Owners {
                 }
                 Err(e) => return Err(e),
             };
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&answer[..len])
-                .map_err(|e| io::Error::other(format!("unreadable answer: {e}")))?;
-            if message.header.sequence_number != self.sequence {
+            // Only the fixed header of the answer is read: parsing whole
+            // messages, attributes and all, would cost the binary 180 KiB.
+            let unreadable = |e| io::Error::other(format!("unreadable answer: {e}"));
+            let message = NetlinkBuffer::new_checked(&answer[..len]).map_err(unreadable)?;
+            if message.sequence_number() != self.sequence {
                 continue;
             }
-            return match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    Ok(response.header.uid)
-                }
-                NetlinkPayload::Error(error) => Err(match error.code {
-                    Some(code) => io::Error::from_raw_os_error(-code.get()),
-                    None => io::Error::other("an empty error"),
-                }),
-                other => Err(io::Error::other(format!("unexpected answer {other:?}"))),
+            return match message.message_type() {
+                SOCK_DIAG_BY_FAMILY => InetResponseHeader::parse(message.payload())
+                    .map(|header| header.uid)
+                    .map_err(unreadable),
+                NLMSG_ERROR => match ErrorBuffer::new_checked(message.payload())
+                    .map_err(unreadable)?
+                    .code()
+                {
+                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                    None => Err(io::Error::other("an empty error")),
+                },
+                _ => Err(io::Error::other("an answer of another kind")),
             };
         }
     }
@@ -166,24 +174,23 @@ fn encode(socket: SocketAddr, peer: SocketAddr, sequence: u32) -> Vec<u8> {
         SocketAddr::V4(_) => AF_INET,
         SocketAddr::V6(_) => AF_INET6,
     };
+    let request = InetRequest {
+        family,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::all(),
+        socket_id,
+    };
     let mut header = NetlinkHeader::default();
+    let header_len = header.buffer_len();
+    header.length = (header_len + request.buffer_len()) as u32;
+    header.message_type = SOCK_DIAG_BY_FAMILY;
     // No NLM_F_DUMP: one exact socket, not a walk through all of them.
     header.flags = NLM_F_REQUEST;
     header.sequence_number = sequence;
-    let mut message = NetlinkMessage::new(
-        header,
-        SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: StateFlags::all(),
-            socket_id,
-        })
-        .into(),
-    );
-    message.finalize();
-    let mut bytes = vec![0; message.buffer_len()];
-    message.serialize(&mut bytes);
+    let mut bytes = vec![0; header.length as usize];
+    header.emit(&mut bytes[..header_len]);
+    request.emit(&mut bytes[header_len..]);
     bytes
 }
 
