@@ -219,3 +219,91 @@ impl Verification {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    use super::*;
+
+    /// A holder's responder on a thread: answers the handshake with `uid`,
+    /// then reads what follows until the server closes; answers what it
+    /// read.
+    fn holder(uid: Uid) -> (u16, thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut handshake = [0; UID_LEN];
+            stream.read_exact(&mut handshake).unwrap();
+            stream.write_all(uid.as_bytes()).unwrap();
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+            rest
+        });
+        (port, thread)
+    }
+
+    /// Verifies a holder with a message from `sender`; answers the verdict
+    /// and what the holder was sent after its uid.
+    fn hand_over(sender: Option<UserId>, owners: &mut Owners) -> (Verdict, Vec<u8>) {
+        let (uid, handshake) = (Uid::from_name("held"), Uid::from_name("secret"));
+        let (port, holder) = holder(uid);
+        let message = Message {
+            sender,
+            bytes: b"hi",
+        };
+        let mut verification = Verification::new(uid, handshake, Some(message));
+        let std = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std.set_nonblocking(true).unwrap();
+        let mut stream = TcpStream::from_std(std);
+        let verdict = loop {
+            // The holder never acknowledges, so a handed-over message ends
+            // in a verdict only once the deadline would; stop at the write.
+            if let Some(verdict) = verification.advance(&mut stream, owners) {
+                break verdict;
+            }
+            if verification
+                .handover
+                .as_ref()
+                .is_some_and(|h| h.cleared && h.sent == h.bytes.len())
+            {
+                break Verdict::Alive;
+            }
+            thread::sleep(std::time::Duration::from_millis(1));
+        };
+        drop(stream);
+        (verdict, holder.join().unwrap())
+    }
+
+    #[test]
+    fn a_message_goes_only_to_a_holder_of_the_senders_user() {
+        // SAFETY: geteuid has no preconditions and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        let mut owners = Owners::open();
+        let (verdict, sent) = hand_over(Some(me), &mut owners);
+        assert_eq!(verdict, Verdict::Alive);
+        assert_eq!(sent, [&me.to_be_bytes()[..], &[0, 0, 0, 2], b"hi"].concat());
+        let stranger = if me == 0 { 65534 } else { me + 1 };
+        if me != 0 {
+            assert_eq!(hand_over(Some(0), &mut owners).0, Verdict::Alive, "root");
+        }
+        let (verdict, sent) = hand_over(Some(stranger), &mut owners);
+        assert_eq!(verdict, Verdict::Withheld(Withheld::OtherUser));
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    #[test]
+    fn a_message_whose_users_cannot_be_told_is_withheld() {
+        // SAFETY: as above.
+        let me = unsafe { libc::geteuid() };
+        let (verdict, sent) = hand_over(Some(me), &mut Owners::unavailable());
+        assert_eq!(verdict, Verdict::Withheld(Withheld::UserUnknown));
+        assert!(sent.is_empty());
+        let (verdict, sent) = hand_over(None, &mut Owners::open());
+        assert_eq!(verdict, Verdict::Withheld(Withheld::UserUnknown));
+        assert!(sent.is_empty());
+    }
+}
