@@ -59,8 +59,10 @@ Exit status:
                   or an error (no server answers, ...)
   2               a command line that makes no sense
 
-Messages sent to NAME with `namaste notify` are printed on standard error,
-one line each, control characters escaped, cut after 1000 characters.
+Messages sent to NAME with `namaste notify` (by your OS user, or root: the
+server hands over no others) are printed on standard error, one line each
+with the sender's user, control characters escaped, cut after 1000
+characters.
 SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach

@@ -12,6 +12,7 @@ mod conn;
 mod journal;
 mod owner;
 mod serve;
+mod stop;
 mod throttle;
 mod verify;
 mod wait;
@@ -292,47 +293,6 @@ impl Server {
                 );
                 return Ok(());
             }
-        }
-    }
-
-    /// What becomes of the bookings held as the server stops, for its last
-    /// log line.
-    fn kept(&self) -> String {
-        let held = plural(self.registry.len(), "booking", "bookings");
-        match &self.journal {
-            Some(journal) => format!(
-                "{held} held, kept in {} for the next start",
-                journal.path().display()
-            ),
-            None if self.registry.is_empty() => format!("{held} held"),
-            None => format!("{held} held and lost: no state file (--no-state)"),
-        }
-    }
-
-    /// Stops accepting on SIGTERM or SIGINT; the loop ends once the
-    /// requests in flight are done.
-    fn begin_draining(&mut self, now: Instant) {
-        let Some(signals) = &mut self.signals else {
-            return;
-        };
-        let Some(signal) = signals.pending().next() else {
-            return;
-        };
-        if self.draining.is_none() {
-            // Clients already in the backlog are served; dropping the
-            // listener then makes new ones fail at once instead of waiting
-            // for a server that is leaving.
-            if self.accepting == Accepting::Open {
-                self.accept(now);
-            }
-            self.listener = None;
-            let name = if signal == SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
-            self.draining = Some((name, now + 2 * self.config.rw_timeout));
-            debug!("{name}: finishing {} requests in flight", self.clients);
         }
     }
 

@@ -61,6 +61,7 @@ impl Server {
         self.counters.requests += 1;
         let line = match *request {
             Request::Query { uid } => self.lock_status(&uid).to_string(),
+            // STATUS, the other request the registry is not asked about.
             _ => Status {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 bookings: self.registry.len() as u64,
