@@ -117,20 +117,20 @@ struct Handover {
 }
 
 /// A NOTIFY message and the OS user who sent it, if known.
-pub(super) struct Message<'a> {
+pub(super) struct MessageFrom<'a> {
     pub sender: Option<UserId>,
     pub bytes: &'a [u8],
 }
 
 impl Verification {
-    pub fn new(uid: Uid, handshake: Uid, message: Option<Message>) -> Verification {
+    pub fn new(uid: Uid, handshake: Uid, message: Option<MessageFrom>) -> Verification {
         Verification {
             uid,
             handshake,
             sent: 0,
             received: 0,
             answer: [0; UID_LEN],
-            handover: message.map(|Message { sender, bytes }| Handover {
+            handover: message.map(|MessageFrom { sender, bytes }| Handover {
                 sender,
                 // Nothing goes to the holder from a sender nobody knows.
                 bytes: sender.map_or_else(Vec::new, |sender| {
@@ -251,7 +251,7 @@ mod tests {
     fn hand_over(sender: Option<UserId>, owners: &mut Owners) -> (Verdict, Vec<u8>) {
         let (uid, handshake) = (Uid::from_name("held"), Uid::from_name("secret"));
         let (port, holder) = holder(uid);
-        let message = Message {
+        let message = MessageFrom {
             sender,
             bytes: b"hi",
         };

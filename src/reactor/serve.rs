@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error};
 
-use super::conn::{Conn, Message, Phase, ReadProgress, Verification, read_request};
+use super::conn::{Conn, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use super::{Server, plural};
 use crate::deadlines::ConnRef;
 use crate::registry::{Action, Answer, Ask, Refusal};
@@ -98,7 +98,7 @@ impl Server {
     /// The message of a waiting NOTIFY request, to hand to the holder, and
     /// the OS user who sent it, asked of the kernel now, while the sender
     /// waits on its connection for the answer.
-    pub(super) fn message_of(&mut self, from: ConnRef) -> Option<Message<'_>> {
+    pub(super) fn message_of(&mut self, from: ConnRef) -> Option<MessageFrom<'_>> {
         let conn = self
             .conns
             .get(from.key)
@@ -110,7 +110,7 @@ impl Server {
         else {
             return None;
         };
-        Some(Message {
+        Some(MessageFrom {
             sender: self.owners.of_peer(&conn.stream),
             bytes: message,
         })
