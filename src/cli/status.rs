@@ -79,7 +79,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             let name = words
                 .first()
                 .map_or_else(|| "the lock".into(), |name| quoted(name));
-            out(format_args!("{}\n", described(&lock, &name)));
+            out(format_args!("{}\n", lock_line(&lock, &name)));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -98,7 +98,7 @@ fn counters(client: &Client) -> ExitCode {
 
 /// The line `status NAME` prints for `lock`; says on standard error what
 /// it cannot see.
-fn described(lock: &LockStatus, name: &str) -> String {
+fn lock_line(lock: &LockStatus, name: &str) -> String {
     let Some(Holder { since, user, port }) = lock.holder else {
         return format!("state=free waiters={}", lock.waiters);
     };
@@ -193,6 +193,6 @@ mod tests {
             holder: None,
             waiters: 2,
         };
-        assert_eq!(described(&lock, "x"), "state=free waiters=2");
+        assert_eq!(lock_line(&lock, "x"), "state=free waiters=2");
     }
 }

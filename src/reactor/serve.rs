@@ -59,7 +59,7 @@ impl Server {
             return;
         }
         self.counters.requests += 1;
-        let line = match *request {
+        let mut line = match *request {
             Request::Query { uid } => self.lock_status(&uid).to_string(),
             // STATUS, the other request the registry is not asked about.
             _ => Status {
@@ -72,11 +72,9 @@ impl Server {
             }
             .to_string(),
         };
+        line.push('\n');
         // A fresh socket's send buffer takes a line this short whole.
-        let _ = io::Write::write(
-            &mut self.conns[from.key].stream,
-            format!("{line}\n").as_bytes(),
-        );
+        let _ = io::Write::write(&mut self.conns[from.key].stream, line.as_bytes());
         self.close(from.key);
     }
 
