@@ -8,7 +8,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -462,38 +462,63 @@ pub fn answer_with(listener: Arc<TcpListener>, reply: [u8; 64], calls: usize) ->
 /// when dropped or [`Flood::stop`]ped.
 pub struct Flood {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<usize>>,
+    made: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Flood {
     pub fn start(port: u16, threads: usize, keep: usize) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicUsize::new(0));
         let threads = (0..threads)
             .map(|_| {
-                let stop = stop.clone();
+                let (stop, made) = (stop.clone(), made.clone());
                 thread::spawn(move || {
                     let mut open = std::collections::VecDeque::new();
-                    let mut made = 0;
                     while !stop.load(Ordering::Relaxed) {
                         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
                             open.push_back(stream);
-                            made += 1;
+                            made.fetch_add(1, Ordering::Relaxed);
                         }
                         if open.len() > keep {
                             open.pop_front();
                         }
                     }
-                    made
                 })
             })
             .collect();
-        Flood { stop, threads }
+        Flood {
+            stop,
+            made,
+            threads,
+        }
+    }
+
+    /// How many connections the threads have made so far.
+    pub fn made(&self) -> usize {
+        self.made.load(Ordering::Relaxed)
+    }
+
+    /// Waits, for a while, until the threads have made `n` connections.
+    pub fn wait_until_made(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.made() < n {
+            assert!(
+                Instant::now() < deadline,
+                "the flood made {} of {n} connections",
+                self.made()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops the threads; answers how many connections they made.
     pub fn stop(mut self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
-        self.threads.drain(..).map(|t| t.join().unwrap()).sum()
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+        self.made()
     }
 }
 
