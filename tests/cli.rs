@@ -41,6 +41,8 @@ fn help_names_every_command_and_option() {
                 "--max-waiters",
                 "--max-waiters-per-id",
                 "--probe-interval",
+                "--state",
+                "--no-state",
                 "--log-level",
             ],
         ),
@@ -52,13 +54,13 @@ fn help_names_every_command_and_option() {
                 "--port",
                 "--wait",
                 "--no-inherit",
-                "--conflict-exit-code",
+                "-E, --conflict-exit-code",
                 "75",
                 "126, 127",
                 "Exit status",
             ],
         ),
-        ("notify", &["--uid", "--port", "75"]),
+        ("notify", &["--uid", "--per-user", "--port", "75"]),
         ("status", &["--port"]),
     ];
     for (command, options) in commands {
@@ -210,13 +212,18 @@ fn arguments_that_are_not_utf8_never_crash_it() {
     }
 }
 
-/// A 10,000-character NAME is not echoed whole.
+/// A 10,000-character NAME is not echoed whole: not in `notify`'s answer
+/// from a live server, nor in a usage error.
 #[test]
 fn long_names_are_shortened_in_messages() {
     let name = "n".repeat(10_000);
-    let port = dead_port().to_string();
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
     let output = namaste(&["notify", &name, "hi", "--port", &port]);
+    assert_eq!(output.status.code(), Some(75), "nobody holds it");
     let text = stderr(&output);
+    assert!(text.contains("no live process holds \"nnn"), "{text}");
+    assert!(text.contains("(10000 bytes in all)"), "{text}");
     assert!(text.len() < 400, "{} bytes: {text}", text.len());
     let output = namaste(&["hold", "x", &name, "--", "true"]);
     let text = stderr(&output);
