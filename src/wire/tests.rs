@@ -85,7 +85,7 @@ fn our_extensions_have_their_own_layout() {
 }
 
 #[test]
-fn a_message_reaches_its_holder_with_the_senders_user() {
+fn the_header_before_a_message_is_the_senders_user_then_its_length() {
     assert_eq!(
         message_header(0x0102_0304, &[7; 300]),
         [1, 2, 3, 4, 0, 0, 1, 44]
@@ -170,7 +170,7 @@ fn a_message_grows_only_as_its_bytes_arrive() {
 #[test]
 fn display_never_shows_the_handshake() {
     let handshake = Uid::from_name("handshake").to_string();
-    for request in [book(), check_out()] {
+    for request in [book(), check_out(), wait()] {
         let shown = request.to_string();
         assert!(!shown.contains(&handshake[..16]), "{shown}");
         assert!(
@@ -179,6 +179,7 @@ fn display_never_shows_the_handshake() {
         );
     }
     assert!(book().to_string().contains("port 48879"));
+    assert!(wait().to_string().contains("port 48879"));
 }
 
 #[test]
