@@ -136,19 +136,23 @@ fn a_corrupt_record_starts_with_what_came_before_and_keeps_the_file() {
 }
 
 /// SIGTERM while a verification is in flight: the booker still gets its
-/// reply, new clients are refused, and the server exits with 0.
+/// reply, a client that connects during the drain is refused, and the
+/// server exits with 0.
 #[test]
 fn sigterm_lets_requests_in_flight_finish() {
-    let mut server = Running::start(&[]);
+    let mut server = Running::start(&["--log-level", "debug"]);
     let (uid, hs) = (random(), random());
-    // A responder that answers, but only after a while.
+    // A responder that answers only when the test says so.
     let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let slow_port = slow.local_addr().unwrap().port();
+    let (called, was_called) = std::sync::mpsc::channel();
+    let (answer, may_answer) = std::sync::mpsc::channel::<()>();
     let answering = thread::spawn(move || {
         let (mut stream, _) = slow.accept().unwrap();
         let mut heard = [0; 64];
         stream.read_exact(&mut heard).unwrap();
-        thread::sleep(Duration::from_millis(500));
+        called.send(()).unwrap();
+        may_answer.recv().unwrap();
         stream.write_all(uid.as_bytes()).unwrap();
     });
     let mut booker = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -162,8 +166,17 @@ fn sigterm_lets_requests_in_flight_finish() {
             .encode(),
         )
         .unwrap();
-    thread::sleep(Duration::from_millis(150));
+    was_called
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server never called the booker back");
     common::sigterm(&server.child);
+    let draining = server.log_line_with("SIGTERM: finishing");
+    assert!(draining.contains("1 requests in flight"), "{draining}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "a new client was let in during the drain"
+    );
+    answer.send(()).unwrap();
     assert_eq!(
         read_reply(&mut booker),
         Some(1),
@@ -173,7 +186,6 @@ fn sigterm_lets_requests_in_flight_finish() {
     let line = server.log_line_with("stopped on SIGTERM");
     assert!(line.contains("0 requests cut short"), "{line}");
     assert_eq!(server.child.wait().unwrap().code(), Some(0));
-    assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
 
 /// SIGTERM under load: every client either gets its reply or finds the
