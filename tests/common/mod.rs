@@ -528,6 +528,21 @@ impl Drop for Flood {
     }
 }
 
+/// How long after its time is up a wait may end: the reply's way back on
+/// a loaded machine, far less than the wait itself run again.
+pub const WAIT_SLACK: Duration = Duration::from_secs(1);
+
+/// Asserts that a wait for `wait`, begun at `started`, has just ended when
+/// its time was up: not before, and not more than [`WAIT_SLACK`] after.
+pub fn assert_ended_when_time_was_up(started: Instant, wait: Duration) {
+    let waited = started.elapsed();
+    assert!(waited >= wait, "gave up after {waited:?} of {wait:?}");
+    assert!(
+        waited < wait + WAIT_SLACK,
+        "gave up only after {waited:?}, for a wait of {wait:?}"
+    );
+}
+
 /// The name of the OS user the tests run as.
 pub fn user_name() -> String {
     let output = Command::new("id").arg("-un").output().unwrap();
