@@ -180,7 +180,7 @@ fn per_user_names_do_not_collide() {
             "nobody's editor collided with root's"
         );
     } else {
-        eprintln!("skipped the second user: running as another user needs root");
+        common::skip("the second user: running as another user needs root");
     }
     scratch.touch("stop");
     assert_eq!(holder.wait().unwrap().code(), Some(0));

@@ -156,7 +156,7 @@ fn a_holder_proven_dead_stays_released_after_a_restart() {
 #[test]
 fn a_full_disk_refuses_the_book_and_leaves_the_state_file_whole() {
     if !running_as_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        common::skip("mounting a tmpfs needs root");
         return;
     }
     let dir = Scratch::new("full-disk");
