@@ -103,10 +103,14 @@ fn published_server_binary() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("namaste-0.6.0");
+            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let root = tmp.join("namaste-0.6.0");
             let binary = root.join("bin/namaste");
             if !binary.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                // A build directory of its own: cargo install otherwise
+                // builds in CARGO_TARGET_DIR when it is set, beside (and
+                // over) our own release build.
                 let status = Command::new(cargo)
                     .args([
                         "install",
@@ -116,6 +120,8 @@ fn published_server_binary() -> PathBuf {
                         "--root",
                     ])
                     .arg(&root)
+                    .arg("--target-dir")
+                    .arg(tmp.join("namaste-0.6.0-build"))
                     .status()
                     .expect("run cargo install");
                 assert!(status.success(), "installing the published server failed");
