@@ -399,7 +399,7 @@ fn contended(server: &Server, workers: usize, duration: Duration) -> Report {
 }
 
 /// `unique`, while idle connections sit open and bookers point the server
-/// at a listener that never answers.
+/// at a listener that never answers; each of theirs must be answered no.
 fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
     let stop = AtomicBool::new(false);
     let (silent, silent_port) = {
@@ -408,6 +408,10 @@ fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
         (listener, port)
     };
     let hostile_books = AtomicUsize::new(0);
+    // What the silent bookers were answered: anything but "no" is wrong,
+    // since they never proved alive; no reply at all is an error.
+    let silent_granted = AtomicUsize::new(0);
+    let silent_unanswered = AtomicUsize::new(0);
     let mut report = None;
     thread::scope(|scope| {
         scope.spawn(|| hold_idle_connections(server, &stop));
@@ -419,7 +423,15 @@ fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
                         handshake: Uid::random().expect("random handshake"),
                         port: silent_port,
                     };
-                    server.ask(&request);
+                    match server.ask(&request) {
+                        Some(0) => {}
+                        Some(_) => {
+                            silent_granted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            silent_unanswered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     hostile_books.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -433,6 +445,8 @@ fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
     });
     drop(silent);
     let mut report = report.expect("measured");
+    report.tally.wrong += silent_granted.into_inner() as u64;
+    report.tally.errors += silent_unanswered.into_inner() as u64;
     report.extra = format!(
         " idle_connections={IDLE_CONNECTIONS} silent_bookers={SILENT_BOOKERS} silent_books={}",
         hostile_books.load(Ordering::Relaxed)
