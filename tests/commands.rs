@@ -4,7 +4,6 @@ mod common;
 
 use std::fs;
 use std::process::{Child, Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Running, namaste, random, stderr};
@@ -80,7 +79,7 @@ fn hold_wait_runs_once_the_holder_leaves() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(300));
+    server.wait_for_waiters(Uid::from_name("deploy"), 1);
     assert!(holder.check_out().unwrap());
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));

@@ -16,14 +16,16 @@ use namaste::Uid;
 use namaste::client::Client;
 use namaste::wire::Request;
 
-/// Six waiters, each queued well after the one before, are granted in the
-/// order they arrived, each the moment the one before checks out.
+/// Six waiters, each queued after the one before, are granted in the
+/// order they arrived, each the moment the one before checks out: well
+/// within the probe interval, so not found by a probe.
 #[test]
 fn waiters_are_granted_in_arrival_order() {
-    let server = Running::start(&[]);
+    let server = Running::start(&["--probe-interval", "5"]);
     let client = Client::new().with_port(server.port);
     let uid = random();
     let holder = client.book(uid).unwrap().expect("granted");
+    // Each waiter notes when it was granted; it checks out right after.
     let order = Arc::new(Mutex::new(Vec::new()));
     let waiters: Vec<_> = (0..6)
         .map(|n| {
@@ -33,19 +35,30 @@ fn waiters_are_granted_in_arrival_order() {
                     .book_wait(uid, Duration::from_secs(60))
                     .unwrap()
                     .expect("granted in time");
-                order.lock().unwrap().push(n);
+                order.lock().unwrap().push((n, Instant::now()));
                 booking.check_out().unwrap();
             });
-            // Long enough for its WAIT to be verified and queued.
-            thread::sleep(Duration::from_millis(150));
+            server.wait_for_waiters(uid, n + 1);
             waiter
         })
         .collect();
+    let released = Instant::now();
     assert!(holder.check_out().unwrap());
     for waiter in waiters {
         waiter.join().unwrap();
     }
-    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+    let order = order.lock().unwrap();
+    let arrival: Vec<u64> = order.iter().map(|&(n, _)| n).collect();
+    assert_eq!(arrival, [0, 1, 2, 3, 4, 5]);
+    let mut before = released;
+    for &(n, granted) in order.iter() {
+        let handed_over = granted.duration_since(before);
+        assert!(
+            handed_over < Duration::from_secs(2),
+            "waiter {n} granted {handed_over:?} after the one before checked out"
+        );
+        before = granted;
+    }
 }
 
 #[test]
@@ -97,7 +110,7 @@ fn a_holder_killed_while_others_wait_is_found_by_a_probe() {
     let mut waiter = quiet_hold(server.port, "probed", &["--wait", "60"], &["true"])
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(300));
+    server.wait_for_waiters(Uid::from_name("probed"), 1);
     let children = Command::new("pkill")
         .args(["-KILL", "-P", &holder.id().to_string()])
         .status();
@@ -157,11 +170,14 @@ fn a_restart_closes_waits_and_their_clients_wait_again() {
     let mut waiter = quiet_hold(server.port, "restart", &["--wait", "60"], &["true"])
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(300));
+    let uid = Uid::from_name("restart");
+    server.wait_for_waiters(uid, 1);
     common::sigterm(&server.child);
     server.child.wait().unwrap();
     let server = start();
     server.wait_for_bookings(1);
+    // Its client waits again, on the restarted server.
+    server.wait_for_waiters(uid, 1);
     scratch.touch("stop");
     assert_eq!(holder.wait().unwrap().code(), Some(0));
     assert_eq!(waiter.wait().unwrap().code(), Some(0));

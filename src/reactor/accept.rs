@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::Server;
-use super::conn::{Conn, Phase, ReadProgress, read_request};
+use super::conn::{Conn, Kept, Phase, ReadProgress, read_request};
 use crate::deadlines::ConnRef;
 use crate::registry::ResponderIp;
 use crate::wire::Decoder;
@@ -160,7 +160,7 @@ impl Server {
                 Phase::Waiting {
                     ip,
                     request,
-                    queued: false,
+                    kept: Kept::Answering,
                 },
                 true,
             ),

@@ -27,13 +27,13 @@ pub(super) struct Conn {
 pub(super) enum Phase {
     /// A client connection whose request is still arriving.
     Reading { ip: ResponderIp, decoder: Decoder },
-    /// A client connection whose request is with the registry. It is closed
-    /// only by the registry's answer, which always comes, or, once `queued`
-    /// (a WAIT in its uid's queue, watched for its close), by its client.
+    /// A client connection whose request is with the registry. The
+    /// registry's answer closes it, which always comes, unless the
+    /// connection ends first; the registry is told of that end.
     Waiting {
         ip: ResponderIp,
         request: Request,
-        queued: bool,
+        kept: Kept,
     },
     /// A call to a liveness responder.
     Verifying(Verification),
@@ -45,9 +45,28 @@ impl Phase {
     pub fn is_client(&self) -> bool {
         !matches!(
             self,
-            Phase::Verifying { .. } | Phase::Waiting { queued: true, .. }
+            Phase::Verifying { .. }
+                | Phase::Waiting {
+                    kept: Kept::Queued,
+                    ..
+                }
         )
     }
+}
+
+/// Where a request the registry has not answered yet waits, which says how
+/// long it may wait and whether its connection is watched for its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kept {
+    /// Answered at once or after one verification, within the rw timeout:
+    /// not watched.
+    Answering,
+    /// In its uid's line behind verifications: watched for its end, and
+    /// closed after `PATIENCE` rw timeouts.
+    Lined,
+    /// A WAIT in its uid's queue, for as long as its wait: watched for its
+    /// end; counts against the waiter limits, not the connection slots.
+    Queued,
 }
 
 /// Where reading a request got to.

@@ -34,7 +34,7 @@ use crate::registry::{Action, Limits, Registry};
 use accept::Accepting;
 pub use config::{Config, MAX_DURATION};
 use config::{refuse_non_loopback, refuse_past_bounds};
-use conn::{Conn, Phase};
+use conn::{Conn, Kept, Phase};
 use journal::Journal;
 use owner::Owners;
 use throttle::{Episode, Throttled};
@@ -348,7 +348,7 @@ impl Server {
                     Phase::Waiting {
                         ip,
                         request,
-                        queued: false,
+                        kept: Kept::Lined,
                     },
                 ..
             }) = self.conns.get(expired.key)
@@ -358,7 +358,7 @@ impl Server {
                     "{ip}: {request}: no answer within {:?} in line; closing without a reply",
                     self.config.rw_timeout * PATIENCE
                 );
-                self.close(expired.key);
+                self.end(expired);
             }
         }
         // Waits that are over, and holders due for a probe.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error};
 
-use super::conn::{Conn, MessageFrom, Phase, ReadProgress, Verification, read_request};
+use super::conn::{Conn, Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use super::{Server, plural};
 use crate::deadlines::ConnRef;
 use crate::registry::{Action, Answer, Ask, Refusal};
@@ -27,7 +27,7 @@ impl Server {
                     conn.phase = Phase::Waiting {
                         ip: *ip,
                         request,
-                        queued: false,
+                        kept: Kept::Answering,
                     };
                     let generation = conn.generation;
                     self.submit(ConnRef { key, generation }, now);
@@ -38,7 +38,10 @@ impl Server {
                     self.close(key);
                 }
             },
-            Phase::Waiting { queued: true, .. } => self.waiter_ready(key),
+            Phase::Waiting {
+                kept: Kept::Lined | Kept::Queued,
+                ..
+            } => self.kept_ready(key),
             // The request is complete; whatever else arrives is ignored.
             Phase::Waiting { .. } => {}
             Phase::Verifying(_) => self.verification_ready(key, now),
@@ -158,8 +161,11 @@ impl Server {
                 let verification = Verification::new(uid, handshake, message);
                 self.verify(verification, at, now);
             }
-            Action::Queued { to } => self.watch_waiter(to),
-            Action::Lined { to } => self.patience.start(now, to),
+            Action::Queued { to } => self.keep(to, Kept::Queued),
+            Action::Lined { to } => {
+                self.patience.start(now, to);
+                self.keep(to, Kept::Lined);
+            }
             Action::Dropped { uid } => {
                 if let Err(e) = self.record_released(&uid) {
                     error!("cannot record in the state file that {uid:?} is free: {e}");

@@ -1,7 +1,9 @@
-//! Waiters: WAIT requests queued for a held id. Their connections stay
-//! open for as long as the wait, so they leave the client slots for the
-//! waiter limits, and are watched so that a client that goes away leaves
-//! its queue at once instead of costing the others a turn.
+//! Requests kept waiting: in a line behind verifications, or queued WAITs
+//! for a held id. Their connections stay open for as long as they wait, so
+//! they are watched: a connection that ends, by its client or by the
+//! reactor, takes its request out of the registry in the same turn, and so
+//! never costs the others a turn nor gets a grant nobody can receive.
+//! Queued WAITs leave the client slots for the waiter limits.
 
 use std::io::{ErrorKind, Read};
 
@@ -9,14 +11,15 @@ use log::{debug, warn};
 use mio::{Interest, Token};
 
 use super::Server;
-use super::conn::Phase;
+use super::conn::{Kept, Phase};
 use crate::deadlines::ConnRef;
+use crate::uid::Uid;
 use crate::wire::Request;
 
 impl Server {
-    /// The registry queued the WAIT of `to`: watch its connection for a
-    /// close.
-    pub(super) fn watch_waiter(&mut self, to: ConnRef) {
+    /// The registry keeps the request of `to` waiting, as `kept` says:
+    /// watch its connection for its end.
+    pub(super) fn keep(&mut self, to: ConnRef, kept: Kept) {
         let Some(conn) = self
             .conns
             .get_mut(to.key)
@@ -27,36 +30,43 @@ impl Server {
         let Phase::Waiting {
             ip,
             request,
-            queued,
+            kept: was,
         } = &mut conn.phase
         else {
             return;
         };
-        if *queued {
+        if *was == kept {
             return;
         }
-        *queued = true;
-        debug!("{ip}: {request}: queued");
+        let watched = *was != Kept::Answering;
+        if kept == Kept::Queued {
+            debug!("{ip}: {request}: queued");
+            self.clients -= 1;
+        }
+        *was = kept;
+        if watched {
+            return;
+        }
         let ip = *ip;
-        self.clients -= 1;
         // A request that arrived in pieces is registered already.
         let registry = self.poll.registry();
         let token = Token(to.key);
-        let watched = match registry.register(&mut conn.stream, token, Interest::READABLE) {
+        let registered = match registry.register(&mut conn.stream, token, Interest::READABLE) {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 registry.reregister(&mut conn.stream, token, Interest::READABLE)
             }
             other => other,
         };
-        if let Err(e) = watched {
-            // It is still answered in turn; only its leaving goes unseen.
-            warn!("cannot watch the wait of {ip}: {e}");
+        if let Err(e) = registered {
+            // It is still answered in turn; only its end goes unseen until
+            // patience or its wait runs out.
+            warn!("cannot watch the connection of {ip}, which waits: {e}");
         }
     }
 
-    /// A queued waiter's connection is readable: a client says nothing
+    /// A kept request's connection is readable: a client says nothing
     /// more after its request, so this is its close, or bytes to discard.
-    pub(super) fn waiter_ready(&mut self, key: usize) {
+    pub(super) fn kept_ready(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -73,20 +83,35 @@ impl Server {
         if !gone {
             return;
         }
-        let from = ConnRef {
-            key,
-            generation: conn.generation,
-        };
-        if let Phase::Waiting {
-            ip,
-            request: request @ Request::Wait { uid, .. },
-            ..
-        } = &conn.phase
-        {
+        if let Phase::Waiting { ip, request, .. } = &conn.phase {
             debug!("{ip}: {request}: the client left");
-            let uid = *uid;
-            self.close(key);
-            self.registry.left(uid, from);
         }
+        let generation = conn.generation;
+        self.end(ConnRef { key, generation });
+    }
+
+    /// Closes the client connection `conn`, whose request is with the
+    /// registry, without a reply, and takes that request out of the
+    /// registry.
+    pub(super) fn end(&mut self, conn: ConnRef) {
+        let Some(ended) = self.take(conn) else {
+            return;
+        };
+        if let Phase::Waiting { request, .. } = &ended.phase
+            && let Some(uid) = asked_about(request)
+        {
+            self.registry.ended(conn, uid);
+        }
+    }
+}
+
+/// The id a request the registry serves is about.
+fn asked_about(request: &Request) -> Option<Uid> {
+    match request {
+        Request::Book { uid, .. }
+        | Request::CheckOut { uid, .. }
+        | Request::Notify { uid, .. }
+        | Request::Wait { uid, .. } => Some(*uid),
+        Request::Status | Request::Query { .. } => None,
     }
 }

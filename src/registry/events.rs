@@ -131,7 +131,8 @@ pub enum Action<R> {
         answer: Answer,
     },
     /// The request of `to` waits in its uid's line behind a verification,
-    /// and may wait for several: bound how long it may keep its slot.
+    /// and may wait for several: bound how long it may keep its slot, and
+    /// report its connection's end with [`Registry::ended`].
     Lined {
         /// The requester.
         to: R,
@@ -143,7 +144,7 @@ pub enum Action<R> {
         uid: Uid,
     },
     /// The WAIT of `to` joined its uid's line and may wait long: watch its
-    /// connection, and report its close with [`Registry::left`].
+    /// connection, and report its end with [`Registry::ended`].
     Queued {
         /// The waiter.
         to: R,

@@ -1,7 +1,8 @@
 //! The booking rules as a pure state machine: no sockets, no clock, no
 //! logging. The reactor tells it what happened (a request arrived, a
-//! verification ended, a grant could not be delivered, a waiter left, the
-//! time) and carries out the [`Action`]s it answers with.
+//! verification ended, a grant could not be delivered, a requester's
+//! connection ended, the time) and carries out the [`Action`]s it answers
+//! with.
 //!
 //! Requests for one uid are served one at a time: while a verification for
 //! a uid is in flight, later requests for it wait in that uid's line. This is
@@ -83,12 +84,24 @@ enum Checking<R> {
         booking: Booking,
         /// For a waiter taken from the queue: the ticket of its deadline.
         ticket: Option<u64>,
-        /// Its wait ended, or it left, while it was verified: deny it
-        /// whatever the verdict.
-        void: bool,
+        /// What its verdict may still decide.
+        fate: Fate,
     },
     /// The holder with this handshake, probed because someone waits.
     Probe { handshake: Uid },
+}
+
+/// What a candidate's verdict may still decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// It is granted if it proves alive.
+    Open,
+    /// Its wait ended while it was verified: it is denied whatever the
+    /// verdict.
+    Lapsed,
+    /// Its connection ended while it was verified: nobody is left to
+    /// answer, and nothing is granted.
+    Ended,
 }
 
 impl<R: Copy + PartialEq> Registry<R> {
@@ -232,12 +245,13 @@ impl<R: Copy + PartialEq> Registry<R> {
             Checking::Candidate {
                 from,
                 mut booking,
-                void,
+                fate,
                 ..
             } => {
                 self.reserved -= 1;
                 match verdict {
-                    _ if void => reply(from, Answer::Denied, out),
+                    _ if fate == Fate::Ended => {}
+                    _ if fate == Fate::Lapsed => reply(from, Answer::Denied, out),
                     // No message is handed to a candidate, so it cannot
                     // decline one; it answered, so it is alive.
                     Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
@@ -290,25 +304,37 @@ impl<R: Copy + PartialEq> Registry<R> {
         dropped
     }
 
-    /// The waiter `from`, queued for `uid` (see [`Action::Queued`]), is
-    /// gone: its connection closed. It leaves the queue, or, if it is being
-    /// verified for a grant, will be denied.
-    pub fn left(&mut self, uid: Uid, from: R) {
+    /// The connection of the requester `from`, whose request is about
+    /// `uid`, ended: its client closed it, or the reactor did (patience, a
+    /// limit). The request leaves the registry now, wherever it is (the
+    /// uid's line, its queue of waiters, its verification), and is never
+    /// answered: nothing is granted to a requester that cannot learn of it.
+    /// A holder verified on its behalf is still verified, as a probe, since
+    /// that verdict is worth having. O(the uid's line and queue).
+    pub fn ended(&mut self, from: R, uid: Uid) {
         if self.waiting.leave(&uid, from) {
             return;
         }
-        if let Some(Line {
-            checking:
-                Checking::Candidate {
-                    from: candidate,
-                    void,
-                    ..
-                },
-            ..
-        }) = self.lines.get_mut(&uid)
-            && *candidate == from
-        {
-            *void = true;
+        let Some(line) = self.lines.get_mut(&uid) else {
+            return;
+        };
+        if let Some(place) = line.waiting.iter().position(|w| w.from == from) {
+            line.waiting.remove(place);
+            self.lined -= 1;
+            return;
+        }
+        match &mut line.checking {
+            Checking::Holder { handshake, waiter } if waiter.from == from => {
+                line.checking = Checking::Probe {
+                    handshake: *handshake,
+                };
+            }
+            Checking::Candidate {
+                from: candidate,
+                fate,
+                ..
+            } if *candidate == from => *fate = Fate::Ended,
+            _ => {}
         }
     }
 
@@ -332,14 +358,14 @@ impl<R: Copy + PartialEq> Registry<R> {
                         checking:
                             Checking::Candidate {
                                 ticket: Some(candidate),
-                                void,
+                                fate: fate @ Fate::Open,
                                 ..
                             },
                         ..
                     }) = self.lines.get_mut(&uid)
                         && *candidate == ticket
                     {
-                        *void = true;
+                        *fate = Fate::Lapsed;
                     }
                 }
                 Due::Probe { uid } => self.probe(uid, out),

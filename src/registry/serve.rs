@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 
 use super::waiting::{Full, Queued};
 use super::{
-    Action, Answer, Ask, Booking, Checking, Refusal, Registry, ResponderIp, Waiter, refuse, reply,
+    Action, Answer, Ask, Booking, Checking, Fate, Refusal, Registry, ResponderIp, Waiter, refuse,
+    reply,
 };
 use crate::uid::Uid;
 
@@ -140,7 +141,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             from,
             booking,
             ticket: None,
-            void: false,
+            fate: Fate::Open,
         })
     }
 
@@ -159,7 +160,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             if let Some(Checking::Candidate {
                 from,
                 booking,
-                void,
+                fate,
                 ..
             }) = self.verify_candidate(from, ip, uid, handshake, port, out)
             {
@@ -167,7 +168,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     from,
                     booking,
                     ticket: Some(ticket),
-                    void,
+                    fate,
                 });
             }
         }

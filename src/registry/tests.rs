@@ -424,6 +424,7 @@ fn a_stray_verdict_is_ignored() {
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
 }
 
+mod ended;
 mod exhaustive;
 mod limits;
 mod notify;

@@ -301,6 +301,17 @@ impl Running {
         }
     }
 
+    /// Waits until `n` WAITs are queued for `uid`, as QUERY tells: the
+    /// sign that a waiter is queued, and not merely started.
+    pub fn wait_for_waiters(&self, uid: Uid, n: u64) {
+        let client = namaste::client::Client::new().with_port(self.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.query(uid).unwrap().waiters != n {
+            assert!(Instant::now() < deadline, "never reached {n} waiters");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The next log line that contains `text`; fails at the end of the log.
     pub fn log_line_with(&mut self, text: &str) -> String {
         self.log_lines_until(text).pop().unwrap()

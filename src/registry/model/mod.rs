@@ -16,8 +16,11 @@
 //!   equal the registry's after every event (so a silent holder is never
 //!   replaced);
 //! - waiters are granted in the order they were queued, never after their
-//!   wait ended or after they left, and denied only when their wait ended or
-//!   they failed their own verification;
+//!   wait ended, and denied only when their wait ended or they failed their
+//!   own verification;
+//! - a request whose connection ended, once the reactor watches it (in a
+//!   line or a queue) and so reports the end, is never answered: it left
+//!   the registry, and nothing is granted to it;
 //! - a uid someone is queued for is held or being verified, so no waiter
 //!   waits for a free uid;
 //! - one verification in flight per uid; lines, queues, reservations and

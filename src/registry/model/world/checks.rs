@@ -7,8 +7,8 @@ use crate::uid::Uid;
 
 impl World {
     /// A grant to request `r`: the uid is free, the booker just proved
-    /// alive, a waiter's wait is not over and it has not left, and nobody
-    /// queued before it still waits.
+    /// alive, a waiter's wait is not over, and nobody queued before it
+    /// still waits.
     pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>) {
         let u = pending.uid;
         assert_eq!(
@@ -22,7 +22,6 @@ impl World {
             self.trace
         );
         if pending.kind == Kind::Wait {
-            assert!(!pending.left, "granted after it left: {:?}", self.trace);
             assert!(
                 self.now < pending.until || pending.queued.is_none(),
                 "granted after its wait: {:?}",

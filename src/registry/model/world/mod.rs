@@ -37,8 +37,11 @@ struct Pending {
     until: Instant,
     /// For a WAIT in its uid's queue: its place in the order of queueing.
     queued: Option<u64>,
-    /// A queued WAIT whose connection closed: it may go unanswered, and
-    /// must never be granted.
+    /// It waits, or waited, in its uid's line or queue, so the reactor
+    /// watches its connection for its end.
+    watched: bool,
+    /// Its connection ended and the registry was told: it must never be
+    /// answered.
     left: bool,
 }
 
@@ -197,20 +200,38 @@ impl World {
                 abandoned: false,
                 until,
                 queued: None,
+                watched: false,
                 left: false,
             },
         );
         r
     }
 
-    /// The client of `r` no longer listens; a queued waiter's connection
-    /// closes, which the registry hears of.
+    /// The client of `r` no longer listens and closes its connection,
+    /// which the registry hears of if the reactor watches it.
     fn abandon(&mut self, r: u32) {
         let pending = self.pending.get_mut(&r).expect("pending");
         pending.abandoned = true;
-        if pending.queued.is_some() {
+        self.report_end(r);
+    }
+
+    /// The reactor watches the connection of `r` from now on.
+    fn watch(&mut self, r: u32) {
+        self.pending
+            .get_mut(&r)
+            .expect("watched, not pending")
+            .watched = true;
+        self.report_end(r);
+    }
+
+    /// Tells the registry that the connection of `r` ended, once it is
+    /// both closed and watched, as the reactor does.
+    fn report_end(&mut self, r: u32) {
+        let pending = self.pending.get_mut(&r).expect("pending");
+        if pending.abandoned && pending.watched && !pending.left {
             pending.left = true;
-            self.registry.left(uid(pending.uid), r);
+            let u = pending.uid;
+            self.registry.ended(r, uid(u));
         }
     }
 
@@ -248,11 +269,7 @@ impl World {
                         "dropped a booking without proof of death: {:?}",
                         self.trace
                     ),
-                    Action::Lined { to } => assert!(
-                        self.pending.contains_key(&to),
-                        "lined, not pending: {:?}",
-                        self.trace
-                    ),
+                    Action::Lined { to } => self.watch(to),
                     Action::Queued { to } => {
                         let pending = self.pending.get_mut(&to).expect("queued, not pending");
                         assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
@@ -260,11 +277,7 @@ impl World {
                         self.next_queued += 1;
                         // A client that left before it was queued closed
                         // its connection: the reactor tells at once.
-                        if pending.abandoned {
-                            pending.left = true;
-                            let u = pending.uid;
-                            self.registry.left(uid(u), to);
-                        }
+                        self.watch(to);
                     }
                     Action::Reply { to, answer } => {
                         undelivered.extend(self.answered(to, Ok(answer)));
@@ -292,6 +305,11 @@ impl World {
             .pending
             .remove(&r)
             .unwrap_or_else(|| panic!("request {r} answered twice: {:?}", self.trace));
+        assert!(
+            !pending.left,
+            "request {r} answered after its connection ended: {:?}",
+            self.trace
+        );
         let u = pending.uid;
         let Some(c) = pending.client else {
             let holder = self.table[u as usize];
@@ -332,7 +350,7 @@ impl World {
                 let own_verification_failed = self.resolved == mine && self.proved_alive != mine;
                 let no_time = pending.until <= self.now && pending.queued.is_none();
                 assert!(
-                    pending.left || pending.until <= self.now || own_verification_failed || no_time,
+                    pending.until <= self.now || own_verification_failed || no_time,
                     "a waiter denied before its time: {:?}",
                     self.trace
                 );
