@@ -1,10 +1,11 @@
-//! The state file against a hostile directory, odd files, a full disk and
-//! a long history.
+//! The state file against a hostile directory, planted and odd files and
+//! a long history (a full disk: `tests/full_disk.rs`).
 
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 
 use common::{Running, Scratch, random, stderr};
@@ -15,70 +16,196 @@ fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Another user who can write to the state file's directory plants a
-/// symbolic link, or a file of its own, where the old rewrite used to write
-/// (`FILE.new`): neither is followed nor used, and the state file stays the
-/// server's own, mode 0600.
+const NOBODY: u32 = 65534;
+
+/// `sh -c LINE` run as `nobody`.
+fn as_nobody(line: &str) -> Command {
+    let mut command = Command::new("su");
+    command.args(["nobody", "-s", "/bin/sh", "-c", line]);
+    command
+}
+
+fn run_as_nobody(line: &str) {
+    let status = as_nobody(line).status().unwrap();
+    assert!(status.success(), "as nobody: {line}");
+}
+
+/// Starts `namaste run` on the state file `state`, which must refuse to
+/// start (within 10 s: a hang fails too); answers its one line.
+fn refused_start(state: &Path) -> String {
+    let output = Command::new("timeout")
+        .args(["10", env!("CARGO_BIN_EXE_namaste"), "run", "--port", "0"])
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{}: {text}", state.display());
+    assert_eq!(text.lines().count(), 1, "{text}");
+    text
+}
+
+/// A state file recording one booking, as a server writes it.
+fn a_state_file_with_a_booking() -> Vec<u8> {
+    let mut bytes = b"NAMASTE\x01H".to_vec();
+    bytes.extend_from_slice(&[0x11; 64]);
+    bytes.extend_from_slice(&[0x22; 64]);
+    bytes.extend_from_slice(&[127, 0, 0, 1, 0x10, 0x00]);
+    bytes.extend_from_slice(&1_800_000_000u64.to_be_bytes());
+    bytes
+}
+
+/// Another user who can write to the state file's directory (sticky, as
+/// /tmp is) plants, before the server starts, the names it opens: the state
+/// file (its own, recording a booking no process made, or a link to a file
+/// of root's) or its lock (its own, locked so that no server starts, or a
+/// link). The server uses none of them: it refuses to start, in one line
+/// naming the file and why, and the link's target is untouched. With
+/// nothing planted it starts, and the files are its own, mode 0600. A
+/// directory others can write to that is not sticky, a directory of another
+/// user, and a state file of root's that others can write are refused too.
+/// Needs root, to act as `nobody`.
 #[test]
 fn a_planted_link_or_file_is_never_used_for_the_state() {
+    if !running_as_root() {
+        common::skip("planting files as nobody needs root");
+        return;
+    }
     let dir = Scratch::new("planted");
-    let state = dir.path("bookings");
+    let shared = dir.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
     let victim = dir.path("victim");
     fs::write(&victim, b"precious").unwrap();
-    symlink(&victim, dir.path("bookings.new")).unwrap();
-    let server = Running::start(&["--state", state.to_str().unwrap()]);
+    let recorded = dir.path("recorded");
+    fs::write(&recorded, a_state_file_with_a_booking()).unwrap();
+    fs::set_permissions(&recorded, fs::Permissions::from_mode(0o644)).unwrap();
+    let state = shared.join("bookings");
+    let lock = shared.join("bookings.lock");
+    let (state_name, lock_name) = (state.display().to_string(), lock.display().to_string());
+    let victim_name = victim.display().to_string();
+
+    run_as_nobody(&format!(
+        "cp {} {state_name} && chmod 644 {state_name}",
+        recorded.display()
+    ));
+    let text = refused_start(&state);
+    assert!(
+        text.contains(&format!("{state_name}: belongs to user id {NOBODY}")),
+        "{text}"
+    );
+    // The refused start leaves its own lock: start afresh each time.
+    let clear = || {
+        for file in [&state, &lock] {
+            let _ = fs::remove_file(file);
+        }
+    };
+    clear();
+
+    for planted in [&state_name, &lock_name] {
+        run_as_nobody(&format!("ln -s {victim_name} {planted}"));
+        let text = refused_start(Path::new(&state_name));
+        assert!(
+            text.contains(&format!("{planted}: is a symbolic link")),
+            "{text}"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        clear();
+    }
+
+    // nobody's lock, held by nobody: bounded by a loop of 30 s at most.
+    let ready = shared.join("ready");
+    let mut holder = as_nobody(&format!(
+        "exec flock {lock_name} sh -c 'touch {0}; i=0; while [ -e {0} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done'",
+        ready.display()
+    ))
+    .spawn()
+    .unwrap();
+    while !ready.exists() {
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "flock as nobody failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = refused_start(&state);
+    assert!(
+        text.contains(&format!("{lock_name}: belongs to user id {NOBODY}")),
+        "{text}"
+    );
+    fs::remove_file(&ready).unwrap();
+    holder.wait().unwrap();
+    clear();
+
+    let server = Running::start(&["--state", &state_name]);
     let client = Client::new().with_port(server.port);
     let _held = client.book(random()).unwrap().expect("granted");
-    assert_eq!(fs::read(&victim).unwrap(), b"precious");
-    let meta = fs::symlink_metadata(&state).unwrap();
-    assert!(meta.file_type().is_file(), "the state file is a link");
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    for file in [&state, &lock] {
+        let meta = fs::symlink_metadata(file).unwrap();
+        assert!(meta.file_type().is_file(), "{}", file.display());
+        assert_eq!(meta.uid(), 0, "{}", file.display());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
     drop(server);
-
-    fs::remove_file(dir.path("bookings.new")).unwrap();
-    fs::write(dir.path("bookings.new"), b"theirs").unwrap();
-    fs::set_permissions(dir.path("bookings.new"), fs::Permissions::from_mode(0o666)).unwrap();
-    let before = fs::metadata(&state).unwrap().ino();
-    let _server = Running::start(&["--state", state.to_str().unwrap()]);
-    assert_ne!(fs::metadata(&state).unwrap().ino(), before, "rewritten");
-    assert_eq!(fs::read(dir.path("bookings.new")).unwrap(), b"theirs");
-    assert_eq!(
-        fs::metadata(&state).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
     // No temporary file is left behind.
-    let left: Vec<_> = dir
-        .entries()
-        .into_iter()
+    let left: Vec<_> = fs::read_dir(&shared)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
         .filter(|path| path.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+
+    let shared_name = shared.display().to_string();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let text = refused_start(&state);
+    assert!(
+        text.contains(&format!(
+            "its directory {shared_name} is writable by others"
+        )),
+        "{text}"
+    );
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&shared, Some(NOBODY), None).unwrap();
+    let text = refused_start(&state);
+    assert!(
+        text.contains(&format!(
+            "its directory {shared_name} belongs to user id {NOBODY}"
+        )),
+        "{text}"
+    );
+    std::os::unix::fs::chown(&shared, Some(0), None).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o646)).unwrap();
+    let text = refused_start(&state);
+    assert!(
+        text.contains(&format!("{state_name}: is writable by others")),
+        "{text}"
+    );
 }
 
-/// A FIFO or a directory given as the state file is refused at once, in
-/// one line, instead of hanging the start or failing obscurely.
+/// A FIFO or a directory given as the state file, or found at its lock
+/// `FILE.lock`, is refused at once, in one line, instead of hanging the
+/// start or failing obscurely.
 #[test]
-fn a_state_path_that_is_not_a_regular_file_is_refused() {
+fn a_state_file_or_lock_that_is_not_a_regular_file_is_refused() {
     let dir = Scratch::new("odd-files");
     let fifo = dir.path("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    for (path, kind) in [(fifo, "a FIFO"), (dir.path(""), "a directory")] {
-        let output = Command::new("timeout")
-            .args(["10", env!("CARGO_BIN_EXE_namaste"), "run", "--port", "0"])
-            .arg("--state")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1), "{kind}");
-        let text = stderr(&output);
-        assert!(text.contains(kind), "{text}");
-        assert_eq!(text.lines().count(), 1, "{text}");
+    let locked_by_a_fifo = dir.path("locked");
+    for fifo in [&fifo, &dir.path("locked.lock")] {
+        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+    }
+    let locked_by_a_dir = dir.path("dir-locked");
+    fs::create_dir(dir.path("dir-locked.lock")).unwrap();
+    for (path, kind) in [
+        (fifo, "a FIFO"),
+        (dir.path(""), "a directory"),
+        (locked_by_a_fifo, "a FIFO"),
+        (locked_by_a_dir, "a directory"),
+    ] {
+        let text = refused_start(&path);
+        assert!(
+            text.contains(&format!("not a regular file but {kind}")),
+            "{text}"
+        );
     }
 }
 
@@ -148,63 +275,6 @@ fn a_holder_proven_dead_stays_released_after_a_restart() {
     server.child.wait().unwrap();
     let server = Running::start(&args);
     assert_eq!(server.bookings(), 0, "the dead holder's booking came back");
-}
-
-/// A full disk: the write of a booking fails, the book is refused, and the
-/// state file is left whole (not torn), so later bookings and a restart
-/// work once there is room again. Needs root, to mount a small tmpfs.
-#[test]
-fn a_full_disk_refuses_the_book_and_leaves_the_state_file_whole() {
-    if !running_as_root() {
-        common::skip("mounting a tmpfs needs root");
-        return;
-    }
-    let dir = Scratch::new("full-disk");
-    let mount = dir.path("disk");
-    fs::create_dir(&mount).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "namaste-test"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs");
-    let _unmount = Unmount(mount.clone());
-    let state = mount.join("bookings");
-    let server = Running::start(&["--state", state.to_str().unwrap()]);
-    let client = Client::new().with_port(server.port);
-    // Fill the disk, leaving less than a page.
-    let filler = mount.join("filler");
-    let _ = fs::write(&filler, vec![0u8; 60 * 1024]);
-    let mut held = Vec::new();
-    let refused = loop {
-        match client.book(random()) {
-            Ok(Some(booking)) => held.push(booking),
-            Ok(None) => panic!("denied a free id"),
-            Err(e) => break e,
-        }
-        assert!(held.len() < 1000, "the disk never filled");
-    };
-    assert!(
-        matches!(refused, namaste::client::Error::Refused),
-        "{refused:?}"
-    );
-    let recorded = held.len() as u64;
-    assert_eq!(server.bookings(), recorded);
-    fs::remove_file(&filler).unwrap();
-    let more = client.book(random()).unwrap().expect("room again");
-    drop(server);
-    let restarted = Running::start(&["--state", state.to_str().unwrap()]);
-    assert_eq!(restarted.bookings(), recorded + 1, "the file was torn");
-    drop((more, held));
-}
-
-/// Unmounts the tmpfs at the path when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// A state file in a directory that does not exist: one line naming the

@@ -237,8 +237,7 @@ impl Server {
         let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
             return Ok(());
         };
-        journal.booked(booking)?;
-        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+        journal.booked(booking, self.registry.len(), self.registry.bookings())
     }
 
     /// Records in the state file, if there is one, that `uid` is free.
@@ -246,8 +245,7 @@ impl Server {
         let Some(journal) = &mut self.journal else {
             return Ok(());
         };
-        journal.released(uid)?;
-        journal.compact_if_grown(self.registry.len(), self.registry.bookings())
+        journal.released(uid, self.registry.len(), self.registry.bookings())
     }
 
     pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {

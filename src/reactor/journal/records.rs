@@ -1,0 +1,196 @@
+//! The records of the state file, and its replay.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use log::{error, warn};
+
+use super::files::context;
+use crate::registry::{Booking, ResponderIp};
+use crate::uid::{UID_LEN, Uid};
+
+/// The header every state file starts with.
+pub(super) const MAGIC: &[u8; 8] = b"NAMASTE\x01";
+/// A booking without the time it was granted, as earlier versions wrote
+/// it; still read.
+const BOOKED: u8 = b'B';
+/// A booking and, last, when it was granted (u64, big-endian).
+const HELD: u8 = b'H';
+const RELEASED: u8 = b'R';
+const BOOKED_LEN: usize = 1 + 2 * UID_LEN + 4 + 2;
+/// The size of the record of a booking.
+pub(super) const HELD_LEN: usize = BOOKED_LEN + 8;
+/// The size of the record of a check out.
+pub(super) const RELEASED_LEN: usize = 1 + UID_LEN;
+
+/// What a state file records.
+pub(super) struct Replayed {
+    /// The bookings it leaves held.
+    pub bookings: Vec<Booking>,
+    /// Where its last whole record ends: a record cut short after it is
+    /// to be cut off before anything is appended.
+    pub whole: u64,
+    /// Whether it was renamed aside for an unreadable record: the path no
+    /// longer names it.
+    pub set_aside: bool,
+}
+
+/// The record of `booking` held.
+pub(super) fn encode_held(booking: &Booking) -> [u8; HELD_LEN] {
+    let mut record = [0; HELD_LEN];
+    record[0] = HELD;
+    record[1..65].copy_from_slice(booking.uid.as_bytes());
+    record[65..129].copy_from_slice(booking.handshake.as_bytes());
+    record[129..133].copy_from_slice(&booking.ip.octets());
+    record[133..BOOKED_LEN].copy_from_slice(&booking.port.to_be_bytes());
+    record[BOOKED_LEN..].copy_from_slice(&booking.since.to_be_bytes());
+    record
+}
+
+/// The record of `uid` checked out.
+pub(super) fn encode_released(uid: &Uid) -> [u8; RELEASED_LEN] {
+    let mut record = [0; RELEASED_LEN];
+    record[0] = RELEASED;
+    record[1..].copy_from_slice(uid.as_bytes());
+    record
+}
+
+/// The bookings a log leaves held, read a record at a time, so that memory
+/// follows the live bookings, not the length of the history. A record cut
+/// short at the end (a crash while writing) is skipped with a warning; an
+/// unreadable record further in ends the replay there, and the file is
+/// renamed aside.
+pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
+    let mut magic = [0; MAGIC.len()];
+    if read_up_to(&mut log, &mut magic).map_err(|e| context(path, e))? < MAGIC.len()
+        || &magic != MAGIC
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: not a Namaste state file (no header at offset 0); give --state another path, or move this file away",
+                path.display()
+            ),
+        ));
+    }
+    let mut held: HashMap<Uid, Booking> = HashMap::new();
+    let mut offset = MAGIC.len();
+    let mut record = [0; HELD_LEN];
+    let mut was_set_aside = false;
+    loop {
+        let got = read_up_to(&mut log, &mut record[..1]).map_err(|e| context(path, e))?;
+        if got == 0 {
+            break;
+        }
+        let need = match record[0] {
+            BOOKED => BOOKED_LEN,
+            HELD => HELD_LEN,
+            RELEASED => RELEASED_LEN,
+            other => {
+                set_aside(
+                    path,
+                    offset,
+                    &format!("unknown record type {other:#04x}"),
+                    held.len(),
+                );
+                was_set_aside = true;
+                break;
+            }
+        };
+        let got = read_up_to(&mut log, &mut record[1..need]).map_err(|e| context(path, e))?;
+        if got < need - 1 {
+            warn!(
+                "{}: the last record, at offset {offset}, is cut short (the server stopped while writing it); ignoring it",
+                path.display()
+            );
+            break;
+        }
+        let uid = uid_at(&record, 1);
+        if record[0] != RELEASED {
+            let octets = [record[129], record[130], record[131], record[132]];
+            let mut since = [0; 8];
+            if record[0] == HELD {
+                since.copy_from_slice(&record[BOOKED_LEN..HELD_LEN]);
+            }
+            let booking = Booking {
+                uid,
+                handshake: uid_at(&record, 65),
+                ip: ResponderIp::from_octets(octets),
+                port: u16::from_be_bytes([record[133], record[134]]),
+                since: u64::from_be_bytes(since),
+            };
+            held.insert(uid, booking);
+        } else {
+            held.remove(&uid);
+        }
+        offset += need;
+    }
+    Ok(Replayed {
+        bookings: held.into_values().collect(),
+        whole: offset as u64,
+        set_aside: was_set_aside,
+    })
+}
+
+/// Keeps a state file whose record at `offset` is unreadable, under a name
+/// of its own beside it, and says so.
+fn set_aside(path: &Path, offset: usize, what: &str, kept: usize) {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{seconds}"));
+    let aside = PathBuf::from(aside);
+    let kept_as = match fs::rename(path, &aside) {
+        Ok(()) => format!("the file is kept as {}", aside.display()),
+        Err(e) => format!("it could not be kept aside ({e}) and is replaced"),
+    };
+    error!(
+        "{}: {what} at offset {offset}; {kept_as}; starting with the {kept} bookings recorded before it, the rest are lost",
+        path.display()
+    );
+}
+
+/// Reads until `buf` is full or the input ends; answers how much it read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn uid_at(record: &[u8], offset: usize) -> Uid {
+    let mut bytes = [0; UID_LEN];
+    bytes.copy_from_slice(&record[offset..offset + UID_LEN]);
+    Uid(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_bookings_of_earlier_versions_without_their_time() {
+        let old = Booking {
+            uid: Uid([7; UID_LEN]),
+            handshake: Uid([!7; UID_LEN]),
+            ip: ResponderIp::LOCALHOST,
+            port: 4007,
+            since: 1_800_000_007,
+        };
+        let mut record = encode_held(&old);
+        record[0] = BOOKED;
+        let log = [&MAGIC[..], &record[..BOOKED_LEN]].concat();
+        let replayed = replay(Path::new("old"), &log[..]).unwrap();
+        assert_eq!(replayed.bookings, [Booking { since: 0, ..old }]);
+        assert_eq!(replayed.whole, log.len() as u64);
+    }
+}
