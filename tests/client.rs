@@ -2,7 +2,8 @@
 
 mod common;
 
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -292,4 +293,54 @@ fn messages_and_verifications_get_through_a_flood_on_the_responder() {
         outcomes.len()
     );
     assert!(booking.check_out().unwrap(), "still the holder");
+}
+
+/// A dead holder's port, taken over by the responder of another booking
+/// (ports are reused): the server calls it back with the dead holder's
+/// handshake, and our responder's answer to a handshake that is not its
+/// own must prove the dead holder gone, so the next taker is granted. The
+/// holder's port stays the test's own listener, which first answers the
+/// booking's verification, then relays every call to the other booking's
+/// responder, byte for byte, as if that responder had taken the port.
+#[test]
+fn a_dead_holders_port_reused_by_another_responder_frees_the_lock() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let (uid, dead_holder) = (random(), random());
+    let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    assert_eq!(server.book(uid, dead_holder, port), Some(1));
+    booked.join().unwrap();
+    let other = client.book(random()).unwrap().expect("granted");
+    let relay = relay_calls(listener, other.responder_port());
+    let taker = client.book(uid).unwrap();
+    assert!(taker.is_some(), "the dead holder's booking stands");
+    // The relay ends on its next connection, if the server made none.
+    drop(TcpStream::connect(("127.0.0.1", port)));
+    relay.join().unwrap();
+    assert!(other.check_out().unwrap());
+}
+
+/// Relays one connection to `listener` to the responder on `to`: the
+/// handshake there, and whatever that responder answers back, until it
+/// closes.
+fn relay_calls(listener: Arc<TcpListener>, to: u16) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let Ok((mut call, _)) = listener.accept() else {
+            return;
+        };
+        let mut handshake = [0; 64];
+        if call.read_exact(&mut handshake).is_err() {
+            return;
+        }
+        let mut responder = TcpStream::connect(("127.0.0.1", to)).unwrap();
+        responder
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        responder.write_all(&handshake).unwrap();
+        let mut answer = Vec::new();
+        let _ = responder.read_to_end(&mut answer);
+        let _ = call.write_all(&answer);
+    })
 }
