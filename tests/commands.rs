@@ -332,15 +332,37 @@ fn hold_with_a_blocked_standard_error_bounds_messages_and_frees_the_lock() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// A wait longer than the clock can count is a wait without end, not a
-/// crash.
+/// A wait longer than the clock can count is a wait without end: not a
+/// crash, and not "try once". Each such `hold` is still waiting a second
+/// after it queued, and runs once the lock is released.
 #[test]
 fn hold_takes_any_wait() {
     let server = Running::start(&[]);
+    let scratch = common::Scratch::new("any-wait");
+    let uid = Uid::from_name("endless");
     for wait in ["1e19", "1e30", "inf"] {
-        let status = hold(&server, "endless", &["--wait", wait], &["true"])
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(0), "--wait {wait}");
+        let holder = client(&server).book(uid).unwrap().expect("free");
+        let ran = scratch.path(wait);
+        let mut waiter = hold(
+            &server,
+            "endless",
+            &["--wait", wait],
+            &["touch", ran.to_str().unwrap()],
+        )
+        .spawn()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client(&server).query(uid).unwrap().waiters != 1 {
+            let gone = waiter.try_wait().unwrap();
+            assert!(gone.is_none(), "--wait {wait}: gave up at once: {gone:?}");
+            assert!(Instant::now() < deadline, "--wait {wait}: never queued");
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_secs(1));
+        let gone = waiter.try_wait().unwrap();
+        assert!(gone.is_none(), "--wait {wait}: gave up: {gone:?}");
+        assert!(holder.check_out().unwrap());
+        assert_eq!(waiter.wait().unwrap().code(), Some(0), "--wait {wait}");
+        assert!(ran.exists(), "--wait {wait}: the command never ran");
     }
 }
