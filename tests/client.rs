@@ -227,21 +227,32 @@ fn status_counts() {
 }
 
 /// Any process can connect to a holder's responder and say nothing; the
-/// holder must still answer the server at once.
+/// holder must still answer the server at once. A silent holder keeps its
+/// booking too, so a denial alone proves nothing: each contender must be
+/// denied well inside the rw timeout (the server heard the uid, not
+/// silence), and each message delivered.
 #[test]
 fn silent_connections_to_a_responder_do_not_lose_the_booking() {
-    let server = Arc::new(TestServer::start());
+    let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
     let booking = client.book(uid).unwrap().expect("granted");
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(("127.0.0.1", booking.responder_port())).unwrap())
         .collect();
-    for _ in 0..5 {
+    for round in 0..5 {
+        let started = Instant::now();
         assert!(
             client.book(uid).unwrap().is_none(),
             "the holder looked dead"
         );
+        let took = started.elapsed();
+        assert!(
+            took < namaste::DEFAULT_RW_TIMEOUT / 3,
+            "round {round}: denied after {took:?}, as for a silent holder"
+        );
+        assert_eq!(client.notify(uid, b"there?").unwrap(), Notified::Delivered);
+        booking.messages().recv().unwrap();
     }
     assert!(booking.check_out().unwrap());
     drop(silent);
