@@ -155,12 +155,15 @@ fn notify_without_a_holder_says_so() {
     let client = client_of(&server);
     let uid = random();
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
-    // A holder that is gone, too.
+    // A holder that is gone without checking out, too: its booking stands
+    // until the message finds its port closed.
     let booking = client.book(uid).unwrap().expect("granted");
     let port = booking.responder_port();
-    drop(booking);
-    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    booking.leave_to_children();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(client.status().unwrap().bookings, 1, "it checked out");
+    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    assert_eq!(client.status().unwrap().bookings, 0);
 }
 
 #[test]
