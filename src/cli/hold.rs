@@ -122,9 +122,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     };
     Ok(match booked {
         Ok(Some(booking)) => {
-            let earlier = booking.messages().try_iter().collect();
-            let (printer, to_print) = Printer::start(shown.clone(), earlier);
+            let (to_print, queue) = Printer::queue();
             booking.forward_messages(to_print);
+            // Only once forwarding has begun is this all that came before.
+            let earlier = booking.messages().try_iter().collect();
+            let printer = Printer::start(shown.clone(), earlier, queue);
             let (code, succeeded) = run_holding(&booking, command, inherit);
             // The lock ends with the command, before anything more is
             // written: standard error may take nothing.

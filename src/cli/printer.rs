@@ -44,11 +44,17 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// The queue of messages to print, which takes at most
+    /// [`MAX_UNREAD_MESSAGES`] unprinted ones: its sender for the booking
+    /// to forward messages to, its receiver for [`Printer::start`].
+    pub fn queue() -> (SyncSender<Message>, Receiver<Message>) {
+        mpsc::sync_channel(MAX_UNREAD_MESSAGES)
+    }
+
     /// Starts printing messages for the lock `name`: those in `earlier`
-    /// first, then those sent to the queue answered, which takes at most
-    /// [`MAX_UNREAD_MESSAGES`] unprinted ones.
-    pub fn start(name: String, earlier: Vec<Message>) -> (Printer, SyncSender<Message>) {
-        let (to_print, queue) = mpsc::sync_channel(MAX_UNREAD_MESSAGES);
+    /// (which arrived before the booking forwarded them to the queue)
+    /// first, then those of `queue`.
+    pub fn start(name: String, earlier: Vec<Message>, queue: Receiver<Message>) -> Printer {
         let unprinted = Arc::new(Mutex::new(Unprinted {
             earlier: earlier.into_iter().rev().collect(),
             queue,
@@ -65,7 +71,7 @@ impl Printer {
             }
             let _ = finished.send(());
         });
-        (Printer { unprinted, done }, to_print)
+        Printer { unprinted, done }
     }
 
     /// Waits a moment for the messages still queued to be written, once
