@@ -2,7 +2,8 @@
 
 mod common;
 
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -153,12 +154,15 @@ fn notify_without_a_holder_says_so() {
     let client = client_of(&server);
     let uid = random();
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
-    // A holder that is gone, too.
+    // A holder that is gone without checking out, too: its booking stands
+    // until the message finds its port closed.
     let booking = client.book(uid).unwrap().expect("granted");
     let port = booking.responder_port();
-    drop(booking);
-    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    booking.leave_to_children();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(client.status().unwrap().bookings, 1, "it checked out");
+    assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
+    assert_eq!(client.status().unwrap().bookings, 0);
 }
 
 #[test]
@@ -225,21 +229,32 @@ fn status_counts() {
 }
 
 /// Any process can connect to a holder's responder and say nothing; the
-/// holder must still answer the server at once.
+/// holder must still answer the server at once. A silent holder keeps its
+/// booking too, so a denial alone proves nothing: each contender must be
+/// denied well inside the rw timeout (the server heard the uid, not
+/// silence), and each message delivered.
 #[test]
 fn silent_connections_to_a_responder_do_not_lose_the_booking() {
-    let server = Arc::new(TestServer::start());
+    let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
     let booking = client.book(uid).unwrap().expect("granted");
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(("127.0.0.1", booking.responder_port())).unwrap())
         .collect();
-    for _ in 0..5 {
+    for round in 0..5 {
+        let started = Instant::now();
         assert!(
             client.book(uid).unwrap().is_none(),
             "the holder looked dead"
         );
+        let took = started.elapsed();
+        assert!(
+            took < namaste::DEFAULT_RW_TIMEOUT / 3,
+            "round {round}: denied after {took:?}, as for a silent holder"
+        );
+        assert_eq!(client.notify(uid, b"there?").unwrap(), Notified::Delivered);
+        booking.messages().recv().unwrap();
     }
     assert!(booking.check_out().unwrap());
     drop(silent);
@@ -291,4 +306,54 @@ fn messages_and_verifications_get_through_a_flood_on_the_responder() {
         outcomes.len()
     );
     assert!(booking.check_out().unwrap(), "still the holder");
+}
+
+/// A dead holder's port, taken over by the responder of another booking
+/// (ports are reused): the server calls it back with the dead holder's
+/// handshake, and our responder's answer to a handshake that is not its
+/// own must prove the dead holder gone, so the next taker is granted. The
+/// holder's port stays the test's own listener, which first answers the
+/// booking's verification, then relays every call to the other booking's
+/// responder, byte for byte, as if that responder had taken the port.
+#[test]
+fn a_dead_holders_port_reused_by_another_responder_frees_the_lock() {
+    let server = TestServer::start();
+    let client = client_of(&server);
+    let (uid, dead_holder) = (random(), random());
+    let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    assert_eq!(server.book(uid, dead_holder, port), Some(1));
+    booked.join().unwrap();
+    let other = client.book(random()).unwrap().expect("granted");
+    let relay = relay_calls(listener, other.responder_port());
+    let taker = client.book(uid).unwrap();
+    assert!(taker.is_some(), "the dead holder's booking stands");
+    // The relay ends on its next connection, if the server made none.
+    drop(TcpStream::connect(("127.0.0.1", port)));
+    relay.join().unwrap();
+    assert!(other.check_out().unwrap());
+}
+
+/// Relays one connection to `listener` to the responder on `to`: the
+/// handshake there, and whatever that responder answers back, until it
+/// closes.
+fn relay_calls(listener: Arc<TcpListener>, to: u16) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let Ok((mut call, _)) = listener.accept() else {
+            return;
+        };
+        let mut handshake = [0; 64];
+        if call.read_exact(&mut handshake).is_err() {
+            return;
+        }
+        let mut responder = TcpStream::connect(("127.0.0.1", to)).unwrap();
+        responder
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        responder.write_all(&handshake).unwrap();
+        let mut answer = Vec::new();
+        let _ = responder.read_to_end(&mut answer);
+        let _ = call.write_all(&answer);
+    })
 }

@@ -278,15 +278,90 @@ fn hold_with_a_closed_standard_error_survives_a_message() {
     assert_eq!(holder.wait().unwrap().code(), Some(0));
 }
 
-/// A wait longer than the clock can count is a wait without end, not a
-/// crash.
+/// `hold`'s standard error is a pipe nobody reads, and messages keep
+/// coming: past a few dozen (what the pipe and the unprinted bound hold),
+/// they are declined, so `hold` keeps no more; and once its command exits,
+/// the lock is free and `hold` exits, though its standard error still
+/// takes nothing.
+#[test]
+fn hold_with_a_blocked_standard_error_bounds_messages_and_frees_the_lock() {
+    let server = Running::start(&[]);
+    let scratch = common::Scratch::new("blocked-stderr");
+    let mut holder = hold(
+        &server,
+        "flooded",
+        &[],
+        &["sh", "-c", &scratch.wait_for_file("stop")],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Kept open and never read: every write past the pipe's 64 KiB blocks.
+    let _unread = holder.stderr.take();
+    server.wait_for_bookings(1);
+    let uid = Uid::from_name("flooded");
+    let message = vec![b'm'; namaste::wire::MAX_MESSAGE_LEN];
+    let outcomes: Vec<_> = (0..300)
+        .map(|_| client(&server).notify(uid, &message).unwrap())
+        .collect();
+    let delivered = outcomes
+        .iter()
+        .filter(|&&n| n == namaste::client::Notified::Delivered)
+        .count();
+    // About 60 printed lines fill the pipe, and 16 more wait unprinted.
+    assert!(
+        delivered < 150,
+        "{delivered} of 300 messages taken while none could be printed"
+    );
+    assert_eq!(outcomes.last(), Some(&namaste::client::Notified::Declined));
+    scratch.touch("stop");
+    server.wait_for_bookings(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = holder.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hold is stuck on its standard error"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// A wait longer than the clock can count is a wait without end: not a
+/// crash, and not "try once". Each such `hold` is still waiting a second
+/// after it queued, and runs once the lock is released.
 #[test]
 fn hold_takes_any_wait() {
     let server = Running::start(&[]);
+    let scratch = common::Scratch::new("any-wait");
+    let uid = Uid::from_name("endless");
     for wait in ["1e19", "1e30", "inf"] {
-        let status = hold(&server, "endless", &["--wait", wait], &["true"])
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(0), "--wait {wait}");
+        let holder = client(&server).book(uid).unwrap().expect("free");
+        let ran = scratch.path(wait);
+        let mut waiter = hold(
+            &server,
+            "endless",
+            &["--wait", wait],
+            &["touch", ran.to_str().unwrap()],
+        )
+        .spawn()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client(&server).query(uid).unwrap().waiters != 1 {
+            let gone = waiter.try_wait().unwrap();
+            assert!(gone.is_none(), "--wait {wait}: gave up at once: {gone:?}");
+            assert!(Instant::now() < deadline, "--wait {wait}: never queued");
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_secs(1));
+        let gone = waiter.try_wait().unwrap();
+        assert!(gone.is_none(), "--wait {wait}: gave up: {gone:?}");
+        assert!(holder.check_out().unwrap());
+        assert_eq!(waiter.wait().unwrap().code(), Some(0), "--wait {wait}");
+        assert!(ran.exists(), "--wait {wait}: the command never ran");
     }
 }

@@ -204,7 +204,8 @@ fn a_port_that_answers_wrongly_is_dead_and_one_that_is_silent_is_not() {
 
 /// The published client's responder serves one connection at a time, so a
 /// few silent connections park it past the server's rw timeout: alive, and
-/// its booking stays.
+/// its booking stays. The contender's denial must come after that rw
+/// timeout, which shows the server's call-back was indeed left unanswered.
 #[test]
 fn a_published_client_holder_parked_by_silent_connections_keeps_its_booking() {
     let server = common::TestServer::with(namaste::reactor::Config {
@@ -226,9 +227,15 @@ fn a_published_client_holder_parked_by_silent_connections_keeps_its_booking() {
         .map(|_| TcpStream::connect(("127.0.0.1", responder_port)).unwrap())
         .collect();
     let client = Client::new().with_port(server.port());
+    let started = std::time::Instant::now();
     assert!(
         client.book(uid).unwrap().is_none(),
         "the parked holder lost"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "denied after {took:?}: the holder was not parked, or not called back"
     );
     // Its own check out would go to the proxy, which is gone.
     assert_eq!(

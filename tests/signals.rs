@@ -115,3 +115,70 @@ fn pty() -> (OwnedFd, OwnedFd) {
     // SAFETY: both descriptors were just opened, and are ours alone.
     unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(terminal)) }
 }
+
+/// Ctrl-Z then `fg` on a `hold --wait` that waits for the lock: stopped
+/// and continued while it waits for the server's reply, it must wait on,
+/// and run its command once the lock frees.
+#[test]
+fn a_waiting_hold_stopped_and_continued_runs_once_the_lock_frees() {
+    let server = Running::start(&[]);
+    let scratch = Scratch::new("stop-cont-wait");
+    let client = namaste::client::Client::new().with_port(server.port);
+    let uid = namaste::Uid::from_name("stopped-waiter");
+    let holder = client.book(uid).unwrap().expect("granted");
+    let ran = scratch.path("ran");
+    let mut waiter = common::quiet_hold(
+        server.port,
+        "stopped-waiter",
+        &["--wait", "60"],
+        &["touch", ran.to_str().unwrap()],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Its WAIT is queued, so it is blocked reading the reply.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.query(uid).unwrap().waiters != 1 {
+        assert!(Instant::now() < deadline, "the hold never queued");
+        thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        common::signal(waiter.id(), "-STOP");
+        wait_for_state(waiter.id(), 'T');
+        common::signal(waiter.id(), "-CONT");
+        wait_for_state(waiter.id(), 'S');
+    }
+    assert!(waiter.try_wait().unwrap().is_none(), "the hold gave up");
+    assert!(holder.check_out().unwrap());
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(ran.exists(), "the command never ran");
+    assert_eq!(server.bookings(), 0);
+}
+
+/// Waits until process `pid` is in `state` (as /proc/PID/stat spells it:
+/// `T` stopped, `S` sleeping) or has exited.
+fn wait_for_state(pid: u32, state: char) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return;
+        };
+        let now = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if now == Some(state) || now == Some('Z') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never reached {state}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -9,14 +9,14 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::client::{Booking, Client, Message};
+use namaste::client::{Booking, Client};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
-use super::users::described;
+use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::printer::{Printer, say_within_grace};
 use super::{EX_TEMPFAIL, fail, say};
 
 pub const HELP: &str = "\
@@ -62,7 +62,10 @@ Exit status:
 Messages sent to NAME with `namaste notify` (by your OS user, or root: the
 server hands over no others) are printed on standard error, one line each
 with the sender's user, control characters escaped, cut after 1000
-characters.
+characters. At most 16 wait to be printed; past them a message is
+declined. A standard error that takes nothing never keeps the lock past
+COMMAND: this process checks out when COMMAND exits, gives standard error
+a second, and exits.
 SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
@@ -119,17 +122,31 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     };
     Ok(match booked {
         Ok(Some(booking)) => {
-            let (code, succeeded) = run_holding(&booking, &shown, command, inherit);
-            match booking.check_out() {
+            let (to_print, queue) = Printer::queue();
+            booking.forward_messages(to_print);
+            // Only once forwarding has begun is this all that came before.
+            let earlier = booking.messages().try_iter().collect();
+            let printer = Printer::start(shown.clone(), earlier, queue);
+            let (code, succeeded) = run_holding(&booking, command, inherit);
+            // The lock ends with the command, before anything more is
+            // written: standard error may take nothing.
+            let checked_out = booking.check_out();
+            let unprinted = printer.finish();
+            if unprinted > 0 {
+                say_within_grace(format_args!(
+                    "{unprinted} messages for {shown} were not printed: standard error did not take them in time"
+                ));
+            }
+            match checked_out {
                 Ok(true) => code,
                 Ok(false) => {
-                    say(format_args!(
+                    say_within_grace(format_args!(
                         "{shown} was no longer booked when the command ended: it ran unlocked for a while"
                     ));
                     if succeeded { ExitCode::FAILURE } else { code }
                 }
                 Err(e) => {
-                    say(format_args!("warning: could not check out {shown}: {e}"));
+                    say_within_grace(format_args!("warning: could not check out {shown}: {e}"));
                     code
                 }
             }
@@ -146,32 +163,20 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
 }
 
 /// What `hold` waits for while its command runs, all on one channel, so
-/// that it notices each the moment it happens.
+/// that it notices each the moment it happens. Messages for the lock go
+/// to the printer instead: this thread never writes to standard error
+/// while the command runs.
 enum Event {
-    /// A NOTIFY message for the lock.
-    Message(Message),
     /// A signal to pass on to the command.
     Signal(i32),
     /// The command has exited (and is not yet reaped).
     Exited,
 }
 
-impl From<Message> for Event {
-    fn from(message: Message) -> Event {
-        Event::Message(message)
-    }
-}
-
 /// Runs `command` while `booking` is held; answers its exit status, and
 /// whether it exited with 0.
-fn run_holding(
-    booking: &Booking,
-    name: &str,
-    command: &[OsString],
-    inherit: bool,
-) -> (ExitCode, bool) {
+fn run_holding(booking: &Booking, command: &[OsString], inherit: bool) -> (ExitCode, bool) {
     let (events, inbox) = mpsc::channel();
-    booking.forward_messages(events.clone());
     // Registered before the command starts, so no signal meant for it is
     // missed.
     let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
@@ -223,14 +228,10 @@ fn run_holding(
         wait_for_exit(pid);
         let _ = events.send(Event::Exited);
     });
-    for message in booking.messages().try_iter() {
-        show(name, &message);
-    }
     // The command is not reaped until the loop ends, so its pid cannot be
     // reused while signals are passed on to it.
     while let Ok(event) = inbox.recv() {
         match event {
-            Event::Message(message) => show(name, &message),
             Event::Signal(signal) => pass_on(signal, pid),
             Event::Exited => break,
         }
@@ -258,16 +259,6 @@ fn wait_for_exit(pid: u32) {
             return;
         }
     }
-}
-
-/// Prints a message sent to the lock, and who sent it; a standard error
-/// that is gone (a closed pipe, say) must not stop `hold`.
-fn show(name: &str, message: &Message) {
-    say(format_args!(
-        "message for {name} from {}: {}",
-        described(message.sender),
-        escaped(&message.bytes, 1000)
-    ));
 }
 
 /// Sends `signal` to the command: it decides how to stop, and the lock is

@@ -3,6 +3,7 @@
 mod args;
 mod hold;
 mod notify;
+mod printer;
 mod process;
 mod run;
 mod status;

@@ -1,6 +1,6 @@
 //! A held id, and the messages its holder receives.
 
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::responder::Responder;
 use super::{Client, Error};
@@ -53,9 +53,11 @@ impl Booking {
     /// Sends the messages that arrive from now on to `to` instead of
     /// [`messages`](Booking::messages), each turned into a `T`: so that one
     /// thread can wait for messages and for other events of its own on one
-    /// channel. Messages that arrived before stay in `messages()`. Once
-    /// `to`'s receiver is dropped, messages are no longer acknowledged, so
-    /// their senders learn that the holder did not take them.
+    /// channel. Messages that arrived before stay in `messages()`. The
+    /// channel's bound is the bound on unread messages: while it is full,
+    /// or once its receiver is dropped, messages are declined, so their
+    /// senders learn that the holder did not take them. (Other senders of
+    /// the channel may block while it is full; messages never do.)
     ///
     /// ```no_run
     /// use std::sync::mpsc;
@@ -75,7 +77,7 @@ impl Booking {
     /// }
     ///
     /// let booking = Client::new().book(Uid::from_name("editor"))?.expect("the only one");
-    /// let (events, inbox) = mpsc::channel();
+    /// let (events, inbox) = mpsc::sync_channel(16);
     /// booking.forward_messages(events.clone());
     /// std::thread::spawn(move || loop {
     ///     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -91,9 +93,10 @@ impl Booking {
     /// }
     /// # Ok::<(), namaste::client::Error>(())
     /// ```
-    pub fn forward_messages<T: From<Message> + Send + 'static>(&self, to: Sender<T>) {
-        self.responder
-            .forward(Box::new(move |message| to.send(T::from(message)).is_ok()));
+    pub fn forward_messages<T: From<Message> + Send + 'static>(&self, to: SyncSender<T>) {
+        self.responder.forward(Box::new(move |message| {
+            to.try_send(T::from(message)).is_ok()
+        }));
     }
 
     /// Releases the id; answers whether the server released it (`false`

@@ -253,16 +253,22 @@ impl Client {
 
     /// Sends `request` and reads the line of text the server answers.
     fn read_line(&self, request: &Request) -> Result<String, Error> {
-        let stream = self.send(request)?;
-        let mut line = String::new();
-        stream
-            .take(1024)
-            .read_to_string(&mut line)
-            .map_err(Error::Io)?;
+        let mut stream = self.send(request)?;
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut line = vec![0; 1024];
+        let mut got = 0;
+        while got < line.len() {
+            match read_before(&mut stream, &mut line[got..], deadline).map_err(Error::Io)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        line.truncate(got);
         if line.is_empty() {
             return Err(Error::Refused);
         }
-        Ok(line)
+        String::from_utf8(line)
+            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 
     fn check_out(&self, uid: Uid, handshake: Uid) -> Result<bool, Error> {
@@ -279,9 +285,12 @@ impl Client {
     fn ask_within(&self, request: &Request, wait: Duration) -> Result<u8, Error> {
         let mut stream = self.send(request)?;
         let patience = (self.rw_timeout * REPLY_PATIENCE).saturating_add(wait);
-        stream.set_read_timeout(Some(patience)).map_err(Error::Io)?;
+        // Too far ahead for the clock to name: as good as for ever.
+        let deadline = Instant::now()
+            .checked_add(patience)
+            .unwrap_or_else(|| Instant::now() + MAX_WAIT);
         let mut reply = [0];
-        match stream.read(&mut reply) {
+        match read_before(&mut stream, &mut reply, deadline) {
             Ok(1) => Ok(reply[0]),
             Ok(_) => Err(Error::Refused),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
@@ -289,6 +298,8 @@ impl Client {
         }
     }
 
+    /// Connects and writes `request`. `connect_timeout` and `write_all`
+    /// retry by themselves when a signal interrupts them.
     fn send(&self, request: &Request) -> Result<TcpStream, Error> {
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let mut stream =
@@ -300,10 +311,31 @@ impl Client {
             })?;
         stream
             .set_write_timeout(Some(self.rw_timeout))
-            .and_then(|()| stream.set_read_timeout(Some(self.rw_timeout * REPLY_PATIENCE)))
             .and_then(|()| stream.write_all(&request.encode()))
             .map_err(Error::Io)?;
         Ok(stream)
+    }
+}
+
+/// One read from `stream` that gives up at `deadline`. A signal, or a
+/// stop and continue (Ctrl-Z, fg), interrupts a socket read that has a
+/// timeout even when the handler asks for restarts; such a read is tried
+/// again with the time that is left, so the caller never sees it.
+fn read_before(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> std::io::Result<usize> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            done => return done,
+        }
     }
 }
 

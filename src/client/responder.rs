@@ -145,7 +145,7 @@ struct Exchange {
     step: Step,
 }
 
-/// Where one connection is: a verification ends after `Uid`; a NOTIFY
+/// Where one connection is: a verification ends after `Answer`; a NOTIFY
 /// goes on to its header (sender and length), its message and the
 /// acknowledgement.
 enum Step {
@@ -153,8 +153,12 @@ enum Step {
         got: usize,
         heard: [u8; UID_LEN],
     },
-    Uid {
+    /// The uid for our own handshake; for any other, the handshake heard,
+    /// and then the end.
+    Answer {
+        answer: [u8; UID_LEN],
         sent: usize,
+        own: bool,
     },
     Header {
         got: usize,
@@ -296,18 +300,31 @@ impl Exchange {
                     if let Io::Done(n) = io {
                         *got += n;
                         if *got == UID_LEN {
-                            if !Uid(*heard).matches_secret(handshake) {
-                                return true;
-                            }
-                            self.step = Step::Uid { sent: 0 };
+                            let own = Uid(*heard).matches_secret(handshake);
+                            // A handshake not ours is a call for a booking
+                            // that once had this port, now dead. Answered
+                            // with itself, never the uid it was sent for
+                            // (the server refuses a uid equal to its
+                            // handshake), it proves that booking gone, as
+                            // silence would not; and it tells the caller
+                            // nothing it did not know.
+                            let answer = if own { *uid.as_bytes() } else { *heard };
+                            self.step = Step::Answer {
+                                answer,
+                                sent: 0,
+                                own,
+                            };
                         }
                     }
                     io
                 }
-                Step::Uid { sent } => {
-                    let io = write_some(&mut self.stream, &uid.as_bytes()[*sent..]);
+                Step::Answer { answer, sent, own } => {
+                    let io = write_some(&mut self.stream, &answer[*sent..]);
                     if let Io::Done(n) = io {
                         *sent += n;
+                        if *sent == UID_LEN && !*own {
+                            return true;
+                        }
                         if *sent == UID_LEN {
                             self.step = Step::Header {
                                 got: 0,
