@@ -4,6 +4,7 @@ mod common;
 
 use std::fs;
 use std::process::{Child, Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Running, namaste, random, stderr};
