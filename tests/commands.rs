@@ -250,6 +250,21 @@ fn client_commands_without_a_server_say_how_to_start_one() {
     }
 }
 
+/// A `hold` of `name` whose command runs until `scratch` has the file
+/// `stop`, with its standard error a pipe the test keeps.
+fn hold_with_piped_stderr(server: &Running, name: &str, scratch: &common::Scratch) -> Child {
+    hold(
+        server,
+        name,
+        &[],
+        &["sh", "-c", &scratch.wait_for_file("stop")],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 /// `hold`'s standard error is a pipe nobody reads any more: a message for
 /// the lock cannot be printed, and `hold` goes on holding it until its
 /// command is done.
@@ -257,16 +272,7 @@ fn client_commands_without_a_server_say_how_to_start_one() {
 fn hold_with_a_closed_standard_error_survives_a_message() {
     let server = Running::start(&[]);
     let scratch = common::Scratch::new("closed-stderr");
-    let mut holder = hold(
-        &server,
-        "quiet",
-        &[],
-        &["sh", "-c", &scratch.wait_for_file("stop")],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut holder = hold_with_piped_stderr(&server, "quiet", &scratch);
     drop(holder.stderr.take());
     server.wait_for_bookings(1);
     let uid = Uid::from_name("quiet");
@@ -288,16 +294,7 @@ fn hold_with_a_closed_standard_error_survives_a_message() {
 fn hold_with_a_blocked_standard_error_bounds_messages_and_frees_the_lock() {
     let server = Running::start(&[]);
     let scratch = common::Scratch::new("blocked-stderr");
-    let mut holder = hold(
-        &server,
-        "flooded",
-        &[],
-        &["sh", "-c", &scratch.wait_for_file("stop")],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut holder = hold_with_piped_stderr(&server, "flooded", &scratch);
     // Kept open and never read: every write past the pipe's 64 KiB blocks.
     let _unread = holder.stderr.take();
     server.wait_for_bookings(1);
