@@ -6,31 +6,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use common::users::{as_nobody, notify_and_hang_up_as_nobody, root_or_skip};
 use common::{Running, stderr};
-
-const NOBODY: &str = "nobody";
-
-/// Whether the tests run as root; says why the test is skipped if not.
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped {test}: running a client as {NOBODY} needs root");
-    }
-    root
-}
-
-/// `namaste ARGS` run as `nobody`.
-fn as_nobody(args: &[&str]) -> Command {
-    let mut line = format!("exec {}", env!("CARGO_BIN_EXE_namaste"));
-    for arg in args {
-        line.push_str(&format!(" '{arg}'"));
-    }
-    let mut command = Command::new("su");
-    command.args([NOBODY, "-s", "/bin/sh", "-c", &line]);
-    command
-}
+use namaste::Uid;
+use namaste::client::Client;
 
 /// `namaste hold NAME -- sleep 60`, by `nobody` or by us, its standard
 /// error piped to the test.
@@ -188,6 +170,40 @@ fn status_names_the_holders_processes_and_user_and_says_free_when_free() {
         stderr(&seen)
     );
     stop(root_hold);
+}
+
+/// A sender that writes its NOTIFY and hangs up at once has, by the time
+/// the server asks who owns it, no socket of its own left: the kernel
+/// keeps a closing connection of a closed socket in a form it reports as
+/// root's (user 0, inode 0). Such a message must never be delivered, let
+/// alone as root's.
+#[test]
+fn a_notify_whose_sender_hangs_up_at_once_is_never_delivered_as_roots() {
+    if !root_or_skip("a_notify_whose_sender_hangs_up_at_once_is_never_delivered_as_roots") {
+        return;
+    }
+    let server = Running::start(&[]);
+    let (hold, mut messages) = holder(&server, "lockd", false);
+    let uid = Uid::from_name("lockd");
+    // Long enough that the close rides on the data.
+    let forged = vec![b'x'; 600];
+    for _ in 0..10 {
+        notify_and_hang_up_as_nobody(server.port, uid, &forged);
+    }
+    // Every one of them answered: only this STATUS connection is open.
+    let client = Client::new().with_port(server.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.status().unwrap().connections != 1 {
+        assert!(Instant::now() < deadline, "the senders were never answered");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = notify("lockd", "from the holders user", &server, false);
+    assert_eq!(delivered.status.code(), Some(0), "{}", stderr(&delivered));
+    assert_eq!(
+        next_line(&mut messages),
+        "namaste: message for \"lockd\" from root: from the holders user\n"
+    );
+    stop(hold);
 }
 
 /// The value of `key=` in a `status NAME` line.

@@ -157,11 +157,7 @@ impl Server {
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
             ReadProgress::Complete(request) => (
-                Phase::Waiting {
-                    ip,
-                    request,
-                    queued: false,
-                },
+                Phase::complete(ip, request, &stream, &mut self.owners),
                 true,
             ),
             ReadProgress::Pending => {

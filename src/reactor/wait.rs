@@ -28,6 +28,7 @@ impl Server {
             ip,
             request,
             queued,
+            ..
         } = &mut conn.phase
         else {
             return;
