@@ -9,7 +9,7 @@ use namaste::status::{Holder, LockStatus};
 use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
 use super::process::{Processes, command_line, holding};
 use super::users::name_of;
-use super::{fail, out, say};
+use super::{fail, out, say, trust};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters, or who holds a lock
@@ -34,7 +34,9 @@ processes are hidden (they belong to another user and you are not root),
 one line on standard error says so. The holder is not verified: a holder
 that died since its last verification still shows as held.
 
-Exits with 1 and says so when no server answers.
+Exits with 1 and says so when no server answers, and with 69 when the
+server on the port runs as another OS user than root, yours or
+NAMASTE_SERVER_USER's.
 
 Options:
   --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
@@ -74,7 +76,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             )));
         }
     };
-    Ok(match client.query(uid) {
+    let queried = match trust::vouched(client.port(), || client.query(uid)) {
+        Ok(queried) => queried,
+        Err(untrusted) => return Ok(untrusted),
+    };
+    Ok(match queried {
         Ok(lock) => {
             let name = words
                 .first()
@@ -87,7 +93,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
 }
 
 fn counters(client: &Client) -> ExitCode {
-    match client.status() {
+    let status = match trust::vouched(client.port(), || client.status()) {
+        Ok(status) => status,
+        Err(untrusted) => return untrusted,
+    };
+    match status {
         Ok(status) => {
             out(format_args!("{status}\n"));
             ExitCode::SUCCESS
