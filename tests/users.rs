@@ -5,11 +5,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::users::{as_nobody, notify_and_hang_up_as_nobody, root_or_skip};
+use common::users::{as_nobody, decoy_listening, notify_and_hang_up_as_nobody, root_or_skip};
 use common::{Running, stderr};
 use namaste::Uid;
 use namaste::client::Client;
@@ -203,6 +204,42 @@ fn a_notify_whose_sender_hangs_up_at_once_is_never_delivered_as_roots() {
         next_line(&mut messages),
         "namaste: message for \"lockd\" from root: from the holders user\n"
     );
+    stop(hold);
+}
+
+/// A process of another user listening on other loopback addresses at
+/// the holder's responder port is no holder: `status NAME` names the
+/// processes behind the exact address the server called, owned by the user
+/// the server reports.
+#[test]
+fn status_names_the_holder_and_not_a_decoy_on_another_loopback_address() {
+    if !root_or_skip("status_names_the_holder_and_not_a_decoy_on_another_loopback_address") {
+        return;
+    }
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
+    let (hold, _messages) = holder(&server, "decoyed", false);
+    let hold_pid = hold.id();
+    let sleep_pid = children_of(hold_pid)[0];
+    let status = || {
+        let held = common::namaste(&["status", "decoyed", "--port", &port]);
+        assert_eq!(held.status.code(), Some(0), "{}", stderr(&held));
+        String::from_utf8_lossy(&held.stdout).into_owned()
+    };
+    let responder: u16 = field(&status(), "port").parse().unwrap();
+    let addresses = (2..40).map(|last| Ipv4Addr::new(127, 0, 0, last)).collect();
+    let mut decoy = decoy_listening(responder, addresses);
+    let line = status();
+    let _ = decoy.kill();
+    let _ = decoy.wait();
+    assert!(line.contains(" user=root user_id=0 "), "{line}");
+    assert_eq!(
+        field(&line, "pid"),
+        format!("{hold_pid},{sleep_pid}"),
+        "hold and its command, not the decoy {}: {line}",
+        decoy.id()
+    );
+    assert!(line.ends_with(" -- sleep 60\n"), "{line}");
     stop(hold);
 }
 

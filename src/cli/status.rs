@@ -1,6 +1,7 @@
 //! `namaste status`: the server's counters, or who holds one lock.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use namaste::client::Client;
@@ -27,12 +28,14 @@ about that lock, in this order:
 since is when it was granted (UTC, ISO 8601); user and user_id the OS user
 that owns the holder's liveness responder; port that responder's port;
 waiters how many `hold --wait` queue for it; pid every process that has the
-responder open (`hold` and its command both do), found through /proc as
-lslocks finds them; command the first one's command line, escaped, to the
-end of the line. A value nobody can tell is `?`; when the holder's
-processes are hidden (they belong to another user and you are not root),
-one line on standard error says so. The holder is not verified: a holder
-that died since its last verification still shows as held.
+responder open (`hold` and its command both do): the socket listening at
+the exact address and port the server calls, owned by that user, found
+through the kernel and /proc as lslocks finds them; command the first
+one's command line, escaped, to the end of the line. A value nobody can
+tell is `?`; when the holder's processes are hidden (they belong to
+another user and you are not root), one line on standard error says so.
+The holder is not verified: a holder that died since its last
+verification still shows as held.
 
 Exits with 1 and says so when no server answers, and with 69 when the
 server on the port runs as another OS user than root, yours or
@@ -109,16 +112,23 @@ fn counters(client: &Client) -> ExitCode {
 /// The line `status NAME` prints for `lock`; says on standard error what
 /// it cannot see.
 fn lock_line(lock: &LockStatus, name: &str) -> String {
-    let Some(Holder { since, user, port }) = lock.holder else {
+    let Some(Holder {
+        since,
+        user,
+        address,
+        port,
+    }) = lock.holder
+    else {
         return format!("state=free waiters={}", lock.waiters);
     };
     let unknown = || "?".to_string();
-    let processes = holding(port);
+    let responder = SocketAddr::new(address, port);
+    let processes = holding(responder, user);
     match processes {
         Processes {
             listening: false, ..
         } => say(format_args!(
-            "nothing listens on the responder port of {name}'s holder any more: it has probably exited, and the server will find out at the next contention"
+            "no socket of the holder's user listens any more at {responder}, where the server calls {name}'s holder: it has probably exited, and the server will find out at the next contention"
         )),
         Processes {
             ref pids, hidden, ..

@@ -81,6 +81,7 @@ impl Server {
         let holder = self.registry.holder(uid).copied().map(|booking| Holder {
             since: (booking.since != 0).then_some(booking.since),
             user: self.owners.of_listener(booking.responder()),
+            address: booking.responder().ip(),
             port: booking.port,
         });
         LockStatus {
