@@ -34,6 +34,19 @@ pub fn as_nobody(args: &[&str]) -> Command {
     command
 }
 
+/// Runs `f` on this thread with `nobody`'s file-system user id, which the
+/// kernel gives as owner to the sockets created or accepted meanwhile, and
+/// to threads started meanwhile, for as long as they live.
+pub fn with_nobodys_sockets<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: setfsuid takes a plain integer and changes the credentials
+    // of this thread alone.
+    unsafe { libc::setfsuid(NOBODY_ID) };
+    let result = f();
+    // SAFETY: as above; the tests run as root.
+    unsafe { libc::setfsuid(0) };
+    result
+}
+
 /// `command`, run directly as `nobody` (user and group).
 pub fn run_as_nobody(mut command: Command) -> Command {
     command.uid(NOBODY_ID).gid(NOBODY_ID);
