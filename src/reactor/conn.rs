@@ -253,7 +253,8 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::owner::{NOBODY, ROOT, as_user};
+    use crate::owner::ROOT;
+    use crate::owner::test_users::{NOBODY, as_user};
 
     /// A holder's responder on a thread, its connection accepted as
     /// `user` (ours if `None`): answers the handshake with `uid`, then reads
