@@ -17,6 +17,8 @@ pub mod client;
 mod deadlines;
 mod nonblocking;
 #[cfg(feature = "server")]
+pub mod owner;
+#[cfg(feature = "server")]
 pub mod reactor;
 #[cfg(feature = "server")]
 pub mod registry;

@@ -2,6 +2,7 @@
 //! server and read by the client.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -96,7 +97,7 @@ impl FromStr for Status {
 /// ```
 /// use namaste::status::{Holder, LockStatus};
 ///
-/// let line = "held since=1800000000 user=1000 port=40123 waiters=2";
+/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 waiters=2";
 /// let lock: LockStatus = line.parse().unwrap();
 /// assert_eq!(lock.holder.map(|holder| holder.user), Some(Some(1000)));
 /// assert_eq!(lock.to_string(), line);
@@ -120,8 +121,11 @@ pub struct Holder {
     /// when the kernel could not tell (the responder is gone, say: the
     /// holder is not verified to answer a QUERY).
     pub user: Option<u32>,
-    /// The port of the holder's liveness responder on loopback, where the
-    /// processes that hold the lock can be found.
+    /// The loopback address of the holder's liveness responder, where the
+    /// server calls it (and where the processes that hold the lock can be
+    /// found): the address the holder connected from.
+    pub address: IpAddr,
+    /// The port of the holder's liveness responder.
     pub port: u16,
 }
 
@@ -133,9 +137,10 @@ impl fmt::Display for LockStatus {
         let unknown = |value: Option<String>| value.unwrap_or_else(|| "?".into());
         write!(
             f,
-            "held since={} user={} port={} waiters={}",
+            "held since={} user={} address={} port={} waiters={}",
             unknown(holder.since.map(|since| since.to_string())),
             unknown(holder.user.map(|user| user.to_string())),
+            holder.address,
             holder.port,
             self.waiters
         )
@@ -149,31 +154,32 @@ impl FromStr for LockStatus {
         let error = || ParseStatusError(line.to_string());
         let mut words = line.trim_end().split(' ');
         let state = words.next();
-        let mut field = |name: &str| -> Result<Option<u64>, ParseStatusError> {
-            let value = words
+        let mut text = |name: &str| {
+            words
                 .next()
                 .and_then(|word| word.strip_prefix(name))
                 .and_then(|word| word.strip_prefix('='))
-                .ok_or_else(error)?;
-            match value {
-                "?" => Ok(None),
-                value => value.parse().map(Some).map_err(|_| error()),
-            }
+                .ok_or_else(error)
+        };
+        let number = |value: &str| match value {
+            "?" => Ok(None),
+            value => value.parse::<u64>().map(Some).map_err(|_| error()),
         };
         let holder = match state {
             Some("free") => None,
             Some("held") => Some(Holder {
-                since: field("since")?,
-                user: field("user")?
+                since: number(text("since")?)?,
+                user: number(text("user")?)?
                     .map(|user| u32::try_from(user).map_err(|_| error()))
                     .transpose()?,
-                port: field("port")?
+                address: text("address")?.parse().map_err(|_| error())?,
+                port: number(text("port")?)?
                     .and_then(|port| u16::try_from(port).ok())
                     .ok_or_else(error)?,
             }),
             _ => return Err(error()),
         };
-        let waiters = field("waiters")?.ok_or_else(error)?;
+        let waiters = number(text("waiters")?)?.ok_or_else(error)?;
         Ok(LockStatus { holder, waiters })
     }
 }
@@ -187,8 +193,9 @@ mod tests {
         for line in [
             "free waiters=0",
             "free waiters=3",
-            "held since=1800000000 user=0 port=1 waiters=0",
-            "held since=? user=? port=65535 waiters=64",
+            "held since=1800000000 user=0 address=127.0.0.1 port=1 waiters=0",
+            "held since=? user=? address=::1 port=65535 waiters=64",
+            "held since=1 user=1 address=127.0.0.5 port=2 waiters=0",
         ] {
             let lock: LockStatus = line.parse().unwrap();
             assert_eq!(lock.to_string(), line);
@@ -203,10 +210,13 @@ mod tests {
             "free",
             "taken waiters=0",
             "free waiters=?",
-            "held since=1 user=1 port=? waiters=0",
-            "held since=1 user=1 port=70000 waiters=0",
-            "held since=1 user=4294967296 port=1 waiters=0",
-            "held user=1 since=1 port=1 waiters=0",
+            "held since=1 user=1 address=127.0.0.1 port=? waiters=0",
+            "held since=1 user=1 address=127.0.0.1 port=70000 waiters=0",
+            "held since=1 user=4294967296 address=127.0.0.1 port=1 waiters=0",
+            "held user=1 since=1 address=127.0.0.1 port=1 waiters=0",
+            "held since=1 user=1 port=1 waiters=0",
+            "held since=1 user=1 address=? port=1 waiters=0",
+            "held since=1 user=1 address=localhost port=1 waiters=0",
         ] {
             assert_eq!(
                 line.parse::<LockStatus>(),

@@ -4,10 +4,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::users::{NOBODY_ID, root_or_skip, run_as_nobody, with_nobodys_sockets};
 use common::{Flood, TestServer, random};
 use namaste::client::{Client, Error, MAX_UNREAD_MESSAGES, Notified};
 use namaste::wire::MAX_MESSAGE_LEN;
@@ -118,6 +120,35 @@ fn notify_reaches_the_holder_with_the_senders_user_and_is_acknowledged() {
     }
     // Delivering kept the holder's booking.
     assert!(client.book(uid).unwrap().is_none());
+
+    // As root, the sender's user is 0, which an unfilled field holds too:
+    // a holder whose sockets are nobody's, and a sender run as nobody.
+    if !root_or_skip() {
+        return;
+    }
+    let uid = random();
+    let booking = with_nobodys_sockets(|| client.book(uid).unwrap().expect("granted"));
+    let port = server.port().to_string();
+    let uid_hex = uid.to_string();
+    let sent = run_as_nobody(Command::new(env!("CARGO_BIN_EXE_namaste")))
+        .args([
+            "notify",
+            "x",
+            "from nobody",
+            "--uid",
+            &uid_hex,
+            "--port",
+            &port,
+        ])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{}", common::stderr(&sent));
+    let received = booking
+        .messages()
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(received.bytes, b"from nobody");
+    assert_eq!(received.sender, NOBODY_ID);
 }
 
 /// A holder that does not read its messages keeps a bounded number; the

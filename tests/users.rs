@@ -6,32 +6,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use common::users::{as_nobody, decoy_listening, notify_and_hang_up_as_nobody, root_or_skip};
 use common::{Running, stderr};
-
-const NOBODY: &str = "nobody";
-
-/// Whether the tests run as root; says why the test is skipped if not.
-fn root_or_skip() -> bool {
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        common::skip(&format!("running a client as {NOBODY} needs root"));
-    }
-    root
-}
-
-/// `namaste ARGS` run as `nobody`.
-fn as_nobody(args: &[&str]) -> Command {
-    let mut line = format!("exec {}", env!("CARGO_BIN_EXE_namaste"));
-    for arg in args {
-        line.push_str(&format!(" '{arg}'"));
-    }
-    let mut command = Command::new("su");
-    command.args([NOBODY, "-s", "/bin/sh", "-c", &line]);
-    command
-}
+use namaste::Uid;
+use namaste::client::Client;
 
 /// `namaste hold NAME -- sleep 60`, by `nobody` or by us, its standard
 /// error piped to the test.
@@ -189,6 +172,76 @@ fn status_names_the_holders_processes_and_user_and_says_free_when_free() {
         stderr(&seen)
     );
     stop(root_hold);
+}
+
+/// A sender that writes its NOTIFY and hangs up at once has, by the time
+/// the server asks who owns it, no socket of its own left: the kernel
+/// keeps a closing connection of a closed socket in a form it reports as
+/// root's (user 0, inode 0). Such a message must never be delivered, let
+/// alone as root's.
+#[test]
+fn a_notify_whose_sender_hangs_up_at_once_is_never_delivered_as_roots() {
+    if !root_or_skip() {
+        return;
+    }
+    let server = Running::start(&[]);
+    let (hold, mut messages) = holder(&server, "lockd", false);
+    let uid = Uid::from_name("lockd");
+    // Long enough that the close rides on the data.
+    let forged = vec![b'x'; 600];
+    for _ in 0..10 {
+        notify_and_hang_up_as_nobody(server.port, uid, &forged);
+    }
+    // Every one of them answered: only this STATUS connection is open.
+    let client = Client::new().with_port(server.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.status().unwrap().connections != 1 {
+        assert!(Instant::now() < deadline, "the senders were never answered");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = notify("lockd", "from the holders user", &server, false);
+    assert_eq!(delivered.status.code(), Some(0), "{}", stderr(&delivered));
+    assert_eq!(
+        next_line(&mut messages),
+        "namaste: message for \"lockd\" from root: from the holders user\n"
+    );
+    stop(hold);
+}
+
+/// A process of another user listening on other loopback addresses at
+/// the holder's responder port is no holder: `status NAME` names the
+/// processes behind the exact address the server called, owned by the user
+/// the server reports.
+#[test]
+fn status_names_the_holder_and_not_a_decoy_on_another_loopback_address() {
+    if !root_or_skip() {
+        return;
+    }
+    let server = Running::start(&[]);
+    let port = server.port.to_string();
+    let (hold, _messages) = holder(&server, "decoyed", false);
+    let hold_pid = hold.id();
+    let sleep_pid = children_of(hold_pid)[0];
+    let status = || {
+        let held = common::namaste(&["status", "decoyed", "--port", &port]);
+        assert_eq!(held.status.code(), Some(0), "{}", stderr(&held));
+        String::from_utf8_lossy(&held.stdout).into_owned()
+    };
+    let responder: u16 = field(&status(), "port").parse().unwrap();
+    let addresses = (2..40).map(|last| Ipv4Addr::new(127, 0, 0, last)).collect();
+    let mut decoy = decoy_listening(responder, addresses);
+    let line = status();
+    let _ = decoy.kill();
+    let _ = decoy.wait();
+    assert!(line.contains(" user=root user_id=0 "), "{line}");
+    assert_eq!(
+        field(&line, "pid"),
+        format!("{hold_pid},{sleep_pid}"),
+        "hold and its command, not the decoy {}: {line}",
+        decoy.id()
+    );
+    assert!(line.ends_with(" -- sleep 60\n"), "{line}");
+    stop(hold);
 }
 
 /// The value of `key=` in a `status NAME` line.

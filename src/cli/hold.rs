@@ -17,7 +17,7 @@ use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::printer::{Printer, say_within_grace};
-use super::{EX_TEMPFAIL, fail, say};
+use super::{EX_TEMPFAIL, fail, say, trust};
 
 pub const HELP: &str = "\
 namaste hold: run a command while holding a lock
@@ -54,6 +54,8 @@ Exit status:
   COMMAND's       COMMAND ran; 128 + N when signal N ended it
   75              NAME is held by another live process (see -E)
   126, 127        COMMAND was found but could not run, or was not found
+  69              the server on the port runs as another OS user than root,
+                  yours or NAMASTE_SERVER_USER's: COMMAND did not run
   1               the lock was lost while COMMAND ran (the server restarted
                   without its state file, say) and COMMAND itself exited 0;
                   or an error (no server answers, ...)
@@ -116,9 +118,12 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     }
     let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
     let shown = quoted(name);
-    let booked = match wait {
+    let booked = match trust::vouched(client.port(), || match wait {
         Some(timeout) => client.book_wait(uid, timeout),
         None => client.book(uid),
+    }) {
+        Ok(booked) => booked,
+        Err(untrusted) => return Ok(untrusted),
     };
     Ok(match booked {
         Ok(Some(booking)) => {

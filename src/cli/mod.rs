@@ -8,6 +8,7 @@ mod process;
 mod run;
 mod status;
 mod systemd;
+mod trust;
 mod users;
 
 use std::ffi::{OsStr, OsString};
@@ -42,7 +43,9 @@ Usage:
 Every command takes --help. Exit statuses: 0 success, 1 failure, 2 a
 command line that makes no sense, 75 (hold, notify) nobody free or nobody
 there: the lock is held elsewhere, or nobody holds it, 77 (notify) another
-OS user holds the lock.
+OS user holds the lock, 69 (hold, notify, status) the server runs as
+another OS user than root, yours or the one NAMASTE_SERVER_USER names
+(default: namaste), so it is not believed.
 ";
 
 /// Runs the command line `args` (without the program name).

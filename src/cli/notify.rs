@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use namaste::client::{Client, Notified};
 
 use super::args::{Arg, Args, Usage, counted, quoted, unknown};
-use super::{EX_TEMPFAIL, fail, say};
+use super::{EX_TEMPFAIL, fail, say, trust};
 
 /// The exit status when another OS user holds the lock, as sysexits.h's
 /// EX_NOPERM.
@@ -27,6 +27,8 @@ Exit status, with one line saying which:
   0   the holder took the message
   75  no live process holds NAME
   77  another OS user holds NAME: the message was not handed over
+  69  the server on the port runs as another OS user than root, yours or
+      NAMASTE_SERVER_USER's: the message was not sent
   1   the holder is alive but did not take it (a client of namaste 0.6.0,
       say), the server could not tell the users apart, or an error
 
@@ -65,7 +67,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     }
     let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
     let name = quoted(name);
-    Ok(match client.notify(uid, message.as_bytes()) {
+    let notified = match trust::vouched(client.port(), || client.notify(uid, message.as_bytes())) {
+        Ok(notified) => notified,
+        Err(untrusted) => return Ok(untrusted),
+    };
+    Ok(match notified {
         Ok(Notified::Delivered) => {
             say(format_args!("the holder of {name} took the message"));
             ExitCode::SUCCESS

@@ -1,11 +1,14 @@
 //! The processes behind a liveness responder, found through `/proc` as
 //! `lslocks` finds the holders of a file lock: the listening socket's
-//! inode from `/proc/net/tcp` (and `tcp6`), then every process with a
-//! descriptor of it. Another user's descriptors are hidden unless one is
-//! root, and then this says so.
+//! inode, asked of the kernel for the exact address the server calls,
+//! then every process with a descriptor of it. Another user's descriptors
+//! are hidden unless one is root, and then this says so.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::Path;
+
+use namaste::owner::Owners;
 
 /// What `/proc` shows of the processes holding a responder.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -16,21 +19,19 @@ pub struct Processes {
     /// Processes whose descriptors this user may not read: one of them may
     /// be a holder.
     pub hidden: usize,
-    /// Whether the listening socket was found at all.
+    /// Whether the holder's listening socket was found: at the address
+    /// the server calls, owned by the user the server reports.
     pub listening: bool,
 }
 
-/// `/proc/net/tcp`'s code for a listening socket.
-const LISTEN: &str = "0A";
-
-/// The processes that have the loopback socket listening on `port` open.
-pub fn holding(port: u16) -> Processes {
-    let Some(inode) = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| fs::read_to_string(table).ok())
-        .find_map(|table| listener_inode(&table, port))
-    else {
-        return Processes::default();
+/// The processes that have open the socket listening at exactly
+/// `responder`, if `owner` owns it: the socket the server calls, not one of
+/// another user on another loopback address, or one bound after the
+/// holder's was closed.
+pub fn holding(responder: SocketAddr, owner: Option<u32>) -> Processes {
+    let inode = match (Owners::open().listener(responder), owner) {
+        (Ok(listener), Some(owner)) if listener.user == owner => listener.inode,
+        _ => return Processes::default(),
     };
     let link = format!("socket:[{inode}]");
     let mut found = Processes {
@@ -80,31 +81,6 @@ fn has_open(fds: &Path, link: &str) -> Option<bool> {
     )
 }
 
-/// The inode of the socket listening on a loopback address at `port`, from
-/// the text of `/proc/net/tcp` or `/proc/net/tcp6`.
-fn listener_inode(table: &str, port: u16) -> Option<u64> {
-    let port = format!("{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-        let (address, local_port) = local.split_once(':')?;
-        (local_port == port && *state == LISTEN && is_loopback(address))
-            .then(|| inode.parse().ok())
-            .flatten()
-    })
-}
-
-/// Whether a `/proc/net/tcp` address (hex, in the kernel's byte order) is
-/// 127.0.0.0/8 or ::1.
-fn is_loopback(address: &str) -> bool {
-    match address.len() {
-        // The first octet is the last byte of the host-order word.
-        8 => address.ends_with("7F"),
-        32 => address == "00000000000000000000000001000000",
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
@@ -114,8 +90,7 @@ mod tests {
     #[test]
     fn finds_this_process_behind_its_own_listener() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let found = holding(port);
+        let found = holding(listener.local_addr().unwrap(), Some(me()));
         assert!(found.listening);
         assert_eq!(found.pids, [std::process::id()]);
         let command = command_line(std::process::id()).unwrap();
@@ -124,26 +99,26 @@ mod tests {
 
     #[test]
     fn finds_nothing_where_nothing_listens() {
-        let port = TcpListener::bind("127.0.0.1:0")
+        let at = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
-            .unwrap()
-            .port();
-        assert_eq!(holding(port), Processes::default());
+            .unwrap();
+        assert_eq!(holding(at, Some(me())), Processes::default());
     }
 
     #[test]
-    fn reads_only_loopback_listeners_on_the_port() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:9C49 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0
-   1: 0100007F:1F40 0100007F:9C49 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 100 0 0 10 0
-   2: 0A000001:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1 0 100 0 0 10 0
-   3: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 444 1 0 100 0 0 10 0
-";
-        assert_eq!(listener_inode(table, 0x9C49), Some(111));
-        assert_eq!(listener_inode(table, 0x1F40), Some(444));
-        assert_eq!(listener_inode(table, 80), None);
-        assert!(is_loopback("00000000000000000000000001000000"));
-        assert!(!is_loopback("00000000000000000000000000000000"));
+    fn finds_nothing_behind_a_listener_of_another_user_or_address() {
+        let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+        let at = listener.local_addr().unwrap();
+        assert_eq!(holding(at, Some(me() + 1)), Processes::default());
+        assert_eq!(holding(at, None), Processes::default());
+        let elsewhere = SocketAddr::from(([127, 0, 0, 1], at.port()));
+        assert_eq!(holding(elsewhere, Some(me())), Processes::default());
+        assert!(holding(at, Some(me())).listening);
+    }
+
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions and touches no memory.
+        unsafe { libc::geteuid() }
     }
 }

@@ -1,6 +1,7 @@
 //! `namaste status`: the server's counters, or who holds one lock.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use namaste::client::Client;
@@ -9,7 +10,7 @@ use namaste::status::{Holder, LockStatus};
 use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
 use super::process::{Processes, command_line, holding};
 use super::users::name_of;
-use super::{fail, out, say};
+use super::{fail, out, say, trust};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters, or who holds a lock
@@ -27,14 +28,18 @@ about that lock, in this order:
 since is when it was granted (UTC, ISO 8601); user and user_id the OS user
 that owns the holder's liveness responder; port that responder's port;
 waiters how many `hold --wait` queue for it; pid every process that has the
-responder open (`hold` and its command both do), found through /proc as
-lslocks finds them; command the first one's command line, escaped, to the
-end of the line. A value nobody can tell is `?`; when the holder's
-processes are hidden (they belong to another user and you are not root),
-one line on standard error says so. The holder is not verified: a holder
-that died since its last verification still shows as held.
+responder open (`hold` and its command both do): the socket listening at
+the exact address and port the server calls, owned by that user, found
+through the kernel and /proc as lslocks finds them; command the first
+one's command line, escaped, to the end of the line. A value nobody can
+tell is `?`; when the holder's processes are hidden (they belong to
+another user and you are not root), one line on standard error says so.
+The holder is not verified: a holder that died since its last
+verification still shows as held.
 
-Exits with 1 and says so when no server answers.
+Exits with 1 and says so when no server answers, and with 69 when the
+server on the port runs as another OS user than root, yours or
+NAMASTE_SERVER_USER's.
 
 Options:
   --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
@@ -74,7 +79,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             )));
         }
     };
-    Ok(match client.query(uid) {
+    let queried = match trust::vouched(client.port(), || client.query(uid)) {
+        Ok(queried) => queried,
+        Err(untrusted) => return Ok(untrusted),
+    };
+    Ok(match queried {
         Ok(lock) => {
             let name = words
                 .first()
@@ -87,7 +96,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
 }
 
 fn counters(client: &Client) -> ExitCode {
-    match client.status() {
+    let status = match trust::vouched(client.port(), || client.status()) {
+        Ok(status) => status,
+        Err(untrusted) => return untrusted,
+    };
+    match status {
         Ok(status) => {
             out(format_args!("{status}\n"));
             ExitCode::SUCCESS
@@ -99,16 +112,23 @@ fn counters(client: &Client) -> ExitCode {
 /// The line `status NAME` prints for `lock`; says on standard error what
 /// it cannot see.
 fn lock_line(lock: &LockStatus, name: &str) -> String {
-    let Some(Holder { since, user, port }) = lock.holder else {
+    let Some(Holder {
+        since,
+        user,
+        address,
+        port,
+    }) = lock.holder
+    else {
         return format!("state=free waiters={}", lock.waiters);
     };
     let unknown = || "?".to_string();
-    let processes = holding(port);
+    let responder = SocketAddr::new(address, port);
+    let processes = holding(responder, user);
     match processes {
         Processes {
             listening: false, ..
         } => say(format_args!(
-            "nothing listens on the responder port of {name}'s holder any more: it has probably exited, and the server will find out at the next contention"
+            "no socket of the holder's user listens any more at {responder}, where the server calls {name}'s holder: it has probably exited, and the server will find out at the next contention"
         )),
         Processes {
             ref pids, hidden, ..

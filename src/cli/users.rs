@@ -11,6 +11,23 @@ pub fn name_of(id: u32) -> Option<String> {
     name_in(&passwd, id)
 }
 
+/// The OS user id of the login name `name`, from `/etc/passwd`.
+pub fn id_named(name: &str) -> Option<u32> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    id_in(&passwd, name)
+}
+
+/// The id of the user `name` in the text of a passwd file.
+fn id_in(passwd: &str, name: &str) -> Option<u32> {
+    if name.is_empty() {
+        return None;
+    }
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+    })
+}
+
 /// The name of user `id` in the text of a passwd file.
 fn name_in(passwd: &str, id: u32) -> Option<String> {
     passwd.lines().find_map(|line| {
@@ -37,6 +54,10 @@ mod tests {
         assert_eq!(name_in(passwd, 65534).as_deref(), Some("nobody"));
         assert_eq!(name_in(passwd, 5), None);
         assert_eq!(name_in(passwd, 1000), None);
+        assert_eq!(id_in(passwd, "nobody"), Some(65534));
+        assert_eq!(id_in(passwd, "root"), Some(0));
+        assert_eq!(id_in(passwd, ""), None);
+        assert_eq!(id_in(passwd, "x"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::Server;
-use super::conn::{Conn, Kept, Phase, ReadProgress, read_request};
+use super::conn::{Conn, Phase, ReadProgress, read_request};
 use crate::deadlines::ConnRef;
 use crate::registry::ResponderIp;
 use crate::wire::Decoder;
@@ -157,11 +157,7 @@ impl Server {
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
             ReadProgress::Complete(request) => (
-                Phase::Waiting {
-                    ip,
-                    request,
-                    kept: Kept::Answering,
-                },
+                Phase::complete(ip, request, &stream, &mut self.owners),
                 true,
             ),
             ReadProgress::Pending => {

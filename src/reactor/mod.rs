@@ -10,7 +10,6 @@ mod accept;
 mod config;
 mod conn;
 mod journal;
-mod owner;
 mod serve;
 mod stop;
 mod throttle;
@@ -30,13 +29,13 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::deadlines::{ConnRef, Deadlines};
+use crate::owner::Owners;
 use crate::registry::{Action, Limits, Registry};
 use accept::Accepting;
 pub use config::{Config, MAX_DURATION};
 use config::{refuse_non_loopback, refuse_past_bounds};
 use conn::{Conn, Kept, Phase};
 use journal::Journal;
-use owner::Owners;
 use throttle::{Episode, Throttled};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -349,6 +348,7 @@ impl Server {
                         ip,
                         request,
                         kept: Kept::Lined,
+                        ..
                     },
                 ..
             }) = self.conns.get(expired.key)

@@ -24,11 +24,7 @@ impl Server {
         match &mut conn.phase {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
-                    conn.phase = Phase::Waiting {
-                        ip: *ip,
-                        request,
-                        kept: Kept::Answering,
-                    };
+                    conn.phase = Phase::complete(*ip, request, &conn.stream, &mut self.owners);
                     let generation = conn.generation;
                     self.submit(ConnRef { key, generation }, now);
                 }
@@ -88,6 +84,7 @@ impl Server {
         let holder = self.registry.holder(uid).copied().map(|booking| Holder {
             since: (booking.since != 0).then_some(booking.since),
             user: self.owners.of_listener(booking.responder()),
+            address: booking.responder().ip(),
             port: booking.port,
         });
         LockStatus {
@@ -97,8 +94,7 @@ impl Server {
     }
 
     /// The message of a waiting NOTIFY request, to hand to the holder, and
-    /// the OS user who sent it, asked of the kernel now, while the sender
-    /// waits on its connection for the answer.
+    /// the OS user who sent it, as the kernel told when it arrived.
     pub(super) fn message_of(&mut self, from: ConnRef) -> Option<MessageFrom<'_>> {
         let conn = self
             .conns
@@ -106,13 +102,14 @@ impl Server {
             .filter(|conn| conn.generation == from.generation)?;
         let Phase::Waiting {
             request: Request::Notify { message, .. },
+            sender,
             ..
         } = &conn.phase
         else {
             return None;
         };
         Some(MessageFrom {
-            sender: self.owners.of_peer(&conn.stream),
+            sender: *sender,
             bytes: message,
         })
     }

@@ -31,6 +31,7 @@ impl Server {
             ip,
             request,
             kept: was,
+            ..
         } = &mut conn.phase
         else {
             return;

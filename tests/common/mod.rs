@@ -2,6 +2,8 @@
 //! liveness responder, and raw request helpers.
 #![allow(dead_code)] // each test file uses its own share of these
 
+pub mod users;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
