@@ -3,9 +3,11 @@
 
 mod common;
 
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -174,15 +176,28 @@ fn hold_with_the_published_server() {
 }
 
 /// The published server closes a WAIT unanswered; our client then polls as
-/// before, and still gets the id once its holder leaves.
+/// before, and still gets the id once its holder leaves. The waiter talks
+/// through a relay that counts BOOKs, so the holder leaves only once the
+/// waiter is seen polling.
 #[test]
 fn waiting_against_the_published_server_falls_back_to_polling() {
     let server = PublishedServer::start();
-    let client = namaste::client::Client::new().with_port(server.port);
+    let holder = namaste::client::Client::new().with_port(server.port);
+    let relay = CountingRelay::start(server.port);
+    let client = namaste::client::Client::new().with_port(relay.port);
     let uid = random();
-    let holder = client.book(uid).unwrap().expect("granted");
+    let holder = holder.book(uid).unwrap().expect("granted");
     let waiter = thread::spawn(move || client.book_wait(uid, Duration::from_secs(30)));
-    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // Two BOOKs: the first was answered (no) before the second was sent.
+    while relay.books() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the waiter never polled with BOOK"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!waiter.is_finished(), "granted while the holder held");
     assert!(holder.check_out().unwrap());
     let booking = waiter.join().unwrap().unwrap();
     assert!(
@@ -191,6 +206,55 @@ fn waiting_against_the_published_server_falls_back_to_polling() {
             .check_out()
             .unwrap()
     );
+    let client = namaste::client::Client::new().with_port(server.port);
     let once = client.book_wait(uid, Duration::ZERO).unwrap();
     assert!(once.is_some(), "free: one try is enough");
+}
+
+/// A relay on a port of its own to the server on `to`: counts the BOOKs
+/// (command byte 0x00) that pass, and copies bytes both ways.
+struct CountingRelay {
+    port: u16,
+    books: Arc<AtomicUsize>,
+}
+
+impl CountingRelay {
+    fn start(to: u16) -> CountingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let books = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&books);
+        // Detached: it ends with the test process; each call is short.
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let mut command = [0; 1];
+                if client.read_exact(&mut command).is_err() || server.write_all(&command).is_err() {
+                    continue;
+                }
+                if command[0] == 0x00 {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                let (mut from_client, mut to_client) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || {
+                    let _ = io::copy(&mut from_client, &mut server);
+                    let _ = server.shutdown(Shutdown::Write);
+                });
+                thread::spawn(move || {
+                    let _ = io::copy(&mut to_client, &mut client);
+                    let _ = client.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CountingRelay { port, books }
+    }
+
+    /// The BOOKs relayed so far.
+    fn books(&self) -> usize {
+        self.books.load(Ordering::SeqCst)
+    }
 }
