@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Responder, Running, random, send_bytes};
 use namaste::Uid;
-use namaste::client::Client;
+use namaste::client::{Client, Error};
 use namaste::wire::{MAX_MESSAGE_LEN, Request};
 
 /// Holders that never answer, as many requests for each as may wait in
@@ -162,4 +162,41 @@ fn a_book_of_a_free_id_gets_through_a_line_hog_at_once() {
         assert!(took < AT_ONCE, "a book of a free id took {took:?}");
         booking.check_out().unwrap();
     }
+}
+
+/// A listener whose backlog is full, as a server's is when its slots are
+/// all busy and clients keep coming: the kernel ignores a new client's
+/// connection, which then times out. That is a busy server, not an absent
+/// one, and the error says so in one line naming the limit.
+#[test]
+fn a_connection_a_full_backlog_ignores_is_not_read_as_no_server() {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The smallest backlog: one connection waits, the next is ignored.
+    let listening = socket2::SockRef::from(&listener);
+    listening.listen(0).unwrap();
+    let mut queued = Vec::new();
+    let quick = Duration::from_millis(300);
+    let full = Instant::now() + Duration::from_secs(10);
+    // Fills the backlog until a connection is ignored.
+    while TcpStream::connect_timeout(&listener.local_addr().unwrap(), quick)
+        .map(|stream| queued.push(stream))
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < full,
+            "{} connections and not full",
+            queued.len()
+        );
+    }
+    let client = Client::new().with_port(port).with_rw_timeout(quick);
+    let error = client.status().unwrap_err();
+    assert!(
+        matches!(error, Error::NotAccepted { port: p, .. } if p == port),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(!text.contains("no Namaste server"), "{text}");
+    assert!(text.contains("connection slots"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
 }
