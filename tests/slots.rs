@@ -200,3 +200,31 @@ fn a_connection_a_full_backlog_ignores_is_not_read_as_no_server() {
     assert!(text.contains("connection slots"), "{text}");
     assert!(!text.contains('\n'), "{text}");
 }
+
+/// The server asks the kernel for a backlog of 4096 connections not yet
+/// accepted (or `net.core.somaxconn`, if lower), not the 128 that one
+/// user's burst of connections fills at once; `ss` shows a listener's
+/// backlog as its send queue.
+#[test]
+fn the_server_listens_with_a_backlog_of_4096() {
+    let server = Running::start(&[]);
+    let Ok(listed) = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", server.port)])
+        .output()
+    else {
+        common::skip("`ss` (iproute2) is not installed");
+        return;
+    };
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let line = String::from_utf8(listed.stdout).unwrap();
+    let backlog: usize = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or_else(|| panic!("no send queue in {line:?}"));
+    assert_eq!(backlog, somaxconn.min(4096), "{line}");
+}
