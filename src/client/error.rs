@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::status::ParseStatusError;
 use crate::wire::MAX_MESSAGE_LEN;
@@ -15,6 +16,16 @@ pub enum Error {
         port: u16,
         /// What connecting reported.
         source: io::Error,
+    },
+    /// Something listens on the port but did not take the connection in
+    /// time: its queue of connections not yet accepted is full, which the
+    /// kernel answers by ignoring new ones, as when all of a server's
+    /// connection slots are taken and clients keep arriving.
+    NotAccepted {
+        /// The port tried on 127.0.0.1.
+        port: u16,
+        /// How long connecting was tried: the client's rw timeout.
+        waited: Duration,
     },
     /// The server closed without a reply: one of its limits was reached,
     /// or it does not know the request (a 0.6.0 server and STATUS, say).
@@ -38,8 +49,12 @@ impl fmt::Display for Error {
                 f,
                 "no Namaste server answers on 127.0.0.1:{port} ({source}); start one with `namaste run`"
             ),
+            Error::NotAccepted { port, waited } => write!(
+                f,
+                "the server on 127.0.0.1:{port} did not accept the connection within {waited:?}: its queue of new connections is full (all its connection slots are busy); try again later"
+            ),
             Error::Refused => f.write_str(
-                "the server closed the connection without a reply (a limit of its was reached, or it does not know this request)",
+                "the server closed the connection without a reply: one of its limits was reached (connection slots, requests waiting on verifications, bookings, waiters), or it does not know this request",
             ),
             Error::Io(e) => write!(f, "talking to the server failed: {e}"),
             Error::Random(e) => write!(f, "no random handshake could be made: {e}"),

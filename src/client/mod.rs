@@ -304,9 +304,20 @@ impl Client {
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let mut stream =
             TcpStream::connect_timeout(&server, self.rw_timeout).map_err(|source| {
-                Error::NoServer {
-                    port: self.port,
-                    source,
+                // On loopback, a port nobody listens on refuses at once;
+                // one whose backlog is full ignores the SYN, so connecting
+                // times out.
+                match source.kind() {
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                        Error::NotAccepted {
+                            port: self.port,
+                            waited: self.rw_timeout,
+                        }
+                    }
+                    _ => Error::NoServer {
+                        port: self.port,
+                        source,
+                    },
                 }
             })?;
         stream

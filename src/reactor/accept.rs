@@ -20,9 +20,18 @@ use crate::wire::Decoder;
 /// enough that clients barely notice.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
+/// How many clients to take in at most before the connections already in
+/// have their turn: one user's stream of arrivals, each with a request to
+/// read, must not keep the server from the replies and verifications that
+/// others wait for.
+const ACCEPTS_PER_TURN: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Accepting {
     Open,
+    /// A turn's share of clients was taken in and more may wait in the
+    /// backlog: accept again as soon as the others had their turn.
+    Yielded,
     /// All client slots are taken; accept again when one frees.
     Full,
     /// `accept` failed for want of resources; try again at this time.
@@ -32,8 +41,11 @@ pub(super) enum Accepting {
 }
 
 impl Server {
+    /// Takes in the clients waiting in the backlog, up to a turn's share,
+    /// and notes why it stopped.
     pub(super) fn accept(&mut self, now: Instant) {
-        loop {
+        self.accepting = Accepting::Open;
+        for _ in 0..ACCEPTS_PER_TURN {
             // All slots taken: room only at the expense of a connection
             // that has not sent a whole request, once someone is there.
             let victim = if self.clients < self.config.max_connections {
@@ -41,7 +53,11 @@ impl Server {
             } else {
                 match self.oldest_incomplete() {
                     Some(victim) => Some(victim),
-                    None => break,
+                    None => {
+                        self.accepting = Accepting::Full;
+                        self.note_full(now);
+                        return;
+                    }
                 }
             };
             let Some(listener) = &self.listener else {
@@ -88,8 +104,7 @@ impl Server {
                 }
             }
         }
-        self.accepting = Accepting::Full;
-        self.note_full(now);
+        self.accepting = Accepting::Yielded;
     }
 
     /// The connection that has been sending its request longest without
@@ -132,11 +147,11 @@ impl Server {
     pub(super) fn resume_accepting(&mut self, now: Instant) {
         let resume = match self.accepting {
             Accepting::Open => false,
+            Accepting::Yielded => true,
             Accepting::Full => self.clients < self.config.max_connections,
             Accepting::Failing { retry_at } => retry_at <= now,
         };
         if resume {
-            self.accepting = Accepting::Open;
             self.accept(now);
         }
     }

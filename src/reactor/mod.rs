@@ -42,6 +42,14 @@ const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
+/// How many connections the kernel may hold for the server before it
+/// accepts them (capped by `net.core.somaxconn`, 4096 by default). mio and
+/// the standard library ask for 128, which one user's burst of connections
+/// fills in an instant; past it the kernel drops new clients' SYNs, and
+/// they connect only a second or more later, or time out as if no server
+/// listened.
+const BACKLOG: i32 = 4096;
+
 /// How many rw timeouts a request may wait in a line behind verifications
 /// before it is closed without a reply, as clients wait for their reply.
 const PATIENCE: u32 = 4;
@@ -142,6 +150,9 @@ impl Server {
     }
 
     fn with_listener(mut listener: TcpListener, config: Config) -> io::Result<Server> {
+        // Listening again on a listening socket sets its backlog; so does a
+        // socket systemd made with a smaller one.
+        socket2::SockRef::from(&listener).listen(BACKLOG)?;
         let poll = Poll::new()?;
         let addr = listener.local_addr()?;
         poll.registry()
@@ -269,12 +280,9 @@ impl Server {
                     }
                     SIGNALS => self.begin_draining(now),
                     LISTENER => match self.accepting {
-                        Accepting::Open => self.accept(now),
-                        // Someone new is waiting in the backlog.
-                        Accepting::Full => {
-                            self.accepting = Accepting::Open;
-                            self.accept(now);
-                        }
+                        // Someone new is waiting in the backlog (when full,
+                        // perhaps to take the place of a silent one).
+                        Accepting::Open | Accepting::Yielded | Accepting::Full => self.accept(now),
                         Accepting::Failing { .. } => {}
                     },
                     Token(key) => self.ready(key, now),
@@ -298,6 +306,8 @@ impl Server {
     fn next_wakeup(&self) -> Option<Instant> {
         let retry = match self.accepting {
             Accepting::Failing { retry_at } => Some(retry_at),
+            // Clients may wait in the backlog: poll without waiting.
+            Accepting::Yielded => Some(Instant::now()),
             Accepting::Open | Accepting::Full => None,
         };
         let drained = self.draining.map(|(_, until)| until);

@@ -37,8 +37,11 @@ impl Server {
             // Clients already in the backlog are served; dropping the
             // listener then makes new ones fail at once instead of waiting
             // for a server that is leaving.
-            if self.accepting == Accepting::Open {
+            if matches!(self.accepting, Accepting::Open | Accepting::Yielded) {
                 self.accept(now);
+                while self.accepting == Accepting::Yielded {
+                    self.accept(now);
+                }
             }
             self.listener = None;
             let name = if signal == SIGINT {
