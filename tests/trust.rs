@@ -5,12 +5,13 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::users::{NOBODY, as_nobody, root_or_skip, run_as_nobody};
+use common::users::{NOBODY, as_nobody, root_or_skip, run_as_nobody, with_nobodys_sockets};
 use common::{Running, stderr};
 use namaste::Uid;
 use namaste::client::Client;
@@ -161,4 +162,54 @@ fn an_answer_from_a_server_that_took_over_the_port_is_not_believed() {
         "hold ran its command on the impostor's grant"
     );
     drop(held);
+}
+
+/// A server of another user listening on 0.0.0.0 takes the connections
+/// to 127.0.0.1 as surely as one listening there: it is not believed
+/// either. The impostor answers every request with "yes", a grant; it
+/// hears nothing but loopback, and only for the test's few requests.
+#[test]
+fn a_server_of_another_user_on_the_unspecified_address_is_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let listener = with_nobodys_sockets(|| TcpListener::bind("0.0.0.0:0")).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let yes_to_all = with_nobodys_sockets(|| {
+        thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let Ok(mut stream) = stream else { return };
+                let mut request = [0; 1];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(&[1]);
+            }
+        })
+    });
+    let marker = common::Scratch::new("wildcard-server");
+    let ran = marker.path("ran");
+    let touch = ["touch", ran.to_str().unwrap()];
+    let hold = [&["hold", "job", "--port", &port, "--"][..], &touch[..]].concat();
+    for args in [&hold[..], &["notify", "job", "hi", "--port", &port]] {
+        let refused = namaste(args, None);
+        assert_eq!(
+            refused.status.code(),
+            Some(EX_UNAVAILABLE),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(&format!("runs as {NOBODY}")),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+    }
+    assert!(
+        !ran.exists(),
+        "hold ran its command on the impostor's grant"
+    );
+    // Ends the impostor, whatever it was sent.
+    for _ in 0..4 {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()));
+    }
+    yes_to_all.join().unwrap();
 }

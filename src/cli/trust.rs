@@ -2,11 +2,13 @@
 //! real server is down, any local user may listen on its port and answer
 //! in its place: grant a lock that is held, or pass messages off as
 //! root's. So `hold`, `notify` and `status` ask the kernel which OS user
-//! owns the listening socket before they send a request and again before
-//! they believe its answer, and go on only for root, their own user, or
-//! the user `NAMASTE_SERVER_USER` names (by default `namaste`, the system
-//! user of the systemd unit). The library does not check: a program that
-//! links it alone trusts whoever answers on the port.
+//! owns the socket listening on the port (on 127.0.0.1, or on 0.0.0.0 or
+//! `[::]`, which take its connections too) before they send a request and
+//! again before they believe its answer, and go on only for root, their
+//! own user, or the user `NAMASTE_SERVER_USER` names (by default
+//! `namaste`, the system user of the systemd unit). The library does not
+//! check: a program that links it alone trusts whoever answers on the
+//! port.
 
 use std::env;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,21 +31,43 @@ const DEFAULT_SERVER_USER: &str = "namaste";
 
 /// Runs `ask`, a request to the server on 127.0.0.1:`port`, if the server
 /// is trusted before and after it; otherwise says why in one line and
-/// answers the exit status to leave with. Nothing listening is not
-/// refused here: the request itself says that no server answers.
-pub fn vouched<T>(port: u16, ask: impl FnOnce() -> T) -> Result<T, ExitCode> {
+/// answers the exit status to leave with. Nothing listening before the
+/// request is not refused here: the request itself says that no server
+/// answers. But an answer is believed only if a trusted server listens
+/// once it has come: one that listened just long enough to answer and
+/// was gone at both checks is not.
+pub fn vouched<T, E>(
+    port: u16,
+    ask: impl FnOnce() -> Result<T, E>,
+) -> Result<Result<T, E>, ExitCode> {
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut owners = Owners::open();
-    check(&mut owners, server)?;
+    check(&mut owners, server, Absent::Allowed)?;
     let answer = ask();
-    check(&mut owners, server)?;
+    let absent = match answer {
+        Ok(_) => Absent::Refused,
+        Err(_) => Absent::Allowed,
+    };
+    check(&mut owners, server, absent)?;
     Ok(answer)
 }
 
-fn check(owners: &mut Owners, server: SocketAddr) -> Result<(), ExitCode> {
-    let user = match owners.listener(server) {
+/// Whether finding nothing listening on the port passes a check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    Allowed,
+    Refused,
+}
+
+fn check(owners: &mut Owners, server: SocketAddr, absent: Absent) -> Result<(), ExitCode> {
+    let user = match owners.receiving(server) {
         Ok(listener) => listener.user,
-        Err(Unknown::Gone) => return Ok(()),
+        Err(Unknown::Gone) if absent == Absent::Allowed => return Ok(()),
+        Err(Unknown::Gone) => {
+            return Err(refuse(format_args!(
+                "nothing listens on {server} any more, so the answer that came from it is not believed"
+            )));
+        }
         Err(why) => {
             return Err(refuse(format_args!(
                 "cannot tell which OS user runs the server on {server} ({why}), so its answers are not believed"
@@ -96,6 +120,22 @@ fn named_server_user() -> Result<Option<UserId>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_not_believed_once_nothing_listens() {
+        let port = {
+            let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            gone.local_addr().unwrap().port()
+        };
+        // As from a server that listened just long enough to answer.
+        let answered = vouched(port, || Ok::<_, ()>("granted"));
+        assert_eq!(answered, Err(ExitCode::from(EX_UNAVAILABLE)));
+        // No answer came: the request's own error says no server answers.
+        assert_eq!(
+            vouched(port, || Err::<(), _>("no server")),
+            Ok(Err("no server"))
+        );
+    }
 
     #[test]
     fn believes_root_its_own_user_and_the_named_one_alone() {

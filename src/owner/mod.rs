@@ -168,6 +168,25 @@ impl Owners {
         self.ask(at, SocketAddr::new(anywhere, 0), TCP_LISTEN)
     }
 
+    /// The socket that takes connections to `at`: one listening at
+    /// exactly `at`, or else on the unspecified address of its family, or
+    /// else, for IPv4, on IPv6's (`[::]`, which takes IPv4 connections
+    /// too unless it is IPv6-only). A server may listen on any of them.
+    pub fn receiving(&mut self, at: SocketAddr) -> Result<Owned, Unknown> {
+        let anywhere = [
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ];
+        let mut asked = self.listener(at);
+        for ip in anywhere {
+            if !matches!(asked, Err(Unknown::Gone)) || (at.is_ipv6() && ip.is_ipv4()) {
+                continue;
+            }
+            asked = self.listener(SocketAddr::new(ip, at.port()));
+        }
+        asked
+    }
+
     /// The established socket bound at `socket` and connected to `peer`.
     pub fn connected(&mut self, socket: SocketAddr, peer: SocketAddr) -> Result<Owned, Unknown> {
         self.ask(socket, peer, TCP_ESTABLISHED)

@@ -97,6 +97,30 @@ fn a_listener_on_another_address_is_not_the_one_asked_for() {
 }
 
 #[test]
+fn a_listener_on_an_unspecified_address_is_the_one_receiving_loopback() {
+    let test = "a_listener_on_an_unspecified_address_is_the_one_receiving_loopback";
+    let user = if me() == ROOT { NOBODY } else { me() };
+    let mut owners = Owners::open();
+    for anywhere in ["0.0.0.0:0", "[::]:0"] {
+        // No traffic: the listener is only looked up, then closed.
+        let bind = || TcpListener::bind(anywhere);
+        let listener = if user == me() {
+            bind()
+        } else {
+            as_user(test, user, bind).unwrap()
+        };
+        let Ok(listener) = listener else {
+            eprintln!("skipped part of {test}: cannot listen on {anywhere}");
+            continue;
+        };
+        let loopback = SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
+        assert!(matches!(owners.listener(loopback), Err(Unknown::Gone)));
+        let owned = owners.receiving(loopback).unwrap();
+        assert_eq!(owned.user, user, "{anywhere}");
+    }
+}
+
+#[test]
 fn knows_no_owner_of_a_socket_that_is_not_there() {
     let at = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
