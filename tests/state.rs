@@ -160,7 +160,7 @@ fn a_planted_link_or_file_is_never_used_for_the_state() {
     let text = refused_start(&state);
     assert!(
         text.contains(&format!(
-            "its directory {shared_name} is writable by others"
+            "{shared_name} is a directory that is writable by others"
         )),
         "{text}"
     );
@@ -169,7 +169,7 @@ fn a_planted_link_or_file_is_never_used_for_the_state() {
     let text = refused_start(&state);
     assert!(
         text.contains(&format!(
-            "its directory {shared_name} belongs to user id {NOBODY}"
+            "{shared_name} is a directory that belongs to user id {NOBODY}"
         )),
         "{text}"
     );
@@ -178,6 +178,38 @@ fn a_planted_link_or_file_is_never_used_for_the_state() {
     let text = refused_start(&state);
     assert!(
         text.contains(&format!("{state_name}: is writable by others")),
+        "{text}"
+    );
+    fs::remove_file(&state).unwrap();
+
+    // Higher up: a directory of nobody's above one of root's, where nobody
+    // could swap root's directory for another between two starts; and a
+    // link of nobody's on the way, which nobody could point elsewhere.
+    let theirs = dir.path("theirs");
+    fs::create_dir_all(theirs.join("ours")).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), None).unwrap();
+    let below_theirs = theirs.join("ours").join("bookings");
+    let text = refused_start(&below_theirs);
+    assert!(
+        text.contains(&format!(
+            "{} is a directory that belongs to user id {NOBODY}",
+            theirs.display()
+        )),
+        "{text}"
+    );
+    let link = shared.join("link");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    run_as_nobody(&format!(
+        "ln -s {} {}",
+        dir.path("").display(),
+        link.display()
+    ));
+    let text = refused_start(&link.join("bookings"));
+    assert!(
+        text.contains(&format!(
+            "{} is a symbolic link that belongs to user id {NOBODY}",
+            link.display()
+        )),
         "{text}"
     );
 }

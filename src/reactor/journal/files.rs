@@ -17,39 +17,70 @@ use std::path::{Path, PathBuf};
 use super::records::{MAGIC, encode_held};
 use crate::registry::Booking;
 
-/// Refuses a state file at `path` whose directory another user can write
-/// to: one not the server's user's nor root's, or writable by group or
-/// others without being sticky.
+/// Refuses a state file at `path` that another user could replace: one
+/// whose directory, or any directory above it, belongs to another user
+/// than the server's or root, or is writable by group or others without
+/// being sticky, as the path is written and as its links resolve; or one
+/// reached through a symbolic link of another user. Whoever can write to
+/// any of those could swap a directory below it for one of their choice
+/// between two starts (as ssh checks the directories above its keys).
 pub(super) fn check_directory(path: &Path) -> io::Result<()> {
     let dir = directory_of(path);
-    let meta = fs::metadata(dir).map_err(|e| {
+    let cannot = |e: io::Error| {
         io::Error::new(
             e.kind(),
             format!("cannot use the state file {}: {e}", path.display()),
         )
-    })?;
-    let owner = meta.uid();
-    let refuse = |why: String| {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{}: its directory {} {why}, who could plant files there; give --state a path in a directory of the server's user",
-                path.display(),
-                dir.display()
-            ),
-        ))
     };
+    let written = std::path::absolute(dir).map_err(cannot)?;
+    let resolved = fs::canonicalize(dir).map_err(cannot)?;
+    for (ancestor, follow) in written
+        .ancestors()
+        .map(|a| (a, false))
+        .chain(resolved.ancestors().map(|a| (a, true)))
+    {
+        let meta = if follow {
+            fs::metadata(ancestor)
+        } else {
+            fs::symlink_metadata(ancestor)
+        }
+        .map_err(cannot)?;
+        if let Some(why) = unsafe_for_the_state(&meta) {
+            let what = if meta.file_type().is_symlink() {
+                "a symbolic link that"
+            } else {
+                "a directory that"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{}: {} is {what} {why}, who could plant files there; give --state a path in a directory of the server's user",
+                    path.display(),
+                    ancestor.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why a directory (or a link to one) on the way to the state file lets
+/// another user than the server's change what lies below it, if it does.
+fn unsafe_for_the_state(meta: &fs::Metadata) -> Option<String> {
+    let owner = meta.uid();
     if owner != server_user() && owner != 0 {
-        return refuse(format!("belongs to user id {owner}"));
+        return Some(format!("belongs to user id {owner}"));
     }
     let mode = meta.mode();
-    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
-        return refuse(format!(
+    // A link's own mode is always 0777 and means nothing: only its owner
+    // can change where it points.
+    if !meta.file_type().is_symlink() && mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
+        return Some(format!(
             "is writable by others and not sticky (mode {:04o})",
             mode & 0o7777
         ));
     }
-    Ok(())
+    None
 }
 
 /// Takes the lock beside the state file at `path`, `FILE.lock`, or fails
