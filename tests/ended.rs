@@ -88,6 +88,7 @@ fn waits_closed_by_patience_never_join_the_queue() {
                 handshake: random(),
                 port: 1,
                 wait: Duration::from_secs(60),
+                line: false,
             };
             send(&server, &wait)
         })

@@ -136,6 +136,7 @@ fn a_full_queue_closes_without_a_reply() {
             handshake,
             port: responder.port,
             wait: Duration::from_secs(60),
+            line: false,
         };
         stream.write_all(&request.encode()).unwrap();
         (stream, responder)

@@ -112,7 +112,8 @@ fn asked_about(request: &Request) -> Option<Uid> {
         Request::Book { uid, .. }
         | Request::CheckOut { uid, .. }
         | Request::Notify { uid, .. }
-        | Request::Wait { uid, .. } => Some(*uid),
+        | Request::Wait { uid, .. }
+        | Request::Attach { uid, .. } => Some(*uid),
         Request::Status | Request::Query { .. } => None,
     }
 }

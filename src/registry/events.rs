@@ -68,12 +68,13 @@ impl Ask {
             }),
             Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
             Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
-            Request::Status | Request::Query { .. } => None,
+            Request::Status | Request::Query { .. } | Request::Attach { .. } => None,
             Request::Wait {
                 uid,
                 handshake,
                 port,
                 wait,
+                ..
             } => Some(Ask::Wait {
                 uid,
                 handshake,
