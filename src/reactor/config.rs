@@ -22,7 +22,7 @@ pub struct Config {
     /// Client connections open at once. Past it, a newcomer takes the
     /// slot of the connection that has been sending its request longest
     /// without finishing it; with none such, new clients wait in the
-    /// kernel's backlog until one closes. Requests waiting in lines behind
+    /// kernel's backlog until one closes. Requests pending behind
     /// verifications take at most half the slots. Verification calls come
     /// on top: at most one per waiting client.
     pub max_connections: usize,

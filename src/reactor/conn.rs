@@ -86,9 +86,9 @@ pub(super) enum Kept {
     /// Answered at once or after one verification, within the rw timeout:
     /// not watched.
     Answering,
-    /// In its uid's line behind verifications: watched for its end, and
-    /// closed after `PATIENCE` rw timeouts.
-    Lined,
+    /// Pending behind verifications of its uid: watched for its end, and
+    /// closed after `PENDING_PATIENCE` rw timeouts.
+    Pending,
     /// A WAIT in its uid's queue, for as long as its wait: watched for its
     /// end; counts against the waiter limits, not the connection slots.
     Queued,

@@ -2,7 +2,7 @@
 //! connections and the outgoing verification calls. It turns readiness into
 //! registry events and registry actions into I/O. Nothing here blocks, and
 //! every connection has a deadline: one still sending its request, or a
-//! verification, the rw timeout; a request waiting in a line behind
+//! verification, the rw timeout; a request pending behind
 //! verifications, four of them; a queued WAIT, its own wait. So a slow or
 //! silent peer costs a slot for a bounded time, never anyone else's.
 
@@ -42,9 +42,9 @@ const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
-/// How many rw timeouts a request may wait in a line behind verifications
+/// How many rw timeouts a request may be pending behind verifications
 /// before it is closed without a reply, as clients wait for their reply.
-const PATIENCE: u32 = 4;
+const PENDING_PATIENCE: u32 = 4;
 
 /// Stops a running [`Server`] from another thread.
 #[derive(Clone)]
@@ -80,7 +80,7 @@ pub struct Server {
     clients: usize,
     next_generation: u32,
     deadlines: Deadlines,
-    /// When requests waiting in a line behind verifications must have
+    /// When requests pending behind verifications must have
     /// their answer: a few rw timeouts after they joined it.
     patience: Deadlines,
     registry: Registry<ConnRef>,
@@ -110,7 +110,7 @@ struct Warnings {
     full: Episode,
     accept_failing: Episode,
     cannot_verify: Throttled,
-    line_full: Throttled,
+    pending_full: Throttled,
     bookings_full: Throttled,
     waiters_full: Throttled,
     busy: Throttled,
@@ -188,7 +188,7 @@ impl Server {
             addr,
             stopper,
             deadlines: Deadlines::new(config.rw_timeout),
-            patience: Deadlines::new(config.rw_timeout * PATIENCE),
+            patience: Deadlines::new(config.rw_timeout * PENDING_PATIENCE),
             registry,
             config,
             conns: Slab::new(),
@@ -347,7 +347,7 @@ impl Server {
                     Phase::Waiting {
                         ip,
                         request,
-                        kept: Kept::Lined,
+                        kept: Kept::Pending,
                         ..
                     },
                 ..
@@ -355,8 +355,8 @@ impl Server {
                 && *generation == expired.generation
             {
                 debug!(
-                    "{ip}: {request}: no answer within {:?} in line; closing without a reply",
-                    self.config.rw_timeout * PATIENCE
+                    "{ip}: {request}: no answer within {:?} pending; closing without a reply",
+                    self.config.rw_timeout * PENDING_PATIENCE
                 );
                 self.end(expired);
             }

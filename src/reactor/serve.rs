@@ -35,7 +35,7 @@ impl Server {
                 }
             },
             Phase::Waiting {
-                kept: Kept::Lined | Kept::Queued,
+                kept: Kept::Pending | Kept::Queued,
                 ..
             } => self.kept_ready(key),
             // The request is complete; whatever else arrives is ignored.
@@ -159,9 +159,9 @@ impl Server {
                 self.verify(verification, at, now);
             }
             Action::Queued { to } => self.keep(to, Kept::Queued),
-            Action::Lined { to } => {
+            Action::Pending { to } => {
                 self.patience.start(now, to);
-                self.keep(to, Kept::Lined);
+                self.keep(to, Kept::Pending);
             }
             Action::Dropped { uid } => {
                 if let Err(e) = self.record_released(&uid) {
@@ -247,7 +247,7 @@ impl Server {
 
     pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {
         match why {
-            Refusal::LineFull => self.warnings.line_full.warn(
+            Refusal::PendingFull => self.warnings.pending_full.warn(
                 now,
                 format_args!(
                     "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",

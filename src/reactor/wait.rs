@@ -1,4 +1,4 @@
-//! Requests kept waiting: in a line behind verifications, or queued WAITs
+//! Requests kept waiting: pending behind verifications, or queued WAITs
 //! for a held id. Their connections stay open for as long as they wait, so
 //! they are watched: a connection that ends, by its client or by the
 //! reactor, takes its request out of the registry in the same turn, and so

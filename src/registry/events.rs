@@ -36,7 +36,7 @@ pub enum Ask {
         /// The id whose holder gets the message.
         uid: Uid,
     },
-    /// Book `uid`; if a live process holds it, wait in its line until it
+    /// Book `uid`; if a live process holds it, wait in its queue until it
     /// is free, or until `until`.
     Wait {
         /// The id to book.
@@ -111,8 +111,8 @@ pub struct Limits {
     pub max_waiters: usize,
     /// WAITs waiting for one held uid; one past it is refused.
     pub max_waiters_per_id: usize,
-    /// Requests waiting in the lines behind verifications, for all uids
-    /// together; past it a request that would join a line is refused (a
+    /// Requests pending behind verifications, for all uids together;
+    /// past it a request that would be pending is refused (a
     /// check out is not), so that requests stuck behind slow responders
     /// cannot take every connection slot.
     pub max_pending: usize,
@@ -131,10 +131,10 @@ pub enum Action<R> {
         /// What to tell it.
         answer: Answer,
     },
-    /// The request of `to` waits in its uid's line behind a verification,
+    /// The request of `to` is pending behind a verification of its uid,
     /// and may wait for several: bound how long it may keep its slot, and
     /// report its connection's end with [`Registry::ended`].
-    Lined {
+    Pending {
         /// The requester.
         to: R,
     },
@@ -144,7 +144,7 @@ pub enum Action<R> {
         /// The id now free.
         uid: Uid,
     },
-    /// The WAIT of `to` joined its uid's line and may wait long: watch its
+    /// The WAIT of `to` joined its uid's queue and may wait long: watch its
     /// connection, and report its end with [`Registry::ended`].
     Queued {
         /// The waiter.
@@ -215,9 +215,10 @@ impl Answer {
 /// Why a request was refused rather than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The uid's line of waiting requests is full.
-    LineFull,
-    /// Too many requests wait in lines already, for all uids together.
+    /// The requests pending behind the uid's verification are too many
+    /// (`max_waiting`).
+    PendingFull,
+    /// Too many requests are pending already, for all uids together.
     Busy,
     /// The maximum number of bookings is reached.
     BookingsFull,

@@ -5,7 +5,7 @@
 //! with.
 //!
 //! Requests for one uid are served one at a time: while a verification for
-//! a uid is in flight, later requests for it wait in that uid's line. This is
+//! a uid is in flight, later requests for it are pending behind it. This is
 //! what keeps two contenders from both being granted.
 //!
 //! A WAIT that finds its uid held joins the uid's queue of waiters. Whenever
@@ -33,7 +33,7 @@ use waiting::{Due, Waiting};
 
 use crate::uid::Uid;
 
-/// The booking table, the lines of requests waiting on verifications, and
+/// The booking table, the requests pending behind verifications, and
 /// the queues of WAITs waiting for held uids.
 ///
 /// `R` names a requester (the reactor's connection handle); the registry
@@ -41,9 +41,9 @@ use crate::uid::Uid;
 #[derive(Clone)]
 pub struct Registry<R> {
     bookings: Table,
-    lines: HashMap<Uid, Line<R>>,
-    /// Requests waiting in all lines together.
-    lined: usize,
+    pending: HashMap<Uid, Pending<R>>,
+    /// Requests pending behind verifications, for all uids together.
+    pending_requests: usize,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
     reserved: usize,
@@ -67,7 +67,7 @@ struct Waiter<R> {
 /// A uid with a verification in flight: what is being verified, and the
 /// requests that arrived meanwhile, in arrival order.
 #[derive(Clone)]
-struct Line<R> {
+struct Pending<R> {
     checking: Checking<R>,
     waiting: VecDeque<Waiter<R>>,
 }
@@ -109,8 +109,8 @@ impl<R: Copy + PartialEq> Registry<R> {
     pub fn new(limits: Limits) -> Registry<R> {
         Registry {
             bookings: Table::new(),
-            lines: HashMap::new(),
-            lined: 0,
+            pending: HashMap::new(),
+            pending_requests: 0,
             reserved: 0,
             waiting: Waiting::new(),
             now: None,
@@ -164,7 +164,7 @@ impl<R: Copy + PartialEq> Registry<R> {
 
     /// Whether any uid has a verification in flight.
     pub fn is_idle(&self) -> bool {
-        self.lines.is_empty()
+        self.pending.is_empty()
     }
 
     /// A request arrived from `from`, connected from `ip`. Its answer may
@@ -176,28 +176,29 @@ impl<R: Copy + PartialEq> Registry<R> {
         }
         let waiter = Waiter { from, ip, ask };
         let uid = ask.uid();
-        if let Some(line) = self.lines.get_mut(&uid) {
+        if let Some(pending) = self.pending.get_mut(&uid) {
             // A check out frees what others wait for: it is never turned
-            // away for the lines' sake.
-            let room = self.lined < self.limits.max_pending || matches!(ask, Ask::CheckOut { .. });
+            // away for the pending requests' sake.
+            let room = self.pending_requests < self.limits.max_pending
+                || matches!(ask, Ask::CheckOut { .. });
             if !room {
                 refuse(from, Refusal::Busy, out);
-            } else if line.waiting.len() < self.limits.max_waiting {
-                line.waiting.push_back(waiter);
-                self.lined += 1;
-                out.push(Action::Lined { to: from });
+            } else if pending.waiting.len() < self.limits.max_waiting {
+                pending.waiting.push_back(waiter);
+                self.pending_requests += 1;
+                out.push(Action::Pending { to: from });
             } else {
-                refuse(from, Refusal::LineFull, out);
+                refuse(from, Refusal::PendingFull, out);
             }
             return;
         }
-        self.serve_line(uid, VecDeque::new(), Some(waiter), false, out);
+        self.serve_pending(uid, VecDeque::new(), Some(waiter), false, out);
     }
 
     /// The verification of `uid` started by the last `Verify` action for it
     /// ended with `verdict`.
     pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
-        let Some(Line { checking, waiting }) = self.remove_line(&uid) else {
+        let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
             return;
         };
         let mut holder_alive = false;
@@ -255,7 +256,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     // No message is handed to a candidate, so it cannot
                     // decline one; it answered, so it is alive.
                     Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
-                        // The line kept everyone else away from this uid, so
+                        // Serving one at a time kept everyone else away from this uid, so
                         // the insert finds it free.
                         booking.since = self.wall_clock;
                         holder_alive = self.bookings.insert(booking);
@@ -285,7 +286,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 _ => {}
             },
         }
-        self.serve_line(uid, waiting, retry, holder_alive, out);
+        self.serve_pending(uid, waiting, retry, holder_alive, out);
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
@@ -298,8 +299,8 @@ impl<R: Copy + PartialEq> Registry<R> {
         out: &mut Vec<Action<R>>,
     ) -> bool {
         let dropped = self.holds(&uid, &handshake) && self.bookings.remove(&uid).is_some();
-        if dropped && !self.lines.contains_key(&uid) {
-            self.serve_line(uid, VecDeque::new(), None, false, out);
+        if dropped && !self.pending.contains_key(&uid) {
+            self.serve_pending(uid, VecDeque::new(), None, false, out);
         }
         dropped
     }
@@ -307,25 +308,26 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// The connection of the requester `from`, whose request is about
     /// `uid`, ended: its client closed it, or the reactor did (patience, a
     /// limit). The request leaves the registry now, wherever it is (the
-    /// uid's line, its queue of waiters, its verification), and is never
+    /// requests pending for the uid, its queue of waiters, its
+    /// verification), and is never
     /// answered: nothing is granted to a requester that cannot learn of it.
     /// A holder verified on its behalf is still verified, as a probe, since
-    /// that verdict is worth having. O(the uid's line and queue).
+    /// that verdict is worth having. O(the uid's pending requests and queue).
     pub fn ended(&mut self, from: R, uid: Uid) {
         if self.waiting.leave(&uid, from) {
             return;
         }
-        let Some(line) = self.lines.get_mut(&uid) else {
+        let Some(pending) = self.pending.get_mut(&uid) else {
             return;
         };
-        if let Some(place) = line.waiting.iter().position(|w| w.from == from) {
-            line.waiting.remove(place);
-            self.lined -= 1;
+        if let Some(place) = pending.waiting.iter().position(|w| w.from == from) {
+            pending.waiting.remove(place);
+            self.pending_requests -= 1;
             return;
         }
-        match &mut line.checking {
+        match &mut pending.checking {
             Checking::Holder { handshake, waiter } if waiter.from == from => {
-                line.checking = Checking::Probe {
+                pending.checking = Checking::Probe {
                     handshake: *handshake,
                 };
             }
@@ -354,7 +356,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             match due {
                 Due::Deadline(waiter) => reply(waiter.from, Answer::Denied, out),
                 Due::Lapsed { uid, ticket } => {
-                    if let Some(Line {
+                    if let Some(Pending {
                         checking:
                             Checking::Candidate {
                                 ticket: Some(candidate),
@@ -362,7 +364,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                                 ..
                             },
                         ..
-                    }) = self.lines.get_mut(&uid)
+                    }) = self.pending.get_mut(&uid)
                         && *candidate == ticket
                     {
                         *fate = Fate::Lapsed;
@@ -373,16 +375,17 @@ impl<R: Copy + PartialEq> Registry<R> {
         }
     }
 
-    /// Starts the line of `uid`: `checking` is verified, `waiting` waits.
-    fn insert_line(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
-        self.lined += waiting.len();
-        self.lines.insert(uid, Line { checking, waiting });
+    /// Starts a verification for `uid`: `checking` is verified, `waiting`
+    /// is pending behind it.
+    fn insert_pending(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
+        self.pending_requests += waiting.len();
+        self.pending.insert(uid, Pending { checking, waiting });
     }
 
-    fn remove_line(&mut self, uid: &Uid) -> Option<Line<R>> {
-        let line = self.lines.remove(uid)?;
-        self.lined -= line.waiting.len();
-        Some(line)
+    fn remove_pending(&mut self, uid: &Uid) -> Option<Pending<R>> {
+        let pending = self.pending.remove(uid)?;
+        self.pending_requests -= pending.waiting.len();
+        Some(pending)
     }
 
     /// Whether `uid` is held with `handshake`.

@@ -1,4 +1,4 @@
-//! Serving the requests of one uid in order: the line behind a
+//! Serving the requests of one uid in order: those pending behind a
 //! verification, the queue of waiters first whenever the uid frees, and the
 //! probes of a holder that someone waits for.
 
@@ -13,12 +13,12 @@ use crate::uid::Uid;
 
 impl<R: Copy + PartialEq> Registry<R> {
     /// Serves `first`, then the `waiting` requests of `uid` in order, until
-    /// one needs a verification; the rest then wait in the uid's line.
+    /// one needs a verification; the rest are then pending behind it.
     /// Whenever the uid is free and someone is queued for it, the first in
     /// the queue goes before them all. `holder_alive` says the current
     /// holder has just proved alive (or stayed silent), so books are denied
     /// and waits queued without asking it again.
-    pub(super) fn serve_line(
+    pub(super) fn serve_pending(
         &mut self,
         uid: Uid,
         mut waiting: VecDeque<Waiter<R>>,
@@ -36,14 +36,14 @@ impl<R: Copy + PartialEq> Registry<R> {
                 if let Some(next) = next {
                     waiting.push_front(next);
                 }
-                self.insert_line(uid, checking, waiting);
+                self.insert_pending(uid, checking, waiting);
                 return;
             }
             let Some(waiter) = next else {
                 return;
             };
             if let Some(checking) = self.serve(waiter, &mut holder_alive, out) {
-                self.insert_line(uid, checking, waiting);
+                self.insert_pending(uid, checking, waiting);
                 return;
             }
             next = waiting.pop_front();
@@ -176,7 +176,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// Puts a WAIT whose uid a live holder has at the back of the uid's
-    /// queue; a WAIT whose time is up (no time at all, or spent in the line
+    /// queue; a WAIT whose time is up (no time at all, or spent pending
     /// behind a verification) is denied instead, as a BOOK is.
     pub(super) fn enqueue(&mut self, waiter: Waiter<R>, out: &mut Vec<Action<R>>) {
         let Ask::Wait {
@@ -217,12 +217,12 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Verifies the holder of `uid` for its waiters, unless a verification
     /// for the uid is already in flight (its verdict will serve them too).
     pub(super) fn probe(&mut self, uid: Uid, out: &mut Vec<Action<R>>) {
-        if self.lines.contains_key(&uid) {
+        if self.pending.contains_key(&uid) {
             return;
         }
         let Some(holder) = self.bookings.get(&uid) else {
             // Free with waiters queued: hand it on.
-            self.serve_line(uid, VecDeque::new(), None, false, out);
+            self.serve_pending(uid, VecDeque::new(), None, false, out);
             return;
         };
         out.push(Action::Verify {
@@ -234,7 +234,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         let checking = Checking::Probe {
             handshake: holder.handshake,
         };
-        self.insert_line(uid, checking, VecDeque::new());
+        self.insert_pending(uid, checking, VecDeque::new());
     }
 }
 

@@ -21,12 +21,12 @@ impl Harness {
         }
     }
 
-    /// The actions a request brings, but for `Lined`, which the tests of
-    /// lines look at on their own.
+    /// The actions a request brings, but for `Pending`, which the tests of
+    /// pending requests look at on their own.
     fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
         self.registry.request(client, LOCAL, ask, &mut out);
-        out.retain(|action| !matches!(action, Action::Lined { .. }));
+        out.retain(|action| !matches!(action, Action::Pending { .. }));
         out
     }
 

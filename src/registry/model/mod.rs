@@ -18,12 +18,12 @@
 //! - waiters are granted in the order they were queued, never after their
 //!   wait ended, and denied only when their wait ended or they failed their
 //!   own verification;
-//! - a request whose connection ended, once the reactor watches it (in a
-//!   line or a queue) and so reports the end, is never answered: it left
+//! - a request whose connection ended, once the reactor watches it (pending or
+//!   queued) and so reports the end, is never answered: it left
 //!   the registry, and nothing is granted to it;
 //! - a uid someone is queued for is held or being verified, so no waiter
 //!   waits for a free uid;
-//! - one verification in flight per uid; lines, queues, reservations and
+//! - one verification in flight per uid; pending requests, queues, reservations and
 //!   timers bounded;
 //! - a message is delivered only to a live holder, and reported
 //!   undeliverable only when there is none;

@@ -69,13 +69,18 @@ impl World {
                 );
             }
         }
-        let lined: usize = self.registry.lines.values().map(|l| l.waiting.len()).sum();
-        assert_eq!(lined, self.registry.lined, "{:?}", self.trace);
-        for line in self.registry.lines.values() {
+        let pending: usize = self
+            .registry
+            .pending
+            .values()
+            .map(|l| l.waiting.len())
+            .sum();
+        assert_eq!(pending, self.registry.pending_requests, "{:?}", self.trace);
+        for pending in self.registry.pending.values() {
             // One more than the limit when a waiter from the queue goes
             // before the contender whose verification freed the uid.
             assert!(
-                line.waiting.len() <= self.limits.max_waiting + 1,
+                pending.waiting.len() <= self.limits.max_waiting + 1,
                 "{:?}",
                 self.trace
             );

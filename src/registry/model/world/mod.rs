@@ -37,7 +37,7 @@ struct Pending {
     until: Instant,
     /// For a WAIT in its uid's queue: its place in the order of queueing.
     queued: Option<u64>,
-    /// It waits, or waited, in its uid's line or queue, so the reactor
+    /// It waits, or waited, pending or in its uid's queue, so the reactor
     /// watches its connection for its end.
     watched: bool,
     /// Its connection ended and the registry was told: it must never be
@@ -249,7 +249,7 @@ impl World {
 
     /// Carries out the actions of one registry call. Grants that cannot be
     /// delivered are reported after them all, as the reactor does: by then
-    /// the registry has served the rest of the uid's line.
+    /// the registry has served the rest of the uid's pending requests.
     fn carry_out(&mut self, mut actions: Vec<Action<u32>>) {
         while !actions.is_empty() {
             let mut undelivered = Vec::new();
@@ -269,7 +269,7 @@ impl World {
                         "dropped a booking without proof of death: {:?}",
                         self.trace
                     ),
-                    Action::Lined { to } => self.watch(to),
+                    Action::Pending { to } => self.watch(to),
                     Action::Queued { to } => {
                         let pending = self.pending.get_mut(&to).expect("queued, not pending");
                         assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
@@ -321,7 +321,7 @@ impl World {
                 ),
                 Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
                 Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
-                Err(Refusal::Inconclusive | Refusal::LineFull | Refusal::Busy) => {}
+                Err(Refusal::Inconclusive | Refusal::PendingFull | Refusal::Busy) => {}
                 other => panic!("{other:?} to a notify: {:?}", self.trace),
             }
             return None;
@@ -373,7 +373,7 @@ impl World {
                 self.trace
             ),
             (Kind::Wait, Err(Refusal::WaitersFull)) => {}
-            (_, Err(Refusal::LineFull | Refusal::Inconclusive | Refusal::Busy)) => {}
+            (_, Err(Refusal::PendingFull | Refusal::Inconclusive | Refusal::Busy)) => {}
             other => panic!("unexpected {other:?}: {:?}", self.trace),
         }
         None
