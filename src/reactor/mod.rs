@@ -9,7 +9,9 @@
 mod accept;
 mod config;
 mod conn;
+mod fds;
 mod journal;
+mod line;
 mod serve;
 mod stop;
 mod throttle;
@@ -157,6 +159,7 @@ impl Server {
             // out, a book of a free id).
             max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
+            max_lines: config.max_lines,
         });
         let journal = match &config.state {
             Some(path) => {
@@ -182,6 +185,9 @@ impl Server {
             }
             None => None,
         };
+        // Once nothing can stop the start any more, so that a start that
+        // fails says only why.
+        fds::raise_open_files_limit(fds::needed(&config));
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -332,7 +338,8 @@ impl Server {
                     );
                     self.close(expired.key);
                 }
-                Phase::Waiting { .. } => {}
+                // Their own bounds: patience, the wait, the line's booking.
+                Phase::Waiting { .. } | Phase::Line { .. } => {}
                 Phase::Verifying(verification) => {
                     let (uid, verdict) = (verification.uid, verification.verdict_on_timeout());
                     self.close(expired.key);
@@ -358,7 +365,7 @@ impl Server {
                     "{ip}: {request}: no answer within {:?} pending; closing without a reply",
                     self.config.rw_timeout * PENDING_PATIENCE
                 );
-                self.end(expired);
+                self.end(expired, now);
             }
         }
         // Waits that are over, and holders due for a probe.

@@ -5,7 +5,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use log::{debug, error};
+use log::{debug, error, info};
 
 use super::conn::{Conn, Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use super::{Server, plural};
@@ -37,10 +37,11 @@ impl Server {
             Phase::Waiting {
                 kept: Kept::Pending | Kept::Queued,
                 ..
-            } => self.kept_ready(key),
+            } => self.kept_ready(key, now),
             // The request is complete; whatever else arrives is ignored.
             Phase::Waiting { .. } => {}
             Phase::Verifying(_) => self.verification_ready(key, now),
+            Phase::Line { .. } => self.line_ready(key, now),
         }
     }
 
@@ -68,6 +69,7 @@ impl Server {
                 requests: self.counters.requests,
                 verifications_failed: self.counters.verifications_failed,
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
+                lines: Some(self.registry.lines() as u64),
             }
             .to_string(),
         };
@@ -86,6 +88,7 @@ impl Server {
             user: self.owners.of_listener(booking.responder()),
             address: booking.responder().ip(),
             port: booking.port,
+            line: Some(self.registry.has_line(uid)),
         });
         LockStatus {
             holder,
@@ -159,6 +162,7 @@ impl Server {
                 self.verify(verification, at, now);
             }
             Action::Queued { to } => self.keep(to, Kept::Queued),
+            Action::CloseLine { to } => self.close_line(to),
             Action::Pending { to } => {
                 self.patience.start(now, to);
                 self.keep(to, Kept::Pending);
@@ -173,6 +177,9 @@ impl Server {
 
     pub(super) fn reply(&mut self, to: ConnRef, answer: Answer) {
         self.counters.requests += 1;
+        if answer == Answer::Lined {
+            return self.reply_on_line(to);
+        }
         let Some(mut conn) = self.take(to) else {
             return;
         };
@@ -182,7 +189,7 @@ impl Server {
         // The state file hears of a change before the client does.
         let granted = match (answer, request) {
             (
-                Answer::Granted,
+                Answer::Granted | Answer::NoLine,
                 Request::Book { uid, handshake, .. } | Request::Wait { uid, handshake, .. },
             ) => Some((*uid, *handshake)),
             _ => None,
@@ -225,7 +232,11 @@ impl Server {
             ..
         }) = self.take(to)
         {
-            debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
+            if why == Refusal::LineMisused {
+                info!("{ip}: {request} on its line, with the wrong handshake: its booking ended");
+            } else {
+                debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
+            }
         }
     }
 
@@ -275,8 +286,9 @@ impl Server {
                     (self.config.max_connections / 2).max(1)
                 ),
             ),
-            // Already warned about by `cannot_verify`.
-            Refusal::Inconclusive => {}
+            // Already warned about by `cannot_verify`; a client's own
+            // mistake, logged with it.
+            Refusal::Inconclusive | Refusal::LineMisused => {}
         }
     }
 }

@@ -13,9 +13,20 @@
 //! delivered), the first waiter is verified and granted before anything else
 //! is served; while anyone waits, the holder is probed every
 //! `probe_interval`, so a holder that died is noticed without a contender.
+//!
+//! A booking may have a *line*: the connection of the requester it was
+//! granted to (a LINE) or that attached to it (an ATTACH), kept open by the
+//! reactor for as long as the booking lasts. An open line is proof of life:
+//! its holder is never called back, and a booker on a line is granted
+//! without a call-back. The line's end, reported with [`Registry::ended`]
+//! as every watched connection's is, releases the booking and serves the
+//! uid's queue in the same call. Lines are kept beside the table, not in
+//! its records: a restart loses them, and the bookings it restores are
+//! under the call-back rules until their holders attach.
 
 mod booking;
 mod events;
+mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod model;
@@ -48,6 +59,9 @@ pub struct Registry<R> {
     /// they count against `max_bookings` from the start.
     reserved: usize,
     waiting: Waiting<R>,
+    /// The bookings that have a line, and the requester whose connection
+    /// it is; every key is held in `bookings`.
+    lines: HashMap<Uid, R>,
     /// The latest time the registry was told, by an arrival or a timeout.
     now: Option<Instant>,
     /// The wall-clock time new bookings are stamped with, in seconds since
@@ -86,6 +100,8 @@ enum Checking<R> {
         ticket: Option<u64>,
         /// What its verdict may still decide.
         fate: Fate,
+        /// It asked for a line, and gets none: the bound was reached.
+        line: bool,
     },
     /// The holder with this handshake, probed because someone waits.
     Probe { handshake: Uid },
@@ -113,6 +129,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             pending_requests: 0,
             reserved: 0,
             waiting: Waiting::new(),
+            lines: HashMap::new(),
             now: None,
             wall_clock: 0,
             limits,
@@ -201,6 +218,12 @@ impl<R: Copy + PartialEq> Registry<R> {
         let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
             return;
         };
+        // An open line proves its holder alive whatever its responder
+        // says: the booking ends with the line, not with the port.
+        let verdict = match verdict {
+            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
+            verdict => verdict,
+        };
         let mut holder_alive = false;
         let mut retry = None;
         match checking {
@@ -217,7 +240,9 @@ impl<R: Copy + PartialEq> Registry<R> {
                         holder_alive = true;
                         match (verdict, waiter.ask) {
                             (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
-                            (_, Ask::Book { .. } | Ask::CheckOut { .. }) => {
+                            // Check outs and attaches need no verification:
+                            // here for the match's sake.
+                            (_, Ask::Book { .. } | Ask::CheckOut { .. } | Ask::Attach { .. }) => {
                                 reply(waiter.from, Answer::Denied, out);
                             }
                             (Verdict::Alive, Ask::Notify { .. }) => {
@@ -247,6 +272,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 from,
                 mut booking,
                 fate,
+                line,
                 ..
             } => {
                 self.reserved -= 1;
@@ -260,10 +286,10 @@ impl<R: Copy + PartialEq> Registry<R> {
                         // the insert finds it free.
                         booking.since = self.wall_clock;
                         holder_alive = self.bookings.insert(booking);
-                        let answer = if holder_alive {
-                            Answer::Granted
-                        } else {
-                            Answer::Denied
+                        let answer = match (holder_alive, line) {
+                            (true, false) => Answer::Granted,
+                            (true, true) => Answer::NoLine,
+                            (false, _) => Answer::Denied,
                         };
                         reply(from, answer, out);
                     }
@@ -298,7 +324,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         handshake: Uid,
         out: &mut Vec<Action<R>>,
     ) -> bool {
-        let dropped = self.holds(&uid, &handshake) && self.bookings.remove(&uid).is_some();
+        let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
         if dropped && !self.pending.contains_key(&uid) {
             self.serve_pending(uid, VecDeque::new(), None, false, out);
         }
@@ -307,13 +333,23 @@ impl<R: Copy + PartialEq> Registry<R> {
 
     /// The connection of the requester `from`, whose request is about
     /// `uid`, ended: its client closed it, or the reactor did (patience, a
-    /// limit). The request leaves the registry now, wherever it is (the
-    /// requests pending for the uid, its queue of waiters, its
-    /// verification), and is never
-    /// answered: nothing is granted to a requester that cannot learn of it.
-    /// A holder verified on its behalf is still verified, as a probe, since
-    /// that verdict is worth having. O(the uid's pending requests and queue).
-    pub fn ended(&mut self, from: R, uid: Uid) {
+    /// limit, a line misused). The request leaves the registry now,
+    /// wherever it is (the requests pending for the uid, its queue of
+    /// waiters, its verification), and is never answered: nothing is
+    /// granted to a requester that cannot learn of it. A holder verified
+    /// on its behalf is still verified, as a probe, since that verdict is
+    /// worth having. If the connection was the line of the booking of
+    /// `uid`, the booking ends: `Dropped`, then the uid's queue is served.
+    /// O(the uid's pending requests and queue).
+    pub fn ended(&mut self, from: R, uid: Uid, out: &mut Vec<Action<R>>) {
+        self.leave(from, uid);
+        if self.lines.get(&uid) == Some(&from) {
+            self.line_ended(uid, out);
+        }
+    }
+
+    /// Takes the request of `from` about `uid` out of wherever it waits.
+    fn leave(&mut self, from: R, uid: Uid) {
         if self.waiting.leave(&uid, from) {
             return;
         }

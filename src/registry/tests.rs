@@ -36,6 +36,13 @@ impl Harness {
         out
     }
 
+    /// The connection of `client`, about `u`, ended.
+    fn ended(&mut self, client: u32, u: u8) -> Vec<Action<u32>> {
+        let mut out = Vec::new();
+        self.registry.ended(client, uid(u), &mut out);
+        out
+    }
+
     fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) -> bool {
         self.registry
             .grant_undelivered(uid, handshake, &mut Vec::new())
@@ -427,6 +434,7 @@ fn a_stray_verdict_is_ignored() {
 mod ended;
 mod exhaustive;
 mod limits;
+mod lines;
 mod notify;
 mod properties;
 mod silence;

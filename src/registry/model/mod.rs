@@ -52,6 +52,7 @@ pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
         max_waiters_per_id: 64,
         max_pending: 1000,
         probe_interval: TICK,
+        max_lines: 0,
     }
 }
 
@@ -107,6 +108,37 @@ pub fn wait(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
         port: port(client),
         arrived: now,
         until: now + TICK * ticks,
+        line: false,
+    }
+}
+
+/// Client `client`'s LINE for id `u`, arrived at `now`, for `ticks` ticks.
+pub fn line(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
+    match wait(u, client, now, ticks) {
+        Ask::Wait {
+            uid,
+            handshake,
+            port,
+            arrived,
+            until,
+            ..
+        } => Ask::Wait {
+            uid,
+            handshake,
+            port,
+            arrived,
+            until,
+            line: true,
+        },
+        other => other,
+    }
+}
+
+/// Client `client`'s ATTACH to its booking of id `u`.
+pub fn attach(u: u8, client: u32) -> Ask {
+    Ask::Attach {
+        uid: uid(u),
+        handshake: handshake(client),
     }
 }
 

@@ -231,7 +231,9 @@ impl World {
         if pending.abandoned && pending.watched && !pending.left {
             pending.left = true;
             let u = pending.uid;
-            self.registry.ended(r, uid(u));
+            let mut out = Vec::new();
+            self.registry.ended(r, uid(u), &mut out);
+            assert_eq!(out, [], "{:?}", self.trace);
         }
     }
 
@@ -270,6 +272,7 @@ impl World {
                         self.trace
                     ),
                     Action::Pending { to } => self.watch(to),
+                    Action::CloseLine { to } => panic!("closed {to}, which no line is"),
                     Action::Queued { to } => {
                         let pending = self.pending.get_mut(&to).expect("queued, not pending");
                         assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
