@@ -11,10 +11,13 @@ use std::time::Duration;
 /// ```
 /// use namaste::status::Status;
 ///
-/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s";
+/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s lines=1";
 /// let status: Status = line.parse().unwrap();
-/// assert_eq!(status.bookings, 2);
+/// assert_eq!((status.bookings, status.lines), (2, Some(1)));
 /// assert_eq!(status.to_string(), line);
+/// // An older server says nothing of lines.
+/// let older: Status = line.strip_suffix(" lines=1").unwrap().parse().unwrap();
+/// assert_eq!(older.lines, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -30,6 +33,9 @@ pub struct Status {
     pub verifications_failed: u64,
     /// Time since the server started, in whole seconds.
     pub uptime: Duration,
+    /// Lines kept now (connections on which holders keep their bookings);
+    /// `None` from a server that keeps none (an older one).
+    pub lines: Option<u64>,
 }
 
 impl fmt::Display for Status {
@@ -43,7 +49,11 @@ impl fmt::Display for Status {
             self.requests,
             self.verifications_failed,
             self.uptime.as_secs()
-        )
+        )?;
+        match self.lines {
+            Some(lines) => write!(f, " lines={lines}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -64,14 +74,17 @@ impl FromStr for Status {
 
     fn from_str(line: &str) -> Result<Status, ParseStatusError> {
         let error = || ParseStatusError(line.to_string());
-        let mut words = line.trim_end().split(' ');
+        let mut words = line.trim_end().split(' ').peekable();
         if words.next() != Some("namaste") {
             return Err(error());
         }
         let version = words.next().ok_or_else(error)?.to_string();
         let mut counter = |name: &str| -> Result<u64, ParseStatusError> {
             let value = words
-                .next()
+                .next_if(|word| {
+                    word.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
                 .and_then(|word| word.strip_prefix(name))
                 .and_then(|word| word.strip_prefix('='))
                 .ok_or_else(error)?;
@@ -88,6 +101,8 @@ impl FromStr for Status {
             requests: counter("requests")?,
             verifications_failed: counter("verifications_failed")?,
             uptime: Duration::from_secs(counter("uptime")?),
+            // Only ours since lines: an older server's line ends before.
+            lines: counter("lines").ok(),
         })
     }
 }
@@ -97,9 +112,10 @@ impl FromStr for Status {
 /// ```
 /// use namaste::status::{Holder, LockStatus};
 ///
-/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 waiters=2";
+/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 line=yes waiters=2";
 /// let lock: LockStatus = line.parse().unwrap();
 /// assert_eq!(lock.holder.map(|holder| holder.user), Some(Some(1000)));
+/// assert_eq!(lock.holder.map(|holder| holder.line), Some(Some(true)));
 /// assert_eq!(lock.to_string(), line);
 /// assert_eq!("free waiters=0".parse(), Ok(LockStatus { holder: None, waiters: 0 }));
 /// ```
@@ -127,6 +143,9 @@ pub struct Holder {
     pub address: IpAddr,
     /// The port of the holder's liveness responder.
     pub port: u16,
+    /// Whether the booking has a line (its holder's connection, kept
+    /// open): `None` from a server that keeps none (an older one).
+    pub line: Option<bool>,
 }
 
 impl fmt::Display for LockStatus {
@@ -137,13 +156,18 @@ impl fmt::Display for LockStatus {
         let unknown = |value: Option<String>| value.unwrap_or_else(|| "?".into());
         write!(
             f,
-            "held since={} user={} address={} port={} waiters={}",
+            "held since={} user={} address={} port={}",
             unknown(holder.since.map(|since| since.to_string())),
             unknown(holder.user.map(|user| user.to_string())),
             holder.address,
             holder.port,
-            self.waiters
-        )
+        )?;
+        match holder.line {
+            Some(true) => f.write_str(" line=yes")?,
+            Some(false) => f.write_str(" line=no")?,
+            None => {}
+        }
+        write!(f, " waiters={}", self.waiters)
     }
 }
 
@@ -152,11 +176,14 @@ impl FromStr for LockStatus {
 
     fn from_str(line: &str) -> Result<LockStatus, ParseStatusError> {
         let error = || ParseStatusError(line.to_string());
-        let mut words = line.trim_end().split(' ');
+        let mut words = line.trim_end().split(' ').peekable();
         let state = words.next();
         let mut text = |name: &str| {
             words
-                .next()
+                .next_if(|word| {
+                    word.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
                 .and_then(|word| word.strip_prefix(name))
                 .and_then(|word| word.strip_prefix('='))
                 .ok_or_else(error)
@@ -176,6 +203,13 @@ impl FromStr for LockStatus {
                 port: number(text("port")?)?
                     .and_then(|port| u16::try_from(port).ok())
                     .ok_or_else(error)?,
+                // Only ours since lines: an older server's line has none.
+                line: match text("line") {
+                    Ok("yes") => Some(true),
+                    Ok("no") => Some(false),
+                    Ok(_) => return Err(error()),
+                    Err(_) => None,
+                },
             }),
             _ => return Err(error()),
         };
@@ -196,6 +230,8 @@ mod tests {
             "held since=1800000000 user=0 address=127.0.0.1 port=1 waiters=0",
             "held since=? user=? address=::1 port=65535 waiters=64",
             "held since=1 user=1 address=127.0.0.5 port=2 waiters=0",
+            "held since=1 user=1 address=127.0.0.5 port=2 line=yes waiters=0",
+            "held since=? user=? address=::1 port=3 line=no waiters=1",
         ] {
             let lock: LockStatus = line.parse().unwrap();
             assert_eq!(lock.to_string(), line);
@@ -217,6 +253,7 @@ mod tests {
             "held since=1 user=1 port=1 waiters=0",
             "held since=1 user=1 address=? port=1 waiters=0",
             "held since=1 user=1 address=localhost port=1 waiters=0",
+            "held since=1 user=1 address=127.0.0.1 port=1 line=maybe waiters=0",
         ] {
             assert_eq!(
                 line.parse::<LockStatus>(),

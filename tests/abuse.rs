@@ -150,7 +150,7 @@ fn requests_stuck_behind_silent_responders_cannot_take_every_slot() {
         .collect();
     thread::sleep(Duration::from_millis(1500));
     // At once: each within two rw timeouts, less than the four a request
-    // in line may take before it is closed and its slot freed.
+    // pending may take before it is closed and its slot freed.
     let at_once = Duration::from_secs(1);
     let started = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_namaste"))

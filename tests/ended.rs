@@ -18,7 +18,7 @@ use namaste::wire::Request;
 const GRANTED: Option<u8> = Some(1);
 const DENIED: Option<u8> = Some(0);
 
-/// A server whose rw timeout is half a second: requests in line are
+/// A server whose rw timeout is half a second: pending requests are
 /// closed after two seconds.
 fn quick_server() -> TestServer {
     TestServer::with(Config {
@@ -29,7 +29,7 @@ fn quick_server() -> TestServer {
 
 /// A uid booked by a holder that answers its first verification and
 /// never another: each later one takes the rw timeout, which keeps the
-/// uid's line long. Dropping the listener kills the holder.
+/// uid's pending requests long. Dropping the listener kills the holder.
 fn silent_holder(server: &TestServer) -> (Uid, Arc<TcpListener>) {
     let (uid, handshake) = (random(), random());
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
@@ -59,9 +59,9 @@ fn notifies(server: &TestServer, uid: Uid, n: usize) -> Vec<TcpStream> {
     (0..n).map(|_| send(server, &notify)).collect()
 }
 
-/// A BOOK from a live process whose request waits in line, and its
+/// A BOOK from a live process whose request is pending, and its
 /// responder.
-fn lined_book(server: &TestServer, uid: Uid) -> (TcpStream, Responder) {
+fn pending_book(server: &TestServer, uid: Uid) -> (TcpStream, Responder) {
     let handshake = random();
     let responder = Responder::honest(uid, handshake);
     let request = Request::Book {
@@ -72,7 +72,7 @@ fn lined_book(server: &TestServer, uid: Uid) -> (TcpStream, Responder) {
     (send(server, &request), responder)
 }
 
-/// Three WAITs lined behind NOTIFYs that keep a silent holder busy for
+/// Three WAITs pending behind NOTIFYs that keep a silent holder busy for
 /// longer than the server's patience: closed without a reply, they never
 /// join the queue of waiters (on main they were queued once their
 /// turn came, and counted for their whole minute).
@@ -88,21 +88,22 @@ fn waits_closed_by_patience_never_join_the_queue() {
                 handshake: random(),
                 port: 1,
                 wait: Duration::from_secs(60),
+                line: false,
             };
             send(&server, &wait)
         })
         .collect();
     for wait in &mut waits {
-        assert_eq!(read_reply(wait), None, "a wait answered in line");
+        assert_eq!(read_reply(wait), None, "a wait answered while pending");
     }
-    // A BOOK behind them is answered once the line got past them.
-    let (mut book, _responder) = lined_book(&server, uid);
+    // A BOOK behind them is answered once those before it are served.
+    let (mut book, _responder) = pending_book(&server, uid);
     assert_eq!(read_reply(&mut book), DENIED);
     let client = Client::new().with_port(server.port());
     assert_eq!(client.query(uid).unwrap().waiters, 0);
 }
 
-/// A BOOK lined behind a silent holder's NOTIFYs is closed by patience;
+/// A BOOK pending behind a silent holder's NOTIFYs is closed by patience;
 /// the holder then dies. The booker is never granted, since it cannot
 /// know: it must not be named as the holder.
 #[test]
@@ -110,12 +111,12 @@ fn a_book_closed_by_patience_is_never_granted() {
     let server = quick_server();
     let (uid, holder) = silent_holder(&server);
     let _notifies = notifies(&server, uid, 10);
-    let (mut book, responder) = lined_book(&server, uid);
-    assert_eq!(read_reply(&mut book), None, "answered in line");
+    let (mut book, responder) = pending_book(&server, uid);
+    assert_eq!(read_reply(&mut book), None, "answered while pending");
     drop(holder);
-    // Another booker, lined behind whatever is left, is answered once
-    // the line is through.
-    let (mut later, _later_responder) = lined_book(&server, uid);
+    // Another booker, pending behind whatever is left, is answered once
+    // those are through.
+    let (mut later, _later_responder) = pending_book(&server, uid);
     read_reply(&mut later);
     let client = Client::new().with_port(server.port());
     let holder = client.query(uid).unwrap().holder;
@@ -125,18 +126,18 @@ fn a_book_closed_by_patience_is_never_granted() {
     );
 }
 
-/// A BOOK whose client closes its connection while it waits in line
-/// leaves the line at once: when the holder dies, the next live booker
+/// A BOOK whose client closes its connection while it is pending
+/// leaves at once: when the holder dies, the next live booker
 /// gets the id (on main the gone one did, its grant written to a
 /// closed socket).
 #[test]
-fn a_lined_book_whose_client_closes_is_never_granted() {
+fn a_pending_book_whose_client_closes_is_never_granted() {
     let server = quick_server();
     let (uid, holder) = silent_holder(&server);
     let _notifies = notifies(&server, uid, 6);
-    let (book, _responder) = lined_book(&server, uid);
+    let (book, _responder) = pending_book(&server, uid);
     drop(book);
     drop(holder);
-    let (mut later, _later_responder) = lined_book(&server, uid);
+    let (mut later, _later_responder) = pending_book(&server, uid);
     assert_eq!(read_reply(&mut later), GRANTED);
 }

@@ -1,5 +1,5 @@
 //! The slot rule under a hog: one local user keeps as many requests as it
-//! can waiting in the lines behind holders that never answer, and opens a
+//! can pending behind holders that never answer, and opens a
 //! new connection for each one the server turns away. Everyone else's
 //! request answered at once must still get through at once.
 
@@ -17,8 +17,8 @@ use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::{MAX_MESSAGE_LEN, Request};
 
-/// Holders that never answer, as many requests for each as may wait in
-/// its line: the hog the slot rule was measured under.
+/// Holders that never answer, as many requests for each as may be
+/// pending behind it: the hog the slot rule was measured under.
 const HELD: usize = 16;
 const PER_ID: usize = 64;
 const HOG_THREADS: usize = 16;
@@ -83,7 +83,7 @@ impl Hog {
                                 sent.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        // A hog of lines, not of the CPU: no spinning
+                        // A hog of pending requests, not of the CPU: no spinning
                         // while all its requests wait.
                         if replaced == 0 {
                             thread::sleep(Duration::from_millis(1));
@@ -140,11 +140,11 @@ fn still_open(stream: &mut TcpStream) -> bool {
     matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
-/// Under one user's hog of lined NOTIFYs (the 16 × 64 of 64 KiB that the
+/// Under one user's hog of pending NOTIFYs (the 16 × 64 of 64 KiB that the
 /// slot rule was found wanting under), each of twenty books of a free id is
 /// granted within a second, and none fails.
 #[test]
-fn a_book_of_a_free_id_gets_through_a_line_hog_at_once() {
+fn a_book_of_a_free_id_gets_through_a_hog_of_pending_notifies_at_once() {
     let server = Running::start(&[]);
     let (held, _silent) = silent_holders(server.port);
     let hog = Hog::start(server.port, &held);

@@ -78,11 +78,11 @@ fn a_wait_ends_with_none_when_its_time_is_up() {
 /// A waiter whose process is killed leaves the queue at once: the server
 /// sees its connection close, and the next waiter is granted.
 #[test]
-fn a_waiter_killed_while_waiting_leaves_the_line() {
+fn a_waiter_killed_while_waiting_leaves_the_queue() {
     let mut server = Running::start(&["--log-level", "debug"]);
     let client = Client::new().with_port(server.port);
-    let holder = client.book(Uid::from_name("line")).unwrap().unwrap();
-    let mut first = quiet_hold(server.port, "line", &["--wait", "60"], &["true"])
+    let holder = client.book(Uid::from_name("queue")).unwrap().unwrap();
+    let mut first = quiet_hold(server.port, "queue", &["--wait", "60"], &["true"])
         .spawn()
         .unwrap();
     server.log_line_with(": queued");
@@ -90,7 +90,7 @@ fn a_waiter_killed_while_waiting_leaves_the_line() {
     first.wait().unwrap();
     let left = server.log_line_with("the client left");
     assert!(left.contains("wait"), "{left}");
-    let mut second = quiet_hold(server.port, "line", &["--wait", "60"], &["true"])
+    let mut second = quiet_hold(server.port, "queue", &["--wait", "60"], &["true"])
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_millis(200));
@@ -136,6 +136,7 @@ fn a_full_queue_closes_without_a_reply() {
             handshake,
             port: responder.port,
             wait: Duration::from_secs(60),
+            line: false,
         };
         stream.write_all(&request.encode()).unwrap();
         (stream, responder)

@@ -31,6 +31,10 @@ Options:
   --max-waiters-per-id N WAITs queued for one held id (default 64)
   --probe-interval SECS  while someone waits for an id, verify its holder this
                          often (default 1; fractions allowed)
+  --max-lines N          lines kept open at once: connections on which holders
+                         keep their bookings, ended by their close; past it a
+                         booking is verified by call-back instead (default
+                         65536; lines take no --max-connections slot)
   --state FILE           record bookings in FILE so that they survive a restart
                          of the server; one server per file (default:
                          $STATE_DIRECTORY/bookings under systemd's
@@ -70,6 +74,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Option(name @ "--max-waiters-per-id") => {
                 config.max_waiters_per_id = args.count(name, 0)?
             }
+            Arg::Option(name @ "--max-lines") => config.max_lines = args.count(name, 0)?,
             Arg::Option(name @ "--probe-interval") => {
                 config.probe_interval = args.seconds(name, false, Some(MAX_DURATION))?
             }

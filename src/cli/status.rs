@@ -117,6 +117,7 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
         user,
         address,
         port,
+        ..
     }) = lock.holder
     else {
         return format!("state=free waiters={}", lock.waiters);

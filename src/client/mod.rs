@@ -146,6 +146,7 @@ impl Client {
                 handshake,
                 port,
                 wait,
+                line: false,
             });
             let waited = match waited {
                 Err(Error::Refused) => {

@@ -22,7 +22,7 @@ pub struct Config {
     /// Client connections open at once. Past it, a newcomer takes the
     /// slot of the connection that has been sending its request longest
     /// without finishing it; with none such, new clients wait in the
-    /// kernel's backlog until one closes. Requests waiting in lines behind
+    /// kernel's backlog until one closes. Requests pending behind
     /// verifications take at most half the slots. Verification calls come
     /// on top: at most one per waiting client.
     pub max_connections: usize,
@@ -38,6 +38,10 @@ pub struct Config {
     pub max_waiters_per_id: usize,
     /// How often the holder of an id that someone waits for is verified.
     pub probe_interval: Duration,
+    /// Lines kept open at once (connections on which holders keep their
+    /// bookings); past it, a LINE is granted without one, by call-back.
+    /// Lines do not count against `max_connections`.
+    pub max_lines: usize,
     /// Where to record bookings so that they survive a restart of the
     /// server; `None` keeps them in memory only.
     pub state: Option<PathBuf>,
@@ -54,6 +58,7 @@ impl Default for Config {
             max_waiters: 512,
             max_waiters_per_id: 64,
             probe_interval: Duration::from_secs(1),
+            max_lines: 65_536,
             state: None,
         }
     }

@@ -42,6 +42,15 @@ pub(super) enum Phase {
     },
     /// A call to a liveness responder.
     Verifying(Verification),
+    /// The line of the booking of `uid`: a client connection kept open for
+    /// as long as the booking lasts. Read for the one request it may carry
+    /// (the booking's CHECK OUT); no deadline; not a client slot, bounded
+    /// by the registry's `max_lines` instead.
+    Line {
+        ip: ResponderIp,
+        uid: Uid,
+        decoder: Decoder,
+    },
 }
 
 impl Phase {
@@ -66,11 +75,13 @@ impl Phase {
     }
 
     /// Whether this connection counts against `--max-connections`: a
-    /// queued waiter counts against the waiter limits instead.
+    /// queued waiter counts against the waiter limits instead, a line
+    /// against the registry's bound of lines.
     pub fn is_client(&self) -> bool {
         !matches!(
             self,
             Phase::Verifying { .. }
+                | Phase::Line { .. }
                 | Phase::Waiting {
                     kept: Kept::Queued,
                     ..
@@ -86,9 +97,9 @@ pub(super) enum Kept {
     /// Answered at once or after one verification, within the rw timeout:
     /// not watched.
     Answering,
-    /// In its uid's line behind verifications: watched for its end, and
-    /// closed after `PATIENCE` rw timeouts.
-    Lined,
+    /// Pending behind verifications of its uid: watched for its end, and
+    /// closed after `PENDING_PATIENCE` rw timeouts.
+    Pending,
     /// A WAIT in its uid's queue, for as long as its wait: watched for its
     /// end; counts against the waiter limits, not the connection slots.
     Queued,

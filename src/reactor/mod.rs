@@ -2,14 +2,16 @@
 //! connections and the outgoing verification calls. It turns readiness into
 //! registry events and registry actions into I/O. Nothing here blocks, and
 //! every connection has a deadline: one still sending its request, or a
-//! verification, the rw timeout; a request waiting in a line behind
+//! verification, the rw timeout; a request pending behind
 //! verifications, four of them; a queued WAIT, its own wait. So a slow or
 //! silent peer costs a slot for a bounded time, never anyone else's.
 
 mod accept;
 mod config;
 mod conn;
+mod fds;
 mod journal;
+mod line;
 mod serve;
 mod stop;
 mod throttle;
@@ -50,9 +52,9 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 /// listened.
 const BACKLOG: i32 = 4096;
 
-/// How many rw timeouts a request may wait in a line behind verifications
+/// How many rw timeouts a request may be pending behind verifications
 /// before it is closed without a reply, as clients wait for their reply.
-const PATIENCE: u32 = 4;
+const PENDING_PATIENCE: u32 = 4;
 
 /// Stops a running [`Server`] from another thread.
 #[derive(Clone)]
@@ -88,7 +90,7 @@ pub struct Server {
     clients: usize,
     next_generation: u32,
     deadlines: Deadlines,
-    /// When requests waiting in a line behind verifications must have
+    /// When requests pending behind verifications must have
     /// their answer: a few rw timeouts after they joined it.
     patience: Deadlines,
     registry: Registry<ConnRef>,
@@ -118,7 +120,7 @@ struct Warnings {
     full: Episode,
     accept_failing: Episode,
     cannot_verify: Throttled,
-    line_full: Throttled,
+    pending_full: Throttled,
     bookings_full: Throttled,
     waiters_full: Throttled,
     busy: Throttled,
@@ -168,6 +170,7 @@ impl Server {
             // out, a book of a free id).
             max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
+            max_lines: config.max_lines,
         });
         let journal = match &config.state {
             Some(path) => {
@@ -193,13 +196,16 @@ impl Server {
             }
             None => None,
         };
+        // Once nothing can stop the start any more, so that a start that
+        // fails says only why.
+        fds::raise_open_files_limit(fds::needed(&config));
         Ok(Server {
             poll,
             listener: Some(listener),
             addr,
             stopper,
             deadlines: Deadlines::new(config.rw_timeout),
-            patience: Deadlines::new(config.rw_timeout * PATIENCE),
+            patience: Deadlines::new(config.rw_timeout * PENDING_PATIENCE),
             registry,
             config,
             conns: Slab::new(),
@@ -342,7 +348,8 @@ impl Server {
                     );
                     self.close(expired.key);
                 }
-                Phase::Waiting { .. } => {}
+                // Their own bounds: patience, the wait, the line's booking.
+                Phase::Waiting { .. } | Phase::Line { .. } => {}
                 Phase::Verifying(verification) => {
                     let (uid, verdict) = (verification.uid, verification.verdict_on_timeout());
                     self.close(expired.key);
@@ -357,7 +364,7 @@ impl Server {
                     Phase::Waiting {
                         ip,
                         request,
-                        kept: Kept::Lined,
+                        kept: Kept::Pending,
                         ..
                     },
                 ..
@@ -365,10 +372,10 @@ impl Server {
                 && *generation == expired.generation
             {
                 debug!(
-                    "{ip}: {request}: no answer within {:?} in line; closing without a reply",
-                    self.config.rw_timeout * PATIENCE
+                    "{ip}: {request}: no answer within {:?} pending; closing without a reply",
+                    self.config.rw_timeout * PENDING_PATIENCE
                 );
-                self.end(expired);
+                self.end(expired, now);
             }
         }
         // Waits that are over, and holders due for a probe.

@@ -5,7 +5,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use log::{debug, error};
+use log::{debug, error, info};
 
 use super::conn::{Conn, Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use super::{Server, plural};
@@ -35,12 +35,13 @@ impl Server {
                 }
             },
             Phase::Waiting {
-                kept: Kept::Lined | Kept::Queued,
+                kept: Kept::Pending | Kept::Queued,
                 ..
-            } => self.kept_ready(key),
+            } => self.kept_ready(key, now),
             // The request is complete; whatever else arrives is ignored.
             Phase::Waiting { .. } => {}
             Phase::Verifying(_) => self.verification_ready(key, now),
+            Phase::Line { .. } => self.line_ready(key, now),
         }
     }
 
@@ -57,17 +58,25 @@ impl Server {
             self.carry_out(now);
             return;
         }
+        let queried = match *request {
+            Request::Query { uid } => Some(uid),
+            _ => None,
+        };
         self.counters.requests += 1;
-        let mut line = match *request {
-            Request::Query { uid } => self.lock_status(&uid).to_string(),
+        let mut line = match queried {
+            Some(uid) => {
+                self.end_closed_line(&uid, now);
+                self.lock_status(&uid).to_string()
+            }
             // STATUS, the other request the registry is not asked about.
-            _ => Status {
+            None => Status {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 bookings: self.registry.len() as u64,
                 connections: self.conns.len() as u64,
                 requests: self.counters.requests,
                 verifications_failed: self.counters.verifications_failed,
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
+                lines: Some(self.registry.lines() as u64),
             }
             .to_string(),
         };
@@ -86,6 +95,7 @@ impl Server {
             user: self.owners.of_listener(booking.responder()),
             address: booking.responder().ip(),
             port: booking.port,
+            line: Some(self.registry.has_line(uid)),
         });
         LockStatus {
             holder,
@@ -159,9 +169,10 @@ impl Server {
                 self.verify(verification, at, now);
             }
             Action::Queued { to } => self.keep(to, Kept::Queued),
-            Action::Lined { to } => {
+            Action::CloseLine { to } => self.close_line(to),
+            Action::Pending { to } => {
                 self.patience.start(now, to);
-                self.keep(to, Kept::Lined);
+                self.keep(to, Kept::Pending);
             }
             Action::Dropped { uid } => {
                 if let Err(e) = self.record_released(&uid) {
@@ -173,6 +184,9 @@ impl Server {
 
     pub(super) fn reply(&mut self, to: ConnRef, answer: Answer) {
         self.counters.requests += 1;
+        if answer == Answer::Lined {
+            return self.reply_on_line(to);
+        }
         let Some(mut conn) = self.take(to) else {
             return;
         };
@@ -182,7 +196,7 @@ impl Server {
         // The state file hears of a change before the client does.
         let granted = match (answer, request) {
             (
-                Answer::Granted,
+                Answer::Granted | Answer::NoLine,
                 Request::Book { uid, handshake, .. } | Request::Wait { uid, handshake, .. },
             ) => Some((*uid, *handshake)),
             _ => None,
@@ -225,7 +239,11 @@ impl Server {
             ..
         }) = self.take(to)
         {
-            debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
+            if why == Refusal::LineMisused {
+                info!("{ip}: {request} on its line, with the wrong handshake: its booking ended");
+            } else {
+                debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
+            }
         }
     }
 
@@ -247,7 +265,7 @@ impl Server {
 
     pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {
         match why {
-            Refusal::LineFull => self.warnings.line_full.warn(
+            Refusal::PendingFull => self.warnings.pending_full.warn(
                 now,
                 format_args!(
                     "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",
@@ -275,8 +293,9 @@ impl Server {
                     (self.config.max_connections / 2).max(1)
                 ),
             ),
-            // Already warned about by `cannot_verify`.
-            Refusal::Inconclusive => {}
+            // Already warned about by `cannot_verify`; a client's own
+            // mistake, logged with it.
+            Refusal::Inconclusive | Refusal::LineMisused => {}
         }
     }
 }

@@ -1,14 +1,16 @@
-//! Requests kept waiting: in a line behind verifications, or queued WAITs
+//! Requests kept waiting: pending behind verifications, or queued WAITs
 //! for a held id. Their connections stay open for as long as they wait, so
 //! they are watched: a connection that ends, by its client or by the
 //! reactor, takes its request out of the registry in the same turn, and so
 //! never costs the others a turn nor gets a grant nobody can receive.
 //! Queued WAITs leave the client slots for the waiter limits.
 
-use std::io::{ErrorKind, Read};
+use std::io::{self, ErrorKind, Read};
+use std::time::Instant;
 
 use log::{debug, warn};
-use mio::{Interest, Token};
+use mio::net::TcpStream;
+use mio::{Interest, Poll, Token};
 
 use super::Server;
 use super::conn::{Kept, Phase};
@@ -49,16 +51,7 @@ impl Server {
             return;
         }
         let ip = *ip;
-        // A request that arrived in pieces is registered already.
-        let registry = self.poll.registry();
-        let token = Token(to.key);
-        let registered = match registry.register(&mut conn.stream, token, Interest::READABLE) {
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                registry.reregister(&mut conn.stream, token, Interest::READABLE)
-            }
-            other => other,
-        };
-        if let Err(e) = registered {
+        if let Err(e) = watch_readable(&self.poll, &mut conn.stream, to.key) {
             // It is still answered in turn; only its end goes unseen until
             // patience or its wait runs out.
             warn!("cannot watch the connection of {ip}, which waits: {e}");
@@ -67,7 +60,7 @@ impl Server {
 
     /// A kept request's connection is readable: a client says nothing
     /// more after its request, so this is its close, or bytes to discard.
-    pub(super) fn kept_ready(&mut self, key: usize) {
+    pub(super) fn kept_ready(&mut self, key: usize, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -88,21 +81,38 @@ impl Server {
             debug!("{ip}: {request}: the client left");
         }
         let generation = conn.generation;
-        self.end(ConnRef { key, generation });
+        self.end(ConnRef { key, generation }, now);
     }
 
     /// Closes the client connection `conn`, whose request is with the
-    /// registry, without a reply, and takes that request out of the
-    /// registry.
-    pub(super) fn end(&mut self, conn: ConnRef) {
+    /// registry or which is a line, without a reply, and tells the
+    /// registry, which takes the request out, or ends the line's booking.
+    pub(super) fn end(&mut self, conn: ConnRef, now: Instant) {
         let Some(ended) = self.take(conn) else {
             return;
         };
-        if let Phase::Waiting { request, .. } = &ended.phase
-            && let Some(uid) = asked_about(request)
-        {
-            self.registry.ended(conn, uid);
+        let uid = match &ended.phase {
+            Phase::Waiting { request, .. } => asked_about(request),
+            Phase::Line { uid, .. } => Some(*uid),
+            Phase::Reading { .. } | Phase::Verifying(_) => None,
+        };
+        if let Some(uid) = uid {
+            self.registry.ended(conn, uid, &mut self.actions);
+            self.carry_out(now);
         }
+    }
+}
+
+/// Watches `stream`, the connection in slot `key`, for reads and its end.
+/// A request that arrived in pieces is registered already; registering
+/// again re-arms it, so bytes that came meanwhile are announced too.
+pub(super) fn watch_readable(poll: &Poll, stream: &mut TcpStream, key: usize) -> io::Result<()> {
+    let registry = poll.registry();
+    match registry.register(stream, Token(key), Interest::READABLE) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            registry.reregister(stream, Token(key), Interest::READABLE)
+        }
+        other => other,
     }
 }
 
@@ -112,7 +122,8 @@ fn asked_about(request: &Request) -> Option<Uid> {
         Request::Book { uid, .. }
         | Request::CheckOut { uid, .. }
         | Request::Notify { uid, .. }
-        | Request::Wait { uid, .. } => Some(*uid),
+        | Request::Wait { uid, .. }
+        | Request::Attach { uid, .. } => Some(*uid),
         Request::Status | Request::Query { .. } => None,
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::uid::Uid;
 use crate::wire::{
-    MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN, REPLY_YES, Request,
+    MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
+    REPLY_YES, Request,
 };
 
 /// A request, as far as the booking rules care. A NOTIFY's message stays
@@ -36,8 +37,9 @@ pub enum Ask {
         /// The id whose holder gets the message.
         uid: Uid,
     },
-    /// Book `uid`; if a live process holds it, wait in its line until it
-    /// is free, or until `until`.
+    /// Book `uid`; if a live process holds it, wait in its queue until it
+    /// is free, or until `until`. With `line`, the booker asks to keep the
+    /// connection this arrived on as the booking's line.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -49,6 +51,19 @@ pub enum Ask {
         arrived: Instant,
         /// When the wait ends with a `Denied`.
         until: Instant,
+        /// Whether the booker asks for a line (LINE): while the registry
+        /// can keep one more, the open connection is its proof of life, so
+        /// it is granted without a call-back and its booking lasts as long
+        /// as that connection.
+        line: bool,
+    },
+    /// Make the requester's connection the line of the booking of `uid`,
+    /// held with `handshake`: after a restart, which closes every line.
+    Attach {
+        /// The id held.
+        uid: Uid,
+        /// The holder's secret.
+        handshake: Uid,
     },
 }
 
@@ -68,12 +83,14 @@ impl Ask {
             }),
             Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
             Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
+            Request::Attach { uid, handshake } => Some(Ask::Attach { uid, handshake }),
             Request::Status | Request::Query { .. } => None,
             Request::Wait {
                 uid,
                 handshake,
                 port,
                 wait,
+                line,
             } => Some(Ask::Wait {
                 uid,
                 handshake,
@@ -82,6 +99,7 @@ impl Ask {
                 // Past the end of time as an Instant can tell it, the wait
                 // is as good as endless.
                 until: now.checked_add(wait).unwrap_or(now + MAX_WAIT),
+                line,
             }),
         }
     }
@@ -92,7 +110,8 @@ impl Ask {
             Ask::Book { uid, .. }
             | Ask::CheckOut { uid, .. }
             | Ask::Notify { uid }
-            | Ask::Wait { uid, .. } => uid,
+            | Ask::Wait { uid, .. }
+            | Ask::Attach { uid, .. } => uid,
         }
     }
 }
@@ -110,14 +129,17 @@ pub struct Limits {
     pub max_waiters: usize,
     /// WAITs waiting for one held uid; one past it is refused.
     pub max_waiters_per_id: usize,
-    /// Requests waiting in the lines behind verifications, for all uids
-    /// together; past it a request that would join a line is refused (a
+    /// Requests pending behind verifications, for all uids together;
+    /// past it a request that would be pending is refused (a
     /// check out is not), so that requests stuck behind slow responders
     /// cannot take every connection slot.
     pub max_pending: usize,
     /// How often the holder of a uid that someone waits for is verified,
     /// so that a holder that died without checking out is noticed.
     pub probe_interval: Duration,
+    /// Lines kept at once; past it a LINE is verified by call-back and
+    /// granted without one, and an ATTACH gets none.
+    pub max_lines: usize,
 }
 
 /// What the reactor must do next.
@@ -130,20 +152,21 @@ pub enum Action<R> {
         /// What to tell it.
         answer: Answer,
     },
-    /// The request of `to` waits in its uid's line behind a verification,
+    /// The request of `to` is pending behind a verification of its uid,
     /// and may wait for several: bound how long it may keep its slot, and
     /// report its connection's end with [`Registry::ended`].
-    Lined {
+    Pending {
         /// The requester.
         to: R,
     },
-    /// The booking of `uid` was dropped because its holder proved dead:
-    /// record it as released.
+    /// The booking of `uid` was dropped because its holder proved dead or
+    /// its line ended: record it as released before anyone learns that
+    /// the id is free.
     Dropped {
         /// The id now free.
         uid: Uid,
     },
-    /// The WAIT of `to` joined its uid's line and may wait long: watch its
+    /// The WAIT of `to` joined its uid's queue and may wait long: watch its
     /// connection, and report its end with [`Registry::ended`].
     Queued {
         /// The waiter.
@@ -156,6 +179,13 @@ pub enum Action<R> {
         to: R,
         /// Why, for the log.
         why: Refusal,
+    },
+    /// The booking whose line is `to` was released by a check out sent on
+    /// another connection: close `to` without writing anything. It has
+    /// left the registry; its end need not be reported.
+    CloseLine {
+        /// The line's requester.
+        to: R,
     },
     /// Call the liveness responder at `at`: send `handshake`, expect `uid`
     /// back. Report the outcome with [`Registry::verified`].
@@ -177,6 +207,19 @@ pub enum Action<R> {
 pub enum Answer {
     /// The booker holds the id now.
     Granted,
+    /// The booker of a LINE holds the id now, or the holder that ATTACHed
+    /// got its line: its connection is the booking's line from now on.
+    /// Keep it open, hand a check out that arrives on it to the registry,
+    /// and report its end with [`Registry::ended`].
+    ///
+    /// [`Registry::ended`]: super::Registry::ended
+    Lined,
+    /// The booker of a LINE holds the id now but gets no line (the bound
+    /// of lines is reached), or the holder that ATTACHed gets none: its
+    /// booking lives under the call-back rules.
+    NoLine,
+    /// The ATTACH named no booking held with its handshake: it is lost.
+    Lost,
     /// Another live process holds the id, or the booker did not prove alive.
     Denied,
     /// The booking was released.
@@ -202,8 +245,9 @@ impl Answer {
     /// The byte that carries this answer on the wire.
     pub fn byte(self) -> u8 {
         match self {
-            Answer::Granted | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
-            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder => REPLY_NO,
+            Answer::Granted | Answer::Lined | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
+            Answer::NoLine => REPLY_NO_LINE,
+            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder | Answer::Lost => REPLY_NO,
             Answer::Declined => REPLY_DECLINED,
             Answer::OtherUser => REPLY_OTHER_USER,
             Answer::UserUnknown => REPLY_USER_UNKNOWN,
@@ -214,9 +258,10 @@ impl Answer {
 /// Why a request was refused rather than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The uid's line of waiting requests is full.
-    LineFull,
-    /// Too many requests wait in lines already, for all uids together.
+    /// The requests pending behind the uid's verification are too many
+    /// (`max_waiting`).
+    PendingFull,
+    /// Too many requests are pending already, for all uids together.
     Busy,
     /// The maximum number of bookings is reached.
     BookingsFull,
@@ -225,6 +270,9 @@ pub enum Refusal {
     /// The server could not tell whether a process is alive, so it
     /// neither grants nor denies.
     Inconclusive,
+    /// A check out with the wrong handshake arrived on a booking's line:
+    /// the line is closed, and so its booking ended.
+    LineMisused,
 }
 
 /// The outcome of a verification.

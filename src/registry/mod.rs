@@ -5,7 +5,7 @@
 //! with.
 //!
 //! Requests for one uid are served one at a time: while a verification for
-//! a uid is in flight, later requests for it wait in that uid's line. This is
+//! a uid is in flight, later requests for it are pending behind it. This is
 //! what keeps two contenders from both being granted.
 //!
 //! A WAIT that finds its uid held joins the uid's queue of waiters. Whenever
@@ -13,9 +13,21 @@
 //! delivered), the first waiter is verified and granted before anything else
 //! is served; while anyone waits, the holder is probed every
 //! `probe_interval`, so a holder that died is noticed without a contender.
+//!
+//! A booking may have a *line*: the connection of the requester it was
+//! granted to (a LINE) or that attached to it (an ATTACH), kept open by the
+//! reactor for as long as the booking lasts. An open line is proof of life:
+//! its holder is never called back, and a booker on a line is granted
+//! without a call-back. The line's end, reported with [`Registry::ended`]
+//! as every watched connection's is, releases the booking and serves the
+//! uid's queue in the same call. Lines are kept beside the table, not in
+//! its records: a restart loses them, and the bookings it restores are
+//! under the call-back rules until their holders attach.
 
 mod booking;
+mod ended;
 mod events;
+mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod model;
@@ -33,7 +45,7 @@ use waiting::{Due, Waiting};
 
 use crate::uid::Uid;
 
-/// The booking table, the lines of requests waiting on verifications, and
+/// The booking table, the requests pending behind verifications, and
 /// the queues of WAITs waiting for held uids.
 ///
 /// `R` names a requester (the reactor's connection handle); the registry
@@ -41,13 +53,16 @@ use crate::uid::Uid;
 #[derive(Clone)]
 pub struct Registry<R> {
     bookings: Table,
-    lines: HashMap<Uid, Line<R>>,
-    /// Requests waiting in all lines together.
-    lined: usize,
+    pending: HashMap<Uid, Pending<R>>,
+    /// Requests pending behind verifications, for all uids together.
+    pending_requests: usize,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
     reserved: usize,
     waiting: Waiting<R>,
+    /// The bookings that have a line, and the requester whose connection
+    /// it is; every key is held in `bookings`.
+    lines: HashMap<Uid, R>,
     /// The latest time the registry was told, by an arrival or a timeout.
     now: Option<Instant>,
     /// The wall-clock time new bookings are stamped with, in seconds since
@@ -67,7 +82,7 @@ struct Waiter<R> {
 /// A uid with a verification in flight: what is being verified, and the
 /// requests that arrived meanwhile, in arrival order.
 #[derive(Clone)]
-struct Line<R> {
+struct Pending<R> {
     checking: Checking<R>,
     waiting: VecDeque<Waiter<R>>,
 }
@@ -86,6 +101,8 @@ enum Checking<R> {
         ticket: Option<u64>,
         /// What its verdict may still decide.
         fate: Fate,
+        /// It asked for a line, and gets none: the bound was reached.
+        line: bool,
     },
     /// The holder with this handshake, probed because someone waits.
     Probe { handshake: Uid },
@@ -109,10 +126,11 @@ impl<R: Copy + PartialEq> Registry<R> {
     pub fn new(limits: Limits) -> Registry<R> {
         Registry {
             bookings: Table::new(),
-            lines: HashMap::new(),
-            lined: 0,
+            pending: HashMap::new(),
+            pending_requests: 0,
             reserved: 0,
             waiting: Waiting::new(),
+            lines: HashMap::new(),
             now: None,
             wall_clock: 0,
             limits,
@@ -164,7 +182,7 @@ impl<R: Copy + PartialEq> Registry<R> {
 
     /// Whether any uid has a verification in flight.
     pub fn is_idle(&self) -> bool {
-        self.lines.is_empty()
+        self.pending.is_empty()
     }
 
     /// A request arrived from `from`, connected from `ip`. Its answer may
@@ -176,29 +194,36 @@ impl<R: Copy + PartialEq> Registry<R> {
         }
         let waiter = Waiter { from, ip, ask };
         let uid = ask.uid();
-        if let Some(line) = self.lines.get_mut(&uid) {
+        if let Some(pending) = self.pending.get_mut(&uid) {
             // A check out frees what others wait for: it is never turned
-            // away for the lines' sake.
-            let room = self.lined < self.limits.max_pending || matches!(ask, Ask::CheckOut { .. });
+            // away for the pending requests' sake.
+            let room = self.pending_requests < self.limits.max_pending
+                || matches!(ask, Ask::CheckOut { .. });
             if !room {
                 refuse(from, Refusal::Busy, out);
-            } else if line.waiting.len() < self.limits.max_waiting {
-                line.waiting.push_back(waiter);
-                self.lined += 1;
-                out.push(Action::Lined { to: from });
+            } else if pending.waiting.len() < self.limits.max_waiting {
+                pending.waiting.push_back(waiter);
+                self.pending_requests += 1;
+                out.push(Action::Pending { to: from });
             } else {
-                refuse(from, Refusal::LineFull, out);
+                refuse(from, Refusal::PendingFull, out);
             }
             return;
         }
-        self.serve_line(uid, VecDeque::new(), Some(waiter), false, out);
+        self.serve_pending(uid, VecDeque::new(), Some(waiter), false, out);
     }
 
     /// The verification of `uid` started by the last `Verify` action for it
     /// ended with `verdict`.
     pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
-        let Some(Line { checking, waiting }) = self.remove_line(&uid) else {
+        let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
             return;
+        };
+        // An open line proves its holder alive whatever its responder
+        // says: the booking ends with the line, not with the port.
+        let verdict = match verdict {
+            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
+            verdict => verdict,
         };
         let mut holder_alive = false;
         let mut retry = None;
@@ -216,7 +241,9 @@ impl<R: Copy + PartialEq> Registry<R> {
                         holder_alive = true;
                         match (verdict, waiter.ask) {
                             (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
-                            (_, Ask::Book { .. } | Ask::CheckOut { .. }) => {
+                            // Check outs and attaches need no verification:
+                            // here for the match's sake.
+                            (_, Ask::Book { .. } | Ask::CheckOut { .. } | Ask::Attach { .. }) => {
                                 reply(waiter.from, Answer::Denied, out);
                             }
                             (Verdict::Alive, Ask::Notify { .. }) => {
@@ -246,6 +273,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 from,
                 mut booking,
                 fate,
+                line,
                 ..
             } => {
                 self.reserved -= 1;
@@ -255,14 +283,14 @@ impl<R: Copy + PartialEq> Registry<R> {
                     // No message is handed to a candidate, so it cannot
                     // decline one; it answered, so it is alive.
                     Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
-                        // The line kept everyone else away from this uid, so
+                        // Serving one at a time kept everyone else away from this uid, so
                         // the insert finds it free.
                         booking.since = self.wall_clock;
                         holder_alive = self.bookings.insert(booking);
-                        let answer = if holder_alive {
-                            Answer::Granted
-                        } else {
-                            Answer::Denied
+                        let answer = match (holder_alive, line) {
+                            (true, false) => Answer::Granted,
+                            (true, true) => Answer::NoLine,
+                            (false, _) => Answer::Denied,
                         };
                         reply(from, answer, out);
                     }
@@ -285,7 +313,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 _ => {}
             },
         }
-        self.serve_line(uid, waiting, retry, holder_alive, out);
+        self.serve_pending(uid, waiting, retry, holder_alive, out);
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
@@ -297,45 +325,11 @@ impl<R: Copy + PartialEq> Registry<R> {
         handshake: Uid,
         out: &mut Vec<Action<R>>,
     ) -> bool {
-        let dropped = self.holds(&uid, &handshake) && self.bookings.remove(&uid).is_some();
-        if dropped && !self.lines.contains_key(&uid) {
-            self.serve_line(uid, VecDeque::new(), None, false, out);
+        let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
+        if dropped && !self.pending.contains_key(&uid) {
+            self.serve_pending(uid, VecDeque::new(), None, false, out);
         }
         dropped
-    }
-
-    /// The connection of the requester `from`, whose request is about
-    /// `uid`, ended: its client closed it, or the reactor did (patience, a
-    /// limit). The request leaves the registry now, wherever it is (the
-    /// uid's line, its queue of waiters, its verification), and is never
-    /// answered: nothing is granted to a requester that cannot learn of it.
-    /// A holder verified on its behalf is still verified, as a probe, since
-    /// that verdict is worth having. O(the uid's line and queue).
-    pub fn ended(&mut self, from: R, uid: Uid) {
-        if self.waiting.leave(&uid, from) {
-            return;
-        }
-        let Some(line) = self.lines.get_mut(&uid) else {
-            return;
-        };
-        if let Some(place) = line.waiting.iter().position(|w| w.from == from) {
-            line.waiting.remove(place);
-            self.lined -= 1;
-            return;
-        }
-        match &mut line.checking {
-            Checking::Holder { handshake, waiter } if waiter.from == from => {
-                line.checking = Checking::Probe {
-                    handshake: *handshake,
-                };
-            }
-            Checking::Candidate {
-                from: candidate,
-                fate,
-                ..
-            } if *candidate == from => *fate = Fate::Ended,
-            _ => {}
-        }
     }
 
     /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
@@ -354,7 +348,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             match due {
                 Due::Deadline(waiter) => reply(waiter.from, Answer::Denied, out),
                 Due::Lapsed { uid, ticket } => {
-                    if let Some(Line {
+                    if let Some(Pending {
                         checking:
                             Checking::Candidate {
                                 ticket: Some(candidate),
@@ -362,7 +356,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                                 ..
                             },
                         ..
-                    }) = self.lines.get_mut(&uid)
+                    }) = self.pending.get_mut(&uid)
                         && *candidate == ticket
                     {
                         *fate = Fate::Lapsed;
@@ -373,16 +367,17 @@ impl<R: Copy + PartialEq> Registry<R> {
         }
     }
 
-    /// Starts the line of `uid`: `checking` is verified, `waiting` waits.
-    fn insert_line(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
-        self.lined += waiting.len();
-        self.lines.insert(uid, Line { checking, waiting });
+    /// Starts a verification for `uid`: `checking` is verified, `waiting`
+    /// is pending behind it.
+    fn insert_pending(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
+        self.pending_requests += waiting.len();
+        self.pending.insert(uid, Pending { checking, waiting });
     }
 
-    fn remove_line(&mut self, uid: &Uid) -> Option<Line<R>> {
-        let line = self.lines.remove(uid)?;
-        self.lined -= line.waiting.len();
-        Some(line)
+    fn remove_pending(&mut self, uid: &Uid) -> Option<Pending<R>> {
+        let pending = self.pending.remove(uid)?;
+        self.pending_requests -= pending.waiting.len();
+        Some(pending)
     }
 
     /// Whether `uid` is held with `handshake`.

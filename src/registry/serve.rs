@@ -1,4 +1,4 @@
-//! Serving the requests of one uid in order: the line behind a
+//! Serving the requests of one uid in order: those pending behind a
 //! verification, the queue of waiters first whenever the uid frees, and the
 //! probes of a holder that someone waits for.
 
@@ -13,12 +13,12 @@ use crate::uid::Uid;
 
 impl<R: Copy + PartialEq> Registry<R> {
     /// Serves `first`, then the `waiting` requests of `uid` in order, until
-    /// one needs a verification; the rest then wait in the uid's line.
+    /// one needs a verification; the rest are then pending behind it.
     /// Whenever the uid is free and someone is queued for it, the first in
     /// the queue goes before them all. `holder_alive` says the current
     /// holder has just proved alive (or stayed silent), so books are denied
     /// and waits queued without asking it again.
-    pub(super) fn serve_line(
+    pub(super) fn serve_pending(
         &mut self,
         uid: Uid,
         mut waiting: VecDeque<Waiter<R>>,
@@ -36,14 +36,14 @@ impl<R: Copy + PartialEq> Registry<R> {
                 if let Some(next) = next {
                     waiting.push_front(next);
                 }
-                self.insert_line(uid, checking, waiting);
+                self.insert_pending(uid, checking, waiting);
                 return;
             }
             let Some(waiter) = next else {
                 return;
             };
             if let Some(checking) = self.serve(waiter, &mut holder_alive, out) {
-                self.insert_line(uid, checking, waiting);
+                self.insert_pending(uid, checking, waiting);
                 return;
             }
             next = waiting.pop_front();
@@ -60,20 +60,36 @@ impl<R: Copy + PartialEq> Registry<R> {
     ) -> Option<Checking<R>> {
         match waiter.ask {
             Ask::CheckOut { uid, handshake } => {
-                let released = self
+                let line = self.lines.get(&uid).copied();
+                let on_line = line == Some(waiter.from);
+                let by_holder = self
                     .bookings
                     .get(&uid)
-                    .is_some_and(|holder| holder.handshake.matches_secret(&handshake))
-                    && self.bookings.remove(&uid).is_some();
-                if released {
+                    .is_some_and(|holder| holder.handshake.matches_secret(&handshake));
+                if by_holder || on_line {
+                    self.release(&uid);
                     *holder_alive = false;
                 }
-                let answer = if released {
+                if !by_holder && on_line {
+                    // Anything but its own check out closes a line, and
+                    // so ends its booking, as its close would.
+                    out.push(Action::Dropped { uid });
+                    refuse(waiter.from, Refusal::LineMisused, out);
+                    return None;
+                }
+                let answer = if by_holder {
                     Answer::CheckedOut
                 } else {
                     Answer::NotCheckedOut
                 };
                 reply(waiter.from, answer, out);
+                if let Some(line) = line.filter(|_| by_holder && !on_line) {
+                    out.push(Action::CloseLine { to: line });
+                }
+                None
+            }
+            Ask::Attach { uid, handshake } => {
+                self.attach(waiter.from, uid, handshake, out);
                 None
             }
             Ask::Notify { uid } => match self.bookings.get(&uid) {
@@ -94,7 +110,8 @@ impl<R: Copy + PartialEq> Registry<R> {
                 port,
                 ..
             } => match self.bookings.get(&uid) {
-                Some(_) if *holder_alive => {
+                // An open line proves its holder alive: no call-back.
+                Some(_) if *holder_alive || self.lines.contains_key(&uid) => {
                     if matches!(waiter.ask, Ask::Wait { .. }) {
                         self.enqueue(waiter, out);
                     } else {
@@ -103,27 +120,32 @@ impl<R: Copy + PartialEq> Registry<R> {
                     None
                 }
                 Some(holder) => Some(verify_holder(holder, waiter, None, out)),
-                None => self.verify_candidate(waiter.from, waiter.ip, uid, handshake, port, out),
+                None => {
+                    let line = matches!(waiter.ask, Ask::Wait { line: true, .. });
+                    self.book_free(waiter.from, waiter.ip, uid, handshake, port, line, out)
+                }
             },
         }
     }
 
-    /// Starts verifying the booker `from` of the free `uid`, unless the
-    /// table is full.
-    fn verify_candidate(
+    /// Books the free `uid` for `from`, unless the table is full: at once
+    /// on its line if it asked for one and one more can be kept, or else
+    /// once it proves alive, which this starts verifying.
+    #[allow(clippy::too_many_arguments)]
+    fn book_free(
         &mut self,
         from: R,
         ip: ResponderIp,
         uid: Uid,
         handshake: Uid,
         port: u16,
+        line: bool,
         out: &mut Vec<Action<R>>,
     ) -> Option<Checking<R>> {
         if self.bookings.len() + self.reserved >= self.limits.max_bookings {
             refuse(from, Refusal::BookingsFull, out);
             return None;
         }
-        self.reserved += 1;
         let booking = Booking {
             uid,
             handshake,
@@ -131,6 +153,11 @@ impl<R: Copy + PartialEq> Registry<R> {
             port,
             since: 0,
         };
+        if line && self.room_for_line() {
+            self.grant_on_line(from, booking, out);
+            return None;
+        }
+        self.reserved += 1;
         out.push(Action::Verify {
             uid,
             handshake,
@@ -142,11 +169,13 @@ impl<R: Copy + PartialEq> Registry<R> {
             booking,
             ticket: None,
             fate: Fate::Open,
+            line,
         })
     }
 
-    /// Starts verifying the first waiter queued for the free `uid`; one
-    /// the table has no room for is refused, and the next one tried.
+    /// Books the free `uid` for the first waiter queued for it: at once
+    /// on its line, or by starting to verify it. One the table has no room
+    /// for is refused, and the next one tried.
     fn verify_next_waiter(&mut self, uid: Uid, out: &mut Vec<Action<R>>) -> Option<Checking<R>> {
         while let Some(waiter) = self.waiting.pop_front(&uid) {
             let Queued {
@@ -155,28 +184,35 @@ impl<R: Copy + PartialEq> Registry<R> {
                 handshake,
                 port,
                 ticket,
+                line,
                 ..
             } = waiter;
-            if let Some(Checking::Candidate {
-                from,
-                booking,
-                fate,
-                ..
-            }) = self.verify_candidate(from, ip, uid, handshake, port, out)
-            {
-                return Some(Checking::Candidate {
+            match self.book_free(from, ip, uid, handshake, port, line, out) {
+                Some(Checking::Candidate {
                     from,
                     booking,
-                    ticket: Some(ticket),
                     fate,
-                });
+                    line,
+                    ..
+                }) => {
+                    return Some(Checking::Candidate {
+                        from,
+                        booking,
+                        ticket: Some(ticket),
+                        fate,
+                        line,
+                    });
+                }
+                // Granted on its line.
+                _ if self.bookings.get(&uid).is_some() => return None,
+                _ => {}
             }
         }
         None
     }
 
     /// Puts a WAIT whose uid a live holder has at the back of the uid's
-    /// queue; a WAIT whose time is up (no time at all, or spent in the line
+    /// queue; a WAIT whose time is up (no time at all, or spent pending
     /// behind a verification) is denied instead, as a BOOK is.
     pub(super) fn enqueue(&mut self, waiter: Waiter<R>, out: &mut Vec<Action<R>>) {
         let Ask::Wait {
@@ -185,6 +221,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             port,
             arrived,
             until,
+            line,
         } = waiter.ask
         else {
             return;
@@ -200,6 +237,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             port,
             until,
             ticket: self.waiting.ticket(),
+            line,
         };
         let joined = self.waiting.join(
             uid,
@@ -217,14 +255,18 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Verifies the holder of `uid` for its waiters, unless a verification
     /// for the uid is already in flight (its verdict will serve them too).
     pub(super) fn probe(&mut self, uid: Uid, out: &mut Vec<Action<R>>) {
-        if self.lines.contains_key(&uid) {
+        if self.pending.contains_key(&uid) {
             return;
         }
         let Some(holder) = self.bookings.get(&uid) else {
             // Free with waiters queued: hand it on.
-            self.serve_line(uid, VecDeque::new(), None, false, out);
+            self.serve_pending(uid, VecDeque::new(), None, false, out);
             return;
         };
+        if self.lines.contains_key(&uid) {
+            // Its line's end frees it; nobody needs to ask.
+            return;
+        }
         out.push(Action::Verify {
             uid,
             handshake: holder.handshake,
@@ -234,7 +276,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         let checking = Checking::Probe {
             handshake: holder.handshake,
         };
-        self.insert_line(uid, checking, VecDeque::new());
+        self.insert_pending(uid, checking, VecDeque::new());
     }
 }
 

@@ -21,18 +21,25 @@ impl Harness {
         }
     }
 
-    /// The actions a request brings, but for `Lined`, which the tests of
-    /// lines look at on their own.
+    /// The actions a request brings, but for `Pending`, which the tests of
+    /// pending requests look at on their own.
     fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
         self.registry.request(client, LOCAL, ask, &mut out);
-        out.retain(|action| !matches!(action, Action::Lined { .. }));
+        out.retain(|action| !matches!(action, Action::Pending { .. }));
         out
     }
 
     fn verified(&mut self, u: u8, verdict: Verdict) -> Vec<Action<u32>> {
         let mut out = Vec::new();
         self.registry.verified(uid(u), verdict, &mut out);
+        out
+    }
+
+    /// The connection of `client`, about `u`, ended.
+    fn ended(&mut self, client: u32, u: u8) -> Vec<Action<u32>> {
+        let mut out = Vec::new();
+        self.registry.ended(client, uid(u), &mut out);
         out
     }
 
@@ -426,7 +433,9 @@ fn a_stray_verdict_is_ignored() {
 
 mod ended;
 mod exhaustive;
+mod exhaustive_lines;
 mod limits;
+mod lines;
 mod notify;
 mod properties;
 mod silence;

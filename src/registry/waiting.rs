@@ -24,6 +24,8 @@ pub(super) struct Queued<R> {
     pub until: Instant,
     /// Names its deadline in the heap.
     pub ticket: u64,
+    /// It asked for a line (LINE).
+    pub line: bool,
 }
 
 #[derive(Clone)]

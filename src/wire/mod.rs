@@ -1,7 +1,7 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
-//! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT and
-//! QUERY are ours.
+//! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT, QUERY,
+//! LINE and ATTACH are ours.
 
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +25,14 @@ pub const CMD_WAIT: u8 = 0x04;
 /// text about that lock ([`LockStatus`](crate::status::LockStatus))
 /// instead of a reply byte.
 pub const CMD_QUERY: u8 = 0x05;
+/// Command byte of LINE: a WAIT (same fields) whose booker asks the server
+/// to keep this connection open as the booking's *line* for as long as it
+/// holds the booking; its close, without a check out, ends the booking.
+pub const CMD_LINE: u8 = 0x06;
+/// Command byte of ATTACH: uid and handshake follow. Makes the connection
+/// the line of a booking held with that handshake, as after a restart of
+/// the server, which closes every line.
+pub const CMD_ATTACH: u8 = 0x07;
 
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
@@ -36,6 +44,10 @@ pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
 pub const WAIT_LEN: usize = BOOK_LEN + 4;
 /// Length of a whole QUERY request.
 pub const QUERY_LEN: usize = 1 + UID_LEN;
+/// Length of a whole LINE request, laid out as WAIT.
+pub const LINE_LEN: usize = WAIT_LEN;
+/// Length of a whole ATTACH request, laid out as CHECK OUT.
+pub const ATTACH_LEN: usize = CHECK_OUT_LEN;
 /// Length of the longest fixed part of a request, the size of a decoder's
 /// buffer.
 pub const MAX_REQUEST_LEN: usize = WAIT_LEN;
@@ -63,6 +75,11 @@ pub const REPLY_OTHER_USER: u8 = 0x03;
 /// tell the OS user of the sender or of the holder: the message was not
 /// handed over.
 pub const REPLY_USER_UNKNOWN: u8 = 0x04;
+/// The reply to LINE when the booking is granted but the server keeps no
+/// line for it (its bound of lines is reached), and to ATTACH when the
+/// booking is held with that handshake but gets no line: the server
+/// closes, and the booking lives under the call-back rules, as a BOOK's.
+pub const REPLY_NO_LINE: u8 = 0x02;
 /// What a holder's responder writes once it has taken a NOTIFY message.
 pub const MESSAGE_ACK: u8 = 0x01;
 
@@ -96,7 +113,9 @@ pub enum Request {
         message: Vec<u8>,
     },
     /// Book `uid` as BOOK does, but if a live process holds it, wait in
-    /// its line, first come first served, for at most `wait`.
+    /// its queue, first come first served, for at most `wait`. Sent as LINE
+    /// when `line` is set: the booker asks to hold the booking on this
+    /// connection.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -107,11 +126,21 @@ pub enum Request {
         /// The longest wait, at most [`MAX_WAIT`]; carried in whole
         /// milliseconds.
         wait: Duration,
+        /// Whether the booker asks for a line (LINE rather than WAIT).
+        line: bool,
     },
     /// Ask who holds `uid`, since when, and how many wait for it.
     Query {
         /// The id asked about.
         uid: Uid,
+    },
+    /// Make this connection the line of the booking of `uid`; honoured
+    /// only with the holder's `handshake`.
+    Attach {
+        /// The id held.
+        uid: Uid,
+        /// The secret given when the id was booked.
+        handshake: Uid,
     },
 }
 
@@ -130,8 +159,12 @@ impl Request {
                 bytes.extend_from_slice(handshake.as_bytes());
                 bytes.extend_from_slice(&port.to_be_bytes());
             }
-            Request::CheckOut { uid, handshake } => {
-                bytes.push(CMD_CHECK_OUT);
+            Request::CheckOut { uid, handshake } | Request::Attach { uid, handshake } => {
+                bytes.push(if matches!(self, Request::Attach { .. }) {
+                    CMD_ATTACH
+                } else {
+                    CMD_CHECK_OUT
+                });
                 bytes.extend_from_slice(uid.as_bytes());
                 bytes.extend_from_slice(handshake.as_bytes());
             }
@@ -147,8 +180,9 @@ impl Request {
                 handshake,
                 port,
                 wait,
+                line,
             } => {
-                bytes.push(CMD_WAIT);
+                bytes.push(if *line { CMD_LINE } else { CMD_WAIT });
                 bytes.extend_from_slice(uid.as_bytes());
                 bytes.extend_from_slice(handshake.as_bytes());
                 bytes.extend_from_slice(&port.to_be_bytes());
@@ -197,11 +231,17 @@ impl fmt::Display for Request {
                 write!(f, "notify {uid:?} ({} bytes)", message.len())
             }
             Request::Wait {
-                uid, port, wait, ..
+                uid,
+                port,
+                wait,
+                line,
+                ..
             } => {
-                write!(f, "wait {wait:?} for {uid:?} (responder port {port})")
+                let on = if *line { " on a line" } else { "" };
+                write!(f, "wait {wait:?} for {uid:?}{on} (responder port {port})")
             }
             Request::Query { uid } => write!(f, "query {uid:?}"),
+            Request::Attach { uid, .. } => write!(f, "attach {uid:?}"),
         }
     }
 }
@@ -328,7 +368,7 @@ impl Decoder {
                 handshake,
                 port,
             },
-            CMD_WAIT => {
+            command @ (CMD_WAIT | CMD_LINE) => {
                 let millis = &self.buf[BOOK_LEN..WAIT_LEN];
                 Request::Wait {
                     uid,
@@ -337,8 +377,10 @@ impl Decoder {
                     wait: Duration::from_millis(u64::from(u32::from_be_bytes([
                         millis[0], millis[1], millis[2], millis[3],
                     ]))),
+                    line: command == CMD_LINE,
                 }
             }
+            CMD_ATTACH => Request::Attach { uid, handshake },
             _ => Request::CheckOut { uid, handshake },
         })
     }
@@ -362,6 +404,8 @@ fn fixed_len(command: u8) -> Option<usize> {
         CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
         CMD_WAIT => Some(WAIT_LEN),
         CMD_QUERY => Some(QUERY_LEN),
+        CMD_LINE => Some(LINE_LEN),
+        CMD_ATTACH => Some(ATTACH_LEN),
         _ => None,
     }
 }

@@ -44,6 +44,24 @@ fn wait() -> Request {
         handshake: Uid::from_name("handshake"),
         port: 0xbeef,
         wait: Duration::from_millis(0x0102_0304),
+        line: false,
+    }
+}
+
+fn line() -> Request {
+    Request::Wait {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
+        port: 0xbeef,
+        wait: Duration::from_millis(0x0102_0304),
+        line: true,
+    }
+}
+
+fn attach() -> Request {
+    Request::Attach {
+        uid: Uid::from_name("uid"),
+        handshake: Uid::from_name("handshake"),
     }
 }
 
@@ -53,7 +71,7 @@ fn query() -> Request {
     }
 }
 
-fn all() -> [Request; 8] {
+fn all() -> [Request; 10] {
     [
         book(),
         check_out(),
@@ -63,6 +81,8 @@ fn all() -> [Request; 8] {
         notify(MAX_MESSAGE_LEN),
         wait(),
         query(),
+        line(),
+        attach(),
     ]
 }
 
@@ -82,6 +102,12 @@ fn our_extensions_have_their_own_layout() {
     assert_eq!(bytes.len(), 65);
     assert_eq!(bytes[0], 0x05);
     assert_eq!(&bytes[1..], Uid::from_name("uid").as_bytes());
+    let bytes = line().encode();
+    assert_eq!(bytes[0], 0x06);
+    assert_eq!(&bytes[1..], &wait().encode()[1..]);
+    let bytes = attach().encode();
+    assert_eq!(bytes[0], 0x07);
+    assert_eq!(&bytes[1..], &check_out().encode()[1..]);
 }
 
 #[test]
@@ -99,6 +125,7 @@ fn a_wait_longer_than_the_field_holds_is_sent_as_the_longest() {
         handshake: Uid::from_name("handshake"),
         port: 1,
         wait: Duration::from_secs(u64::MAX),
+        line: false,
     };
     assert_eq!(&long.encode()[131..], &[0xff; 4]);
     let Ok(Some(Request::Wait { wait, .. })) = Decoder::new().feed(&long.encode()) else {
@@ -124,6 +151,8 @@ fn decodes_one_byte_at_a_time() {
         notify(300),
         wait(),
         query(),
+        line(),
+        attach(),
     ] {
         let bytes = request.encode();
         let mut decoder = Decoder::new();
@@ -170,7 +199,7 @@ fn a_message_grows_only_as_its_bytes_arrive() {
 #[test]
 fn display_never_shows_the_handshake() {
     let handshake = Uid::from_name("handshake").to_string();
-    for request in [book(), check_out(), wait()] {
+    for request in [book(), check_out(), wait(), line(), attach()] {
         let shown = request.to_string();
         assert!(!shown.contains(&handshake[..16]), "{shown}");
         assert!(
@@ -180,6 +209,11 @@ fn display_never_shows_the_handshake() {
     }
     assert!(book().to_string().contains("port 48879"));
     assert!(wait().to_string().contains("port 48879"));
+    assert!(
+        line()
+            .to_string()
+            .contains("on a line (responder port 48879)")
+    );
 }
 
 #[test]
@@ -192,7 +226,7 @@ fn empty_input_needs_more() {
 
 #[test]
 fn rejects_unknown_commands_at_once() {
-    for command in 0x06..=0xff {
+    for command in 0x08..=0xff {
         assert_eq!(
             Decoder::new().feed(&[command]),
             Err(DecodeError::UnknownCommand(command))
@@ -210,6 +244,17 @@ fn rejects_handshake_equal_to_uid() {
             port: 1,
         },
         Request::CheckOut {
+            uid: same,
+            handshake: same,
+        },
+        Request::Wait {
+            uid: same,
+            handshake: same,
+            port: 1,
+            wait: Duration::ZERO,
+            line: true,
+        },
+        Request::Attach {
             uid: same,
             handshake: same,
         },

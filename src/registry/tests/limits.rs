@@ -1,4 +1,4 @@
-//! The bounds on lines, pending requests and bookings: past each, a request
+//! The bounds on pending requests, per uid and in all, and bookings: past each, a request
 //! is refused without an answer, and room comes back.
 
 use super::*;
@@ -6,21 +6,21 @@ use super::*;
 /// A request that waits behind a verification is announced, so that the
 /// reactor can bound its wait; one served at once is not.
 #[test]
-fn a_request_that_waits_in_line_is_announced() {
+fn a_pending_request_is_announced() {
     let mut h = Harness::new(ROOMY);
     let mut out = Vec::new();
     h.registry.request(0, LOCAL, book(1, 0), &mut out);
     assert_eq!(out, [verify(1, 0)]);
     out.clear();
     h.registry.request(1, LOCAL, book(1, 1), &mut out);
-    assert_eq!(out, [Action::Lined { to: 1 }]);
+    assert_eq!(out, [Action::Pending { to: 1 }]);
 }
 
-/// Past `max_pending` requests waiting in lines in all, one more that would
-/// join a line is refused, but a check out, or a request for a uid with no
+/// Past `max_pending` requests pending in all, one more that would
+/// be pending is refused, but a check out, or a request for a uid with no
 /// verification in flight, still gets in.
 #[test]
-fn past_the_pending_bound_lines_take_only_check_outs() {
+fn past_the_pending_bound_only_check_outs_may_be_pending() {
     let mut limits = limits(100, 100);
     limits.max_pending = 2;
     let mut h = Harness::new(limits);
@@ -42,12 +42,12 @@ fn past_the_pending_bound_lines_take_only_check_outs() {
 }
 
 #[test]
-fn a_full_line_refuses_without_an_answer() {
+fn too_many_pending_for_one_id_are_refused_without_an_answer() {
     let mut h = Harness::new(limits(100, 2));
     h.request(0, book(1, 0));
     assert_eq!(h.request(1, book(1, 1)), []);
     assert_eq!(h.request(2, check_out(1, 2)), []);
-    assert_eq!(h.request(3, book(1, 3)), [refused(3, Refusal::LineFull)]);
+    assert_eq!(h.request(3, book(1, 3)), [refused(3, Refusal::PendingFull)]);
     assert_eq!(
         h.verified(1, Verdict::Alive),
         [
@@ -56,7 +56,7 @@ fn a_full_line_refuses_without_an_answer() {
             answer(2, Answer::NotCheckedOut)
         ]
     );
-    // Once the line is served, there is room again.
+    // Once the pending requests are served, there is room again.
     assert_eq!(h.request(3, book(1, 3)), [verify(1, 0)]);
 }
 

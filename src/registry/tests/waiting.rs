@@ -92,7 +92,7 @@ fn a_waiter_that_leaves_never_costs_the_others_a_turn() {
     let (mut h, now) = held();
     h.queue(2, now, 60);
     h.queue(3, now, 60);
-    h.registry.ended(2, uid(1));
+    h.ended(2, 1);
     assert_eq!(
         h.request(1, check_out(1, 1)),
         [answer(1, Answer::CheckedOut), verify(1, 3)]
@@ -106,7 +106,7 @@ fn a_waiter_that_leaves_while_verified_is_not_granted() {
     h.queue(2, now, 60);
     h.queue(3, now, 60);
     h.request(1, check_out(1, 1));
-    h.registry.ended(2, uid(1));
+    h.ended(2, 1);
     // It is not answered: its connection is gone.
     assert_eq!(h.verified(1, Verdict::Alive), [verify(1, 3)]);
 }
@@ -212,7 +212,7 @@ fn timers_stay_proportional_to_the_waiters() {
     let (mut h, now) = held();
     for client in 2..10_000 {
         h.queue(client, now, 3600);
-        h.registry.ended(client, uid(1));
+        h.ended(client, 1);
     }
     assert_eq!(h.registry.waiters(), 0);
     assert!(

@@ -1,0 +1,100 @@
+//! Lines: the bookings whose holder's own connection is kept open, and
+//! what a line's grant, attach, misuse and end do to the table.
+
+use std::collections::VecDeque;
+
+use super::{Action, Answer, Booking, Registry, reply};
+use crate::uid::Uid;
+
+impl<R: Copy + PartialEq> Registry<R> {
+    /// The number of lines kept.
+    pub fn lines(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether the booking of `uid` has a line.
+    pub fn has_line(&self, uid: &Uid) -> bool {
+        self.lines.contains_key(uid)
+    }
+
+    /// The requester whose connection is the line of the booking of
+    /// `uid`, if it has one.
+    pub fn line_of(&self, uid: &Uid) -> Option<R> {
+        self.lines.get(uid).copied()
+    }
+
+    /// The `Lined` answer to the ATTACH of `from` for `uid` could not be
+    /// written: its client never learns that the connection is the line,
+    /// so the booking goes back to the call-back rules, unreleased. (An
+    /// undelivered grant on a line is [`grant_undelivered`].)
+    ///
+    /// [`grant_undelivered`]: Registry::grant_undelivered
+    pub fn attach_undelivered(&mut self, from: R, uid: Uid) {
+        if self.lines.get(&uid) == Some(&from) {
+            self.lines.remove(&uid);
+        }
+    }
+
+    /// Whether one more line can be kept.
+    pub(super) fn room_for_line(&self) -> bool {
+        self.lines.len() < self.limits.max_lines
+    }
+
+    /// Grants `booking` to `from` on its line, with no call-back: the
+    /// request that just arrived on its open connection proves it alive.
+    pub(super) fn grant_on_line(
+        &mut self,
+        from: R,
+        mut booking: Booking,
+        out: &mut Vec<Action<R>>,
+    ) {
+        booking.since = self.wall_clock;
+        let uid = booking.uid;
+        // Served one at a time, the uid is free here.
+        if self.bookings.insert(booking) {
+            self.lines.insert(uid, from);
+            reply(from, Answer::Lined, out);
+        } else {
+            reply(from, Answer::Denied, out);
+        }
+    }
+
+    /// The ATTACH of `from`: the booking of `uid`, if held with
+    /// `handshake`, gets `from`'s connection as its line, unless it has
+    /// one or no more can be kept.
+    pub(super) fn attach(&mut self, from: R, uid: Uid, handshake: Uid, out: &mut Vec<Action<R>>) {
+        let held = self
+            .bookings
+            .get(&uid)
+            .is_some_and(|holder| holder.handshake.matches_secret(&handshake));
+        let answer = if !held {
+            Answer::Lost
+        } else if self.lines.contains_key(&uid) || !self.room_for_line() {
+            Answer::NoLine
+        } else {
+            self.lines.insert(uid, from);
+            Answer::Lined
+        };
+        reply(from, answer, out);
+    }
+
+    /// The line of `uid` ended without a check out: as the last close of
+    /// a lock file's descriptor, that ends the booking. It is recorded
+    /// released, then the uid's queue is served, unless a verification
+    /// for the uid is in flight, whose verdict serves it.
+    pub(super) fn line_ended(&mut self, uid: Uid, out: &mut Vec<Action<R>>) {
+        if self.release(&uid).is_none() {
+            return;
+        }
+        out.push(Action::Dropped { uid });
+        if !self.pending.contains_key(&uid) {
+            self.serve_pending(uid, VecDeque::new(), None, false, out);
+        }
+    }
+
+    /// Removes the booking of `uid` and its line, if it has one.
+    pub(super) fn release(&mut self, uid: &Uid) -> Option<Booking> {
+        self.lines.remove(uid);
+        self.bookings.remove(uid)
+    }
+}
