@@ -276,6 +276,21 @@ impl Verification {
     }
 }
 
+/// Whether the peer has neither closed nor reset `stream`, as far as the
+/// bytes that arrived tell; bytes waiting to be read count as open. A
+/// write to a connection its peer closed still succeeds, so a grant is
+/// looked at this way before it is written.
+pub(super) fn is_open(stream: &TcpStream) -> bool {
+    loop {
+        return match stream.peek(&mut [0]) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

@@ -10,10 +10,9 @@ use std::io;
 use std::time::Instant;
 
 use log::{debug, error, info, warn};
-use mio::net::TcpStream;
 
 use super::Server;
-use super::conn::{Kept, Phase, ReadFailure, ReadProgress, read_request};
+use super::conn::{Kept, Phase, ReadFailure, ReadProgress, is_open, read_request};
 use super::wait::watch_readable;
 use crate::deadlines::ConnRef;
 use crate::registry::Answer;
@@ -156,15 +155,5 @@ impl Server {
         {
             debug!("{ip}: closing the line of {uid:?}: checked out elsewhere");
         }
-    }
-}
-
-/// Whether the client has neither closed nor reset `stream`, as far as the
-/// bytes that arrived tell; bytes waiting to be read count as open.
-fn is_open(stream: &TcpStream) -> bool {
-    match stream.peek(&mut [0]) {
-        Ok(0) => false,
-        Ok(_) => true,
-        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
     }
 }

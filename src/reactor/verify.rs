@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::Server;
-use super::conn::{Conn, Phase, Verification};
+use super::conn::{Conn, Phase, Verification, is_open};
 use crate::deadlines::ConnRef;
 use crate::registry::Verdict;
 use crate::uid::Uid;
@@ -84,6 +84,18 @@ impl Server {
         debug!("verified the process behind {uid:?}: {verdict:?}");
         if verdict == Verdict::Dead {
             self.counters.verifications_failed += 1;
+        }
+        // A candidate whose client closed while it was verified is gone;
+        // told of that first, the registry grants it nothing, so nobody
+        // behind it is answered as if it held the id.
+        if let Some(from) = self.registry.candidate(&uid)
+            && let Some(conn) = self.conns.get(from.key)
+            && conn.generation == from.generation
+            && !is_open(&conn.stream)
+        {
+            debug!("the candidate for {uid:?} closed its connection while it was verified");
+            self.take(from);
+            self.registry.ended(from, uid, &mut self.actions);
         }
         self.registry.verified(uid, verdict, &mut self.actions);
     }

@@ -152,6 +152,20 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.bookings.get(uid)
     }
 
+    /// The requester whose book of `uid` is being verified, and that a
+    /// passing verdict would grant, if any: the reactor makes sure it is
+    /// still there before it tells the verdict.
+    pub fn candidate(&self, uid: &Uid) -> Option<R> {
+        match self.pending.get(uid)?.checking {
+            Checking::Candidate {
+                from,
+                fate: Fate::Open,
+                ..
+            } => Some(from),
+            _ => None,
+        }
+    }
+
     /// Every booking held, in no particular order.
     pub fn bookings(&self) -> impl Iterator<Item = &Booking> {
         self.bookings.iter()
