@@ -181,7 +181,10 @@ fn waiting_against_the_published_server_falls_back_to_polling() {
     let client = namaste::client::Client::new().with_port(server.port);
     let uid = random();
     let holder = client.book(uid).unwrap().expect("granted");
-    let waiter = thread::spawn(move || client.book_wait(uid, Duration::from_secs(30)));
+    // It closed the LINE too: the booking lives under the call-back rules.
+    assert_eq!(holder.line_state(), namaste::client::LineState::CallBack);
+    let waiting = client.clone();
+    let waiter = thread::spawn(move || waiting.book_wait(uid, Duration::from_secs(30)));
     thread::sleep(Duration::from_millis(300));
     assert!(holder.check_out().unwrap());
     let booking = waiter.join().unwrap().unwrap();

@@ -21,16 +21,21 @@
 
 mod booking;
 mod error;
+mod exchange;
 mod inherit;
+mod line;
 mod responder;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, Message};
 pub use error::Error;
+pub use line::LineState;
 use responder::Responder;
 
 use crate::status::{LockStatus, Status};
@@ -50,12 +55,26 @@ const REPLY_PATIENCE: u32 = 4;
 /// most this many of at most 64 KiB each.
 pub const MAX_UNREAD_MESSAGES: usize = 16;
 
-/// Where the server is and how long to wait for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the server is and how long to wait for it. Clones share what
+/// they learnt of the server: whether it keeps lines.
+#[derive(Debug, Clone)]
 pub struct Client {
     port: u16,
     rw_timeout: Duration,
+    /// Whether to ask for lines: cleared once the server showed it knows
+    /// none (it closed a LINE without a reply and its STATUS says nothing
+    /// of lines).
+    lines: Arc<AtomicBool>,
 }
+
+/// Equal when they talk to the same port with the same rw timeout.
+impl PartialEq for Client {
+    fn eq(&self, other: &Client) -> bool {
+        (self.port, self.rw_timeout) == (other.port, other.rw_timeout)
+    }
+}
+
+impl Eq for Client {}
 
 impl Default for Client {
     fn default() -> Client {
@@ -87,12 +106,18 @@ impl Client {
         Client {
             port: crate::DEFAULT_PORT,
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
+            lines: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    /// The same client, for a server on another port of 127.0.0.1.
+    /// The same client, for a server on another port of 127.0.0.1 (of
+    /// which it has learnt nothing yet).
     pub fn with_port(self, port: u16) -> Client {
-        Client { port, ..self }
+        Client {
+            port,
+            lines: Arc::new(AtomicBool::new(true)),
+            ..self
+        }
     }
 
     /// The same client with another rw timeout: how long connecting and
@@ -108,12 +133,39 @@ impl Client {
 
     /// Books `uid`: answers the [`Booking`] when granted, `None` when
     /// another live process holds it.
+    ///
+    /// Our server grants it on a line (a LINE request): the connection
+    /// stays open while the booking is held, and its close frees the lock
+    /// at once, even when this process is killed. A server that keeps no
+    /// lines, such as the published 0.6.0, closes that request; then this
+    /// sends a plain BOOK, and, from then on, so does this client and its
+    /// clones.
     pub fn book(&self, uid: Uid) -> Result<Option<Booking>, Error> {
+        if self.lines.load(Ordering::Relaxed) {
+            match self.book_by(uid, Duration::ZERO, |handshake, port| {
+                line_request(uid, handshake, port, Duration::ZERO, true)
+            }) {
+                Err(Error::Refused) => self.learn_whether_lines_are_kept(),
+                lined => return lined,
+            }
+        }
         self.book_by(uid, Duration::ZERO, |handshake, port| Request::Book {
             uid,
             handshake,
             port,
         })
+    }
+
+    /// After a LINE closed without a reply: stops asking for lines if the
+    /// server keeps none. Our server at one of its limits, or restarting,
+    /// closes a LINE too; only its STATUS, which names `lines=`, tells the
+    /// two apart.
+    fn learn_whether_lines_are_kept(&self) {
+        match self.status() {
+            Ok(status) if status.lines.is_some() => {}
+            Err(Error::NoServer { .. } | Error::Io(_)) => {}
+            _ => self.lines.store(false, Ordering::Relaxed),
+        }
     }
 
     /// Books `uid`, waiting for at most `timeout` while another live
@@ -122,9 +174,11 @@ impl Client {
     /// request.
     ///
     /// Our server serves waiters in arrival order and grants the id the
-    /// moment its holder checks out or proves dead (a WAIT request). A
-    /// server without WAIT, such as the published 0.6.0, closes such a
-    /// request at once; then, and whenever a wait is cut short (its waiter
+    /// moment its holder checks out, proves dead or its line closes (a LINE
+    /// request, granted on a line as [`book`](Client::book) is; a WAIT to
+    /// a server without lines). A server without WAIT, such as the
+    /// published 0.6.0, closes such a request at once; then, and whenever
+    /// a wait is cut short (its waiter
     /// limits, or the server restarting: waiters are not recorded in its
     /// state file), this tries a plain book and pauses, with growing,
     /// jittered pauses up to a second, before it waits again, until the
@@ -141,16 +195,16 @@ impl Client {
                 return self.book(uid);
             }
             let wait = left.min(MAX_WAIT);
-            let waited = self.book_by(uid, wait, |handshake, port| Request::Wait {
-                uid,
-                handshake,
-                port,
-                wait,
-                line: false,
+            let line = self.lines.load(Ordering::Relaxed);
+            let waited = self.book_by(uid, wait, |handshake, port| {
+                line_request(uid, handshake, port, wait, line)
             });
             let waited = match waited {
                 Err(Error::Refused) => {
                     answered = true;
+                    if line {
+                        self.learn_whether_lines_are_kept();
+                    }
                     self.book(uid)
                 }
                 other => other,
@@ -188,20 +242,27 @@ impl Client {
             }
         };
         let (sender, messages) = mpsc::sync_channel(MAX_UNREAD_MESSAGES);
-        let responder =
-            Responder::start(uid, handshake, self.rw_timeout, sender).map_err(Error::Io)?;
+        let responder = Responder::start(uid, handshake, self.rw_timeout, self.port, sender)
+            .map_err(Error::Io)?;
         let request = make(handshake, responder.port());
-        Ok(match self.ask_within(&request, wait)? {
-            REPLY_NO => None,
-            _ => Some(Booking {
-                uid,
-                handshake,
-                client: *self,
-                responder,
-                messages,
-                owes_check_out: true,
-            }),
-        })
+        let lined = matches!(request, Request::Wait { line: true, .. });
+        let (reply, stream) = self.exchange(&request, wait)?;
+        if reply == REPLY_NO {
+            return Ok(None);
+        }
+        let booking = Booking {
+            uid,
+            handshake,
+            client: self.clone(),
+            responder,
+            messages,
+            owes_check_out: true,
+        };
+        if lined && reply == REPLY_YES {
+            // Dropped on failure, the booking checks out.
+            booking.responder.line().keep(stream).map_err(Error::Io)?;
+        }
+        Ok(Some(booking))
     }
 
     /// Hands `message` (at most 64 KiB) to the live holder of `uid`, for
@@ -276,14 +337,31 @@ impl Client {
         Ok(self.ask(&Request::CheckOut { uid, handshake })? != REPLY_NO)
     }
 
+    /// Checks out on the booking's `line`; `None` when the line gave no
+    /// answer (the server had closed it), so that a new connection must.
+    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Uid) -> Option<bool> {
+        let request = Request::CheckOut { uid, handshake }.encode();
+        line.set_write_timeout(Some(self.rw_timeout))
+            .and_then(|()| line.write_all(&request))
+            .ok()?;
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut reply = [0];
+        match read_before(&mut line, &mut reply, deadline) {
+            Ok(1) => Some(reply[0] != REPLY_NO),
+            _ => None,
+        }
+    }
+
     /// Sends `request` and reads its one-byte reply.
     fn ask(&self, request: &Request) -> Result<u8, Error> {
-        self.ask_within(request, Duration::ZERO)
+        self.exchange(request, Duration::ZERO)
+            .map(|(reply, _)| reply)
     }
 
     /// Sends `request` and reads its one-byte reply, waiting `wait` longer
-    /// for it than for a plain request.
-    fn ask_within(&self, request: &Request, wait: Duration) -> Result<u8, Error> {
+    /// for it than for a plain request; answers the connection too, still
+    /// open if the server keeps it.
+    fn exchange(&self, request: &Request, wait: Duration) -> Result<(u8, TcpStream), Error> {
         let mut stream = self.send(request)?;
         let patience = (self.rw_timeout * REPLY_PATIENCE).saturating_add(wait);
         // Too far ahead for the clock to name: as good as for ever.
@@ -292,7 +370,7 @@ impl Client {
             .unwrap_or_else(|| Instant::now() + MAX_WAIT);
         let mut reply = [0];
         match read_before(&mut stream, &mut reply, deadline) {
-            Ok(1) => Ok(reply[0]),
+            Ok(1) => Ok((reply[0], stream)),
             Ok(_) => Err(Error::Refused),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
             Err(e) => Err(Error::Io(e)),
@@ -315,6 +393,17 @@ impl Client {
             .and_then(|()| stream.write_all(&request.encode()))
             .map_err(Error::Io)?;
         Ok(stream)
+    }
+}
+
+/// A LINE (when `line`) or a WAIT for `uid`.
+fn line_request(uid: Uid, handshake: Uid, port: u16, wait: Duration, line: bool) -> Request {
+    Request::Wait {
+        uid,
+        handshake,
+        port,
+        wait,
+        line,
     }
 }
 
