@@ -47,10 +47,19 @@ impl Server {
             return self.line_undelivered(to, granted, uid);
         }
         let conn = &mut self.conns[to.key];
-        let delivered = matches!(
-            io::Write::write(&mut conn.stream, &[Answer::Lined.byte()]),
-            Ok(1)
-        );
+        // The request is the proof of life only while its connection is
+        // open; one that waited behind a verification, unwatched, may have
+        // closed since, and a write to it would still succeed.
+        let open = match conn.stream.peek(&mut [0]) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        let delivered = open
+            && matches!(
+                io::Write::write(&mut conn.stream, &[Answer::Lined.byte()]),
+                Ok(1)
+            );
         if !delivered {
             debug!("{ip}: {request}: granted on a line, but the client is gone");
             return self.line_undelivered(to, granted, uid);

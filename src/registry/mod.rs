@@ -25,6 +25,7 @@
 //! under the call-back rules until their holders attach.
 
 mod booking;
+mod ended;
 mod events;
 mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -329,51 +330,6 @@ impl<R: Copy + PartialEq> Registry<R> {
             self.serve_pending(uid, VecDeque::new(), None, false, out);
         }
         dropped
-    }
-
-    /// The connection of the requester `from`, whose request is about
-    /// `uid`, ended: its client closed it, or the reactor did (patience, a
-    /// limit, a line misused). The request leaves the registry now,
-    /// wherever it is (the requests pending for the uid, its queue of
-    /// waiters, its verification), and is never answered: nothing is
-    /// granted to a requester that cannot learn of it. A holder verified
-    /// on its behalf is still verified, as a probe, since that verdict is
-    /// worth having. If the connection was the line of the booking of
-    /// `uid`, the booking ends: `Dropped`, then the uid's queue is served.
-    /// O(the uid's pending requests and queue).
-    pub fn ended(&mut self, from: R, uid: Uid, out: &mut Vec<Action<R>>) {
-        self.leave(from, uid);
-        if self.lines.get(&uid) == Some(&from) {
-            self.line_ended(uid, out);
-        }
-    }
-
-    /// Takes the request of `from` about `uid` out of wherever it waits.
-    fn leave(&mut self, from: R, uid: Uid) {
-        if self.waiting.leave(&uid, from) {
-            return;
-        }
-        let Some(pending) = self.pending.get_mut(&uid) else {
-            return;
-        };
-        if let Some(place) = pending.waiting.iter().position(|w| w.from == from) {
-            pending.waiting.remove(place);
-            self.pending_requests -= 1;
-            return;
-        }
-        match &mut pending.checking {
-            Checking::Holder { handshake, waiter } if waiter.from == from => {
-                pending.checking = Checking::Probe {
-                    handshake: *handshake,
-                };
-            }
-            Checking::Candidate {
-                from: candidate,
-                fate,
-                ..
-            } if *candidate == from => *fate = Fate::Ended,
-            _ => {}
-        }
     }
 
     /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):

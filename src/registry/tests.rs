@@ -433,6 +433,7 @@ fn a_stray_verdict_is_ignored() {
 
 mod ended;
 mod exhaustive;
+mod exhaustive_lines;
 mod limits;
 mod lines;
 mod notify;

@@ -8,10 +8,16 @@
 //! - a uid is granted only while nobody holds it, so never two live
 //!   processes believe they hold one uid, and a live believer is the
 //!   registry's holder;
-//! - a grant follows the booker's proof of life (the uid back), never
-//!   silence;
+//! - a grant follows the booker's proof of life (the uid back, or its
+//!   LINE on its open connection), never silence;
+//! - a line is kept only for a live holder of the booking, and ends with
+//!   its process: the booking is released and the uid's queue served in
+//!   the same call, in arrival order; lines stay within their bound, a
+//!   LINE past it is granted without one, an ATTACH gets one only with the
+//!   holder's handshake;
 //! - a booking is released only by its holder's check out, its holder's
-//!   proven death, or a grant that could not be delivered: the model keeps
+//!   proven death, its line's end, or a grant that could not be delivered:
+//!   the model keeps
 //!   its own copy of the table, changed only by those events, and it must
 //!   equal the registry's after every event (so a silent holder is never
 //!   replaced);
@@ -149,6 +155,14 @@ pub enum Event {
     Book { client: usize, uid: u8 },
     /// A client waits for a uid for some ticks.
     Wait { client: usize, uid: u8, ticks: u8 },
+    /// A client waits for a uid for some ticks, asking for a line.
+    Line { client: usize, uid: u8, ticks: u8 },
+    /// A client checks out on the line of the uid it holds.
+    CheckOutOnLine { client: usize, uid: u8 },
+    /// A client that holds a uid attaches a line to its booking.
+    Attach { client: usize, uid: u8 },
+    /// The server restarts with its state file.
+    Restart,
     /// A tick of the clock passes.
     Tick,
     /// A client checks a uid out, whether or not it holds it.
@@ -176,7 +190,7 @@ impl Event {
     pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
         let client = arg as usize % clients;
         let uid = arg % uids;
-        match kind % 10 {
+        match kind % 14 {
             0 => Event::Book { client, uid },
             1 => Event::CheckOut { client, uid },
             2 => Event::Notify { uid },
@@ -190,6 +204,14 @@ impl Event {
                 ticks: kind / 10 % 4,
             },
             8 => Event::Tick,
+            10 => Event::Line {
+                client,
+                uid,
+                ticks: kind / 14 % 4,
+            },
+            11 => Event::CheckOutOnLine { client, uid },
+            12 => Event::Attach { client, uid },
+            13 => Event::Restart,
             _ => Event::ResolveInconclusive { uid },
         }
     }

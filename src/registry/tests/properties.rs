@@ -1,5 +1,6 @@
-//! Random histories across several uids, with tight limits, deaths and
-//! clients that give up waiting, checked by the model after every event.
+//! Random histories across several uids, with tight limits, deaths,
+//! clients that give up waiting, lines and restarts, checked by the model
+//! after every event.
 
 use proptest::prelude::*;
 
@@ -20,7 +21,11 @@ fn event() -> impl Strategy<Value = Event> {
         4 => uid.clone().prop_map(|uid| Event::Resolve { uid }),
         1 => uid.clone().prop_map(|uid| Event::ResolveInconclusive { uid }),
         1 => uid.clone().prop_map(|uid| Event::ResolveSilent { uid }),
-        3 => (client.clone(), uid, 0u8..4).prop_map(|(client, uid, ticks)| Event::Wait { client, uid, ticks }),
+        3 => (client.clone(), uid.clone(), 0u8..4).prop_map(|(client, uid, ticks)| Event::Wait { client, uid, ticks }),
+        3 => (client.clone(), uid.clone(), 0u8..4).prop_map(|(client, uid, ticks)| Event::Line { client, uid, ticks }),
+        1 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::CheckOutOnLine { client, uid }),
+        1 => (client.clone(), uid).prop_map(|(client, uid)| Event::Attach { client, uid }),
+        1 => Just(Event::Restart),
         2 => Just(Event::Tick),
     ]
 }
@@ -34,9 +39,11 @@ proptest! {
         max_bookings in 1usize..4,
         max_waiting in 0usize..3,
         max_pending in 1usize..8,
+        max_lines in 0usize..4,
     ) {
         let mut limits = limits(max_bookings, max_waiting);
         limits.max_pending = max_pending;
+        limits.max_lines = max_lines;
         let mut world = World::new(CLIENTS, UIDS, limits);
         for event in events {
             world.step(event);

@@ -7,21 +7,23 @@ use crate::uid::Uid;
 
 impl World {
     /// A grant to request `r`: the uid is free, the booker just proved
-    /// alive, a waiter's wait is not over, and nobody queued before it
-    /// still waits.
-    pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>) {
+    /// alive (or asked on a line, whose open connection is its proof), a
+    /// waiter's wait is not over, and nobody queued before it still waits.
+    pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>, on_line: bool) {
         let u = pending.uid;
         assert_eq!(
             self.table[u as usize], None,
             "granted while held: {:?}",
             self.trace
         );
-        assert_eq!(
-            self.proved_alive, mine,
-            "granted without proof of life: {:?}",
-            self.trace
-        );
-        if pending.kind == Kind::Wait {
+        if !on_line {
+            assert_eq!(
+                self.proved_alive, mine,
+                "granted without proof of life: {:?}",
+                self.trace
+            );
+        }
+        if matches!(pending.kind, Kind::Wait | Kind::Line) {
             assert!(
                 self.now < pending.until || pending.queued.is_none(),
                 "granted after its wait: {:?}",
@@ -91,6 +93,23 @@ impl World {
             self.trace
         );
         assert!(self.registry.waiters() <= self.limits.max_waiters);
+        let lines = self.lines.iter().flatten().count();
+        assert_eq!(self.registry.lines(), lines, "{:?}", self.trace);
+        assert!(lines <= self.limits.max_lines, "{:?}", self.trace);
+        for u in 0..self.uids {
+            let line = self.lines[u as usize];
+            assert_eq!(
+                self.registry.has_line(&uid(u)),
+                line.is_some(),
+                "{:?}",
+                self.trace
+            );
+            if let Some((c, _)) = line {
+                // A process's lines close when it dies.
+                assert!(self.clients[c].alive, "{:?}", self.trace);
+                assert_eq!(self.table[u as usize], Some(handshake(c as u32)));
+            }
+        }
         assert!(
             self.registry.waiting.timers()
                 <= 2 * (self.registry.waiters() + self.uids as usize) + 65,
@@ -108,7 +127,7 @@ impl World {
             } else if self
                 .pending
                 .values()
-                .any(|p| p.kind == Kind::Wait && !p.left)
+                .any(|p| matches!(p.kind, Kind::Wait | Kind::Line) && !p.left)
             {
                 self.step(Event::Tick);
             } else {

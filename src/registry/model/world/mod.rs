@@ -1,21 +1,26 @@
 //! The modelled world: clients, the registry, and the checks made after
 //! every event.
 
+mod answers;
 mod checks;
+mod lines;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Event, LOCAL, TICK, book, check_out, handshake, notify, uid, wait};
-use crate::registry::{Action, Answer, Limits, Refusal, Registry, Verdict};
+use super::{Event, LOCAL, TICK, attach, book, check_out, line, notify, uid, wait};
+use crate::registry::{Action, Limits, Registry, Verdict};
 use crate::uid::Uid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Book,
     Wait,
+    /// A WAIT that asks for a line.
+    Line,
     CheckOut,
     Notify,
+    Attach,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +65,9 @@ pub struct World {
     in_flight: Vec<Option<Uid>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
     table: Vec<Option<Uid>>,
+    /// Per uid: the client whose connection is the booking's line, and
+    /// the requester that connection is.
+    lines: Vec<Option<(usize, u32)>>,
     /// The handshake whose verification the event being applied ended.
     resolved: Option<Uid>,
     /// The handshake that the event being applied proved alive, if any:
@@ -89,6 +97,7 @@ impl World {
             now: Instant::now(),
             in_flight: vec![None; uids as usize],
             table: vec![None; uids as usize],
+            lines: vec![None; uids as usize],
             resolved: None,
             proved_alive: None,
             trace: Vec::new(),
@@ -103,7 +112,8 @@ impl World {
         match event {
             Event::Book { client, uid }
             | Event::CheckOut { client, uid }
-            | Event::Wait { client, uid, .. } => {
+            | Event::Wait { client, uid, .. }
+            | Event::Line { client, uid, .. } => {
                 let c = &self.clients[client];
                 let checking_out = matches!(event, Event::CheckOut { .. });
                 // Any idle client may send a check out, holder or not; a
@@ -117,6 +127,9 @@ impl World {
                     Event::Wait { ticks, .. } => {
                         (wait(uid, client_id, self.now, u32::from(ticks)), Kind::Wait)
                     }
+                    Event::Line { ticks, .. } => {
+                        (line(uid, client_id, self.now, u32::from(ticks)), Kind::Line)
+                    }
                     _ => (check_out(uid, client_id), Kind::CheckOut),
                 };
                 let until = match ask {
@@ -127,6 +140,33 @@ impl World {
                 self.clients[client].waiting = Some(r);
                 self.registry.request(r, LOCAL, ask, &mut out);
             }
+            Event::CheckOutOnLine { client, uid: u } => {
+                let c = &self.clients[client];
+                let Some((_, r)) = self.lines[u as usize].filter(|&(holder, _)| holder == client)
+                else {
+                    return false;
+                };
+                if !c.alive || c.waiting.is_some() {
+                    return false;
+                }
+                self.pending
+                    .insert(r, Pending::new(Some(client), Kind::CheckOut, u, self.now));
+                self.clients[client].waiting = Some(r);
+                let ask = check_out(u, client as u32);
+                self.registry.request(r, LOCAL, ask, &mut out);
+            }
+            Event::Attach { client, uid: u } => {
+                let c = &self.clients[client];
+                let lined = self.lines[u as usize].is_some_and(|(holder, _)| holder == client);
+                if !c.alive || c.waiting.is_some() || c.holds & 1 << u == 0 || lined {
+                    return false;
+                }
+                let r = self.new_request(Some(client), Kind::Attach, u, self.now);
+                self.clients[client].waiting = Some(r);
+                let ask = attach(u, client as u32);
+                self.registry.request(r, LOCAL, ask, &mut out);
+            }
+            Event::Restart => self.restart(),
             Event::Notify { uid } => {
                 let r = self.new_request(None, Kind::Notify, uid, self.now);
                 self.registry.request(r, LOCAL, notify(uid), &mut out);
@@ -144,7 +184,13 @@ impl World {
                 // dying may still be served.
                 c.alive = false;
                 if let Some(r) = c.waiting.take() {
-                    self.abandon(r);
+                    self.abandon(r, &mut out);
+                }
+                // Its lines close with it, as a process's sockets do.
+                for u in 0..self.uids {
+                    if self.lines[u as usize].is_some_and(|(holder, _)| holder == client) {
+                        self.end_line(u, &mut out);
+                    }
                 }
             }
             Event::GiveUp { client } => {
@@ -156,7 +202,7 @@ impl World {
                 if self.pending[&r].kind == Kind::CheckOut {
                     self.clients[client].holds &= !(1 << self.pending[&r].uid);
                 }
-                self.abandon(r);
+                self.abandon(r, &mut out);
             }
             Event::Resolve { uid: u }
             | Event::ResolveInconclusive { uid: u }
@@ -191,28 +237,17 @@ impl World {
     fn new_request(&mut self, client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> u32 {
         let r = self.next_request;
         self.next_request += 1;
-        self.pending.insert(
-            r,
-            Pending {
-                client,
-                kind,
-                uid,
-                abandoned: false,
-                until,
-                queued: None,
-                watched: false,
-                left: false,
-            },
-        );
+        self.pending
+            .insert(r, Pending::new(client, kind, uid, until));
         r
     }
 
     /// The client of `r` no longer listens and closes its connection,
     /// which the registry hears of if the reactor watches it.
-    fn abandon(&mut self, r: u32) {
+    fn abandon(&mut self, r: u32, out: &mut Vec<Action<u32>>) {
         let pending = self.pending.get_mut(&r).expect("pending");
         pending.abandoned = true;
-        self.report_end(r);
+        self.report_end(r, out);
     }
 
     /// The reactor watches the connection of `r` from now on.
@@ -221,19 +256,23 @@ impl World {
             .get_mut(&r)
             .expect("watched, not pending")
             .watched = true;
-        self.report_end(r);
     }
 
     /// Tells the registry that the connection of `r` ended, once it is
-    /// both closed and watched, as the reactor does.
-    fn report_end(&mut self, r: u32) {
+    /// both closed and watched, as the reactor does. Only a line's end
+    /// brings actions.
+    fn report_end(&mut self, r: u32, out: &mut Vec<Action<u32>>) {
         let pending = self.pending.get_mut(&r).expect("pending");
         if pending.abandoned && pending.watched && !pending.left {
             pending.left = true;
             let u = pending.uid;
-            let mut out = Vec::new();
-            self.registry.ended(r, uid(u), &mut out);
-            assert_eq!(out, [], "{:?}", self.trace);
+            if self.lines[u as usize].is_some_and(|(_, line)| line == r) {
+                // A check out sent on the line, and the line closed.
+                return self.end_line(u, out);
+            }
+            let before = out.len();
+            self.registry.ended(r, uid(u), out);
+            assert_eq!(out.len(), before, "{:?}", self.trace);
         }
     }
 
@@ -247,139 +286,6 @@ impl World {
         (0..self.clients.len())
             .filter(|&c| self.clients[c].alive && self.clients[c].holds & 1 << uid != 0)
             .collect()
-    }
-
-    /// Carries out the actions of one registry call. Grants that cannot be
-    /// delivered are reported after them all, as the reactor does: by then
-    /// the registry has served the rest of the uid's pending requests.
-    fn carry_out(&mut self, mut actions: Vec<Action<u32>>) {
-        while !actions.is_empty() {
-            let mut undelivered = Vec::new();
-            for action in std::mem::take(&mut actions) {
-                match action {
-                    Action::Verify { uid, handshake, .. } => {
-                        let u = uid.0[0];
-                        assert!(
-                            self.in_flight[u as usize].is_none(),
-                            "two verifications: {:?}",
-                            self.trace
-                        );
-                        self.in_flight[u as usize] = Some(handshake);
-                    }
-                    Action::Dropped { uid } => assert_eq!(
-                        self.table[uid.0[0] as usize], None,
-                        "dropped a booking without proof of death: {:?}",
-                        self.trace
-                    ),
-                    Action::Pending { to } => self.watch(to),
-                    Action::CloseLine { to } => panic!("closed {to}, which no line is"),
-                    Action::Queued { to } => {
-                        let pending = self.pending.get_mut(&to).expect("queued, not pending");
-                        assert_eq!(pending.kind, Kind::Wait, "{:?}", self.trace);
-                        pending.queued = Some(self.next_queued);
-                        self.next_queued += 1;
-                        // A client that left before it was queued closed
-                        // its connection: the reactor tells at once.
-                        self.watch(to);
-                    }
-                    Action::Reply { to, answer } => {
-                        undelivered.extend(self.answered(to, Ok(answer)));
-                    }
-                    Action::Refuse { to, why } => {
-                        undelivered.extend(self.answered(to, Err(why)));
-                    }
-                }
-            }
-            // Dropping an undelivered grant may hand the uid to the next
-            // waiter: more actions.
-            for (u, hs) in undelivered {
-                if self.table[u as usize] == Some(hs) {
-                    self.table[u as usize] = None;
-                }
-                self.registry.grant_undelivered(uid(u), hs, &mut actions);
-            }
-        }
-    }
-
-    /// Takes the answer to request `r`; answers the uid and handshake of a
-    /// grant its requester can no longer receive.
-    fn answered(&mut self, r: u32, answer: Result<Answer, Refusal>) -> Option<(u8, Uid)> {
-        let pending = self
-            .pending
-            .remove(&r)
-            .unwrap_or_else(|| panic!("request {r} answered twice: {:?}", self.trace));
-        assert!(
-            !pending.left,
-            "request {r} answered after its connection ended: {:?}",
-            self.trace
-        );
-        let u = pending.uid;
-        let Some(c) = pending.client else {
-            let holder = self.table[u as usize];
-            match answer {
-                Ok(Answer::Delivered) => assert!(
-                    holder.is_some_and(|hs| self.clients[client_of(hs)].alive),
-                    "{:?}",
-                    self.trace
-                ),
-                Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
-                Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
-                Err(Refusal::Inconclusive | Refusal::PendingFull | Refusal::Busy) => {}
-                other => panic!("{other:?} to a notify: {:?}", self.trace),
-            }
-            return None;
-        };
-        if !pending.abandoned {
-            self.clients[c].waiting = None;
-        }
-        let listening = self.clients[c].alive && !pending.abandoned;
-        let mine = Some(handshake(c as u32));
-        if answer == Ok(Answer::Granted) {
-            self.check_grant(r, &pending, mine);
-        }
-        let slot = &mut self.table[u as usize];
-        match (pending.kind, answer) {
-            (Kind::Book | Kind::Wait, Ok(Answer::Granted)) => {
-                *slot = mine;
-                if !listening {
-                    // The reply cannot reach a process that is gone or
-                    // stopped listening.
-                    return mine.map(|hs| (u, hs));
-                }
-                self.clients[c].holds |= 1 << u;
-            }
-            (Kind::Book, Ok(Answer::Denied)) => {}
-            (Kind::Wait, Ok(Answer::Denied)) => {
-                let own_verification_failed = self.resolved == mine && self.proved_alive != mine;
-                let no_time = pending.until <= self.now && pending.queued.is_none();
-                assert!(
-                    pending.until <= self.now || own_verification_failed || no_time,
-                    "a waiter denied before its time: {:?}",
-                    self.trace
-                );
-            }
-            (Kind::CheckOut, Ok(Answer::CheckedOut)) => {
-                assert_eq!(*slot, mine, "released by a non-holder: {:?}", self.trace);
-                *slot = None;
-                self.clients[c].holds &= !(1 << u);
-            }
-            (Kind::CheckOut, Ok(Answer::NotCheckedOut)) => {
-                assert_ne!(
-                    *slot, mine,
-                    "a holder could not check out: {:?}",
-                    self.trace
-                )
-            }
-            (Kind::Book | Kind::Wait, Err(Refusal::BookingsFull)) => assert!(
-                self.registry.len() + self.registry.reserved >= self.limits.max_bookings,
-                "refused with room left: {:?}",
-                self.trace
-            ),
-            (Kind::Wait, Err(Refusal::WaitersFull)) => {}
-            (_, Err(Refusal::PendingFull | Refusal::Inconclusive | Refusal::Busy)) => {}
-            other => panic!("unexpected {other:?}: {:?}", self.trace),
-        }
-        None
     }
 }
 

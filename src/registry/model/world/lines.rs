@@ -1,0 +1,103 @@
+//! The modelled world's lines: granted, checked out on or elsewhere,
+//! closed by their process's death, lost in a restart and attached again.
+
+use std::time::Instant;
+
+use super::{Kind, Pending, World};
+use crate::registry::model::{handshake, uid};
+use crate::registry::{Action, Answer, Refusal, Registry};
+
+impl Pending {
+    pub(super) fn new(client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> Pending {
+        Pending {
+            client,
+            kind,
+            uid,
+            abandoned: false,
+            until,
+            queued: None,
+            watched: false,
+            left: false,
+        }
+    }
+}
+
+impl World {
+    /// The line of `u` closes without a check out: its end is the proof
+    /// that frees the uid, as the last close of a lock file's descriptor.
+    pub(super) fn end_line(&mut self, u: u8, out: &mut Vec<Action<u32>>) {
+        let (c, r) = self.lines[u as usize].take().expect("a line");
+        self.table[u as usize] = None;
+        self.clients[c].holds &= !(1 << u);
+        let before = out.len();
+        self.registry.ended(r, uid(u), out);
+        assert_eq!(
+            out.get(before),
+            Some(&Action::Dropped { uid: uid(u) }),
+            "a line ended and its booking stayed: {:?}",
+            self.trace
+        );
+    }
+
+    /// The registry asks to close the line `to`, whose booking was checked
+    /// out on another connection (answered just before).
+    pub(super) fn line_closed(&mut self, to: u32) {
+        let u = (0..self.uids)
+            .find(|&u| self.lines[u as usize].is_some_and(|(_, line)| line == to))
+            .unwrap_or_else(|| panic!("closed {to}, which no line is: {:?}", self.trace));
+        assert_eq!(
+            self.table[u as usize], None,
+            "a line closed while held: {:?}",
+            self.trace
+        );
+        self.lines[u as usize] = None;
+    }
+
+    /// The server restarts: its bookings survive, as the state file keeps
+    /// them; every connection closes unanswered, lines included, and every
+    /// verification is forgotten.
+    pub(super) fn restart(&mut self) {
+        let mut registry = Registry::new(self.limits);
+        for booking in self.registry.bookings() {
+            assert!(registry.restore(*booking), "{:?}", self.trace);
+        }
+        self.registry = registry;
+        for pending in self.pending.values_mut() {
+            pending.abandoned = true;
+            pending.left = true;
+        }
+        for client in &mut self.clients {
+            client.waiting = None;
+        }
+        self.lines.fill(None);
+        self.in_flight.fill(None);
+    }
+
+    /// The answer to the ATTACH `r` of client `c` for `u`.
+    pub(super) fn answered_attach(
+        &mut self,
+        r: u32,
+        c: usize,
+        u: u8,
+        answer: Result<Answer, Refusal>,
+        listening: bool,
+    ) {
+        let held = self.table[u as usize] == Some(handshake(c as u32));
+        match answer {
+            Ok(Answer::Lined) => {
+                assert!(held && listening, "{:?}", self.trace);
+                assert_eq!(self.lines[u as usize], None, "{:?}", self.trace);
+                self.lines[u as usize] = Some((c, r));
+            }
+            Ok(Answer::NoLine) => assert!(
+                held && (self.lines[u as usize].is_some()
+                    || self.registry.lines() >= self.limits.max_lines),
+                "attached without a line with room for one: {:?}",
+                self.trace
+            ),
+            Ok(Answer::Lost) => assert!(!held, "a held booking lost: {:?}", self.trace),
+            Err(Refusal::Busy | Refusal::PendingFull) => {}
+            other => panic!("{other:?} to an attach: {:?}", self.trace),
+        }
+    }
+}
