@@ -377,3 +377,6 @@ fn closed(line: &TcpStream) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
