@@ -99,6 +99,7 @@ impl Line {
         Ok(())
     }
 
+    /// How the server knows the holder is alive now.
     pub fn state(&self) -> LineState {
         lock(&self.shared).state
     }
