@@ -170,7 +170,10 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             }
         }
         Ok(None) => {
-            let waited = wait.map_or(String::new(), |t| format!(" (waited {t:?})"));
+            // `--wait 0` is one try: nothing was waited for.
+            let waited = wait
+                .filter(|t| !t.is_zero())
+                .map_or(String::new(), |t| format!(" (waited {t:?})"));
             say(format_args!(
                 "{shown} is held by another live process{waited}"
             ));
