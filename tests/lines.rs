@@ -133,14 +133,28 @@ fn the_lines_close_frees_the_lock_and_grants_the_queued_waiter_at_once() {
     assert!(query(server.addr, uid).contains(" line=yes "));
 }
 
+/// Even when the QUERY is accepted in the same turn as the line's close is
+/// seen: a burst of STATUS requests arrives first, so the server is still
+/// accepting them when the line closes and the QUERY comes.
 #[test]
 fn the_lock_is_free_right_after_its_line_closes() {
     let server = TestServer::start();
-    let uid = random();
-    let (line, _) = lined(server.addr, uid);
-    drop(line);
-    let said = query(server.addr, uid);
-    assert_eq!(said, "free waiters=0\n");
+    let status = Request::Status.encode();
+    for _ in 0..3 {
+        let uid = random();
+        let (line, _) = lined(server.addr, uid);
+        let burst: Vec<TcpStream> = (0..300)
+            .map(|_| {
+                let mut stream = TcpStream::connect(server.addr).unwrap();
+                stream.write_all(&status).unwrap();
+                stream
+            })
+            .collect();
+        drop(line);
+        let said = query(server.addr, uid);
+        assert_eq!(said, "free waiters=0\n");
+        drop(burst);
+    }
 }
 
 #[test]

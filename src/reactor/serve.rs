@@ -58,11 +58,18 @@ impl Server {
             self.carry_out(now);
             return;
         }
+        let queried = match *request {
+            Request::Query { uid } => Some(uid),
+            _ => None,
+        };
         self.counters.requests += 1;
-        let mut line = match *request {
-            Request::Query { uid } => self.lock_status(&uid).to_string(),
+        let mut line = match queried {
+            Some(uid) => {
+                self.end_closed_line(&uid, now);
+                self.lock_status(&uid).to_string()
+            }
             // STATUS, the other request the registry is not asked about.
-            _ => Status {
+            None => Status {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 bookings: self.registry.len() as u64,
                 connections: self.conns.len() as u64,
