@@ -9,9 +9,10 @@
 //! lists them with a Launch button each; a program runs under a booking of
 //! its own name, so it cannot be launched twice, whether from this window,
 //! another launcher, or `namaste hold --per-user`. Ids are per user: two
-//! users each get a launcher of their own. The program inherits that booking:
-//! it stands until the program exits, even if the launcher is closed or
-//! killed first. Launched again while one runs, the launcher hands its
+//! users each get a launcher of their own. The program inherits that booking
+//! (its line, as a flock descriptor is inherited): it stands until the
+//! program, and whatever it left running, has exited, even if the launcher
+//! is closed or killed first. Launched again while one runs, the launcher hands its
 //! PROGRAMs to the running window, which comes to the front and launches
 //! those on its own list; any other is only shown, marked as handed over,
 //! with a Launch button the person must press: any local process can hand
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use eframe::egui;
 use namaste::Uid;
-use namaste::client::{Booking, Client, Error, Notified};
+use namaste::client::{Booking, Client, Error, LineState, Notified};
 
 /// The name every launcher books: two launchers, one window.
 const LAUNCHER: &str = "namaste.example.gui-launcher";
@@ -227,12 +228,14 @@ impl Program {
         }
     }
 
-    /// Notices the program's exit; dropping its booking checks out.
+    /// Notices the program's exit, and lets its booking go.
     fn reap(&mut self) {
         if let Some((child, _)) = &mut self.running
             && !matches!(child.try_wait(), Ok(None))
+            && let Some((_, booking)) = self.running.take()
         {
-            self.running = None;
+            say(&format!("{} exited", self.command));
+            let_go(booking, true);
         }
     }
 }
@@ -241,11 +244,21 @@ impl Program {
 /// bookings: a second copy cannot start until the first has exited.
 impl Drop for Program {
     fn drop(&mut self) {
-        if let Some((mut child, booking)) = self.running.take()
-            && matches!(child.try_wait(), Ok(None))
-        {
-            booking.leave_to_children();
+        if let Some((mut child, booking)) = self.running.take() {
+            let exited = !matches!(child.try_wait(), Ok(None));
+            let_go(booking, exited);
         }
+    }
+}
+
+/// Lets a program's booking go. On a line, it is left to whatever of the
+/// program still has the line: a program that forked and exited keeps its
+/// lock in the processes it left running, and the line's close frees it
+/// when the last of them exits. Without a line (an older server), it is
+/// left while the program runs, and checked out once it has exited.
+fn let_go(booking: Booking, exited: bool) {
+    if !exited || booking.line_state() == LineState::Open {
+        booking.leave_to_children();
     }
 }
 

@@ -329,6 +329,7 @@ fn load_test_options_are_checked() {
     let help = String::from_utf8_lossy(&help.stdout);
     for word in [
         "unique",
+        "lines",
         "contended",
         "hostile",
         "race",

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::users::{NOBODY_ID, root_or_skip, run_as_nobody, with_nobodys_sockets};
-use common::{Flood, TestServer, random};
+use common::{Flood, Responder, TestServer, random};
 use namaste::client::{Client, Error, MAX_UNREAD_MESSAGES, Notified};
 use namaste::wire::MAX_MESSAGE_LEN;
 
@@ -185,11 +185,13 @@ fn notify_without_a_holder_says_so() {
     let client = client_of(&server);
     let uid = random();
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
-    // A holder that is gone without checking out, too: its booking stands
-    // until the message finds its port closed.
-    let booking = client.book(uid).unwrap().expect("granted");
-    let port = booking.responder_port();
-    booking.leave_to_children();
+    // A holder without a line (a BOOK) that is gone without checking out,
+    // too: its booking stands until the message finds its port closed.
+    let handshake = random();
+    let responder = Responder::honest(uid, handshake);
+    assert_eq!(server.book(uid, handshake, responder.port), Some(1));
+    let port = responder.port;
+    drop(responder);
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     assert_eq!(client.status().unwrap().bookings, 1, "it checked out");
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);

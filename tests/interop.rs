@@ -187,6 +187,8 @@ fn waiting_against_the_published_server_falls_back_to_polling() {
     let client = namaste::client::Client::new().with_port(relay.port);
     let uid = random();
     let holder = holder.book(uid).unwrap().expect("granted");
+    // It closed the LINE too: the booking lives under the call-back rules.
+    assert_eq!(holder.line_state(), namaste::client::LineState::CallBack);
     let waiter = thread::spawn(move || client.book_wait(uid, Duration::from_secs(30)));
     let started = Instant::now();
     // Two BOOKs: the first was answered (no) before the second was sent.

@@ -30,6 +30,7 @@ fn waiters_are_granted_in_arrival_order() {
     let waiters: Vec<_> = (0..6)
         .map(|n| {
             let order = order.clone();
+            let client = client.clone();
             let waiter = thread::spawn(move || {
                 let booking = client
                     .book_wait(uid, Duration::from_secs(60))

@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::client::{Booking, Client};
+use namaste::client::{Booking, Client, LineState};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -24,17 +24,22 @@ namaste hold: run a command while holding a lock
 
 Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
 
-Books the lock NAME, runs COMMAND, and checks out when it exits. If another
-live process holds NAME, prints one line and exits without running
-COMMAND.
+Books the lock NAME and runs COMMAND. If another live process holds NAME,
+prints one line and exits without running COMMAND.
 
 What is held, and for how long: COMMAND and every process it starts
-inherit the lock's listening socket, as flock(1) hands down its file
-descriptor. While this process lives, the lock is held until COMMAND
-exits. If this process is killed (even with SIGKILL), the lock stays held
-until the last process that kept the socket exits; then it is free at once.
-A holder that is stopped or too slow to answer keeps the lock too: only
-proof that it is gone (nothing listens on its port any more) frees it.
+inherit the lock's line (the connection on which the server granted it)
+and its listening socket, as flock(1) hands down its file descriptor. The
+lock is held until the last process that kept them exits: COMMAND, and
+whatever it left running in the background, even if this process is
+killed (even with SIGKILL); then it is free at once. A holder that is
+stopped or too slow keeps the lock, and contenders are told so at once.
+After a restart of the server this process re-attaches the line. A server
+that keeps no lines (an older one), and one restarted after this process
+was killed, calls the holder back instead: a stopped holder keeps the lock
+then too, and only proof that it is gone (nothing listens on its port any
+more) frees it. Without a line, this process checks out when COMMAND
+exits.
 
 Options:
   --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
@@ -45,8 +50,9 @@ Options:
                   served in arrival order, the moment the lock frees
                   (0: try once, as without --wait)
   --no-inherit    COMMAND does not inherit the lock (as flock -o): for a
-                  command that starts a daemon which must not keep it; if
-                  this process is killed, the lock is free at once
+                  command that starts a daemon which must not keep it; the
+                  lock ends when COMMAND exits, or at once if this process
+                  is killed
   -E, --conflict-exit-code N
                   the exit status when NAME is held elsewhere (default 75)
 
@@ -66,8 +72,8 @@ server hands over no others) are printed on standard error, one line each
 with the sender's user, control characters escaped, cut after 1000
 characters. At most 16 wait to be printed; past them a message is
 declined. A standard error that takes nothing never keeps the lock past
-COMMAND: this process checks out when COMMAND exits, gives standard error
-a second, and exits.
+COMMAND: when COMMAND exits, this process checks out (or leaves the lock to
+what COMMAND left running), gives standard error a second, and exits.
 SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
@@ -134,8 +140,15 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             let printer = Printer::start(shown.clone(), earlier, queue);
             let (code, succeeded) = run_holding(&booking, command, inherit);
             // The lock ends with the command, before anything more is
-            // written: standard error may take nothing.
-            let checked_out = booking.check_out();
+            // written (standard error may take nothing): checked out, or,
+            // on a line handed down, left to whatever of the command's
+            // tree still has the line; our copy closes here.
+            let checked_out = if inherit && booking.line_state() == LineState::Open {
+                booking.leave_to_children();
+                Ok(true)
+            } else {
+                booking.check_out()
+            };
             let unprinted = printer.finish();
             if unprinted > 0 {
                 say_within_grace(format_args!(
@@ -157,7 +170,10 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             }
         }
         Ok(None) => {
-            let waited = wait.map_or(String::new(), |t| format!(" (waited {t:?})"));
+            // `--wait 0` is one try: nothing was waited for.
+            let waited = wait
+                .filter(|t| !t.is_zero())
+                .map_or(String::new(), |t| format!(" (waited {t:?})"));
             say(format_args!(
                 "{shown} is held by another live process{waited}"
             ));

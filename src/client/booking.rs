@@ -3,7 +3,7 @@
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::responder::Responder;
-use super::{Client, Error};
+use super::{Client, Error, LineState};
 use crate::uid::Uid;
 
 /// A NOTIFY message, as its holder receives it.
@@ -17,9 +17,10 @@ pub struct Message {
     pub bytes: Vec<u8>,
 }
 
-/// A held id. While it lives, its liveness responder answers the server;
-/// dropping it checks out (best effort) and stops the responder, so no
-/// thread, socket or port outlives it.
+/// A held id. While it lives, its line (when the server keeps one) stays
+/// open and its liveness responder answers the server; dropping it checks
+/// out (best effort) and stops the responder, so no thread, socket or
+/// port outlives it.
 pub struct Booking {
     pub(super) uid: Uid,
     pub(super) handshake: Uid,
@@ -35,6 +36,12 @@ impl Booking {
     /// The id held.
     pub fn uid(&self) -> Uid {
         self.uid
+    }
+
+    /// How the server knows this booking's holder is alive now: on its
+    /// line, or by calling back (see [`LineState`]).
+    pub fn line_state(&self) -> LineState {
+        self.responder.line().state()
     }
 
     /// The port of the liveness responder, for diagnostics.
@@ -104,6 +111,17 @@ impl Booking {
     /// the responder stopped answering).
     pub fn check_out(mut self) -> Result<bool, Error> {
         self.owes_check_out = false;
+        self.check_out_now()
+    }
+
+    /// Checks out on the line, or, without one (or if the server had closed
+    /// it), on a new connection.
+    fn check_out_now(&self) -> Result<bool, Error> {
+        if let Some(line) = self.responder.line().take_for_check_out()
+            && let Some(released) = self.client.check_out_on(line, self.uid, self.handshake)
+        {
+            return Ok(released);
+        }
         self.client.check_out(self.uid, self.handshake)
     }
 }
@@ -123,7 +141,7 @@ impl Drop for Booking {
         if self.owes_check_out {
             // Best effort: if the server cannot be told, the stopped
             // responder makes the booking fail its next verification.
-            let _ = self.client.check_out(self.uid, self.handshake);
+            let _ = self.check_out_now();
         }
     }
 }

@@ -19,19 +19,23 @@
 //! # Ok::<(), namaste::client::Error>(())
 //! ```
 
+mod book;
 mod booking;
 mod error;
+mod exchange;
 mod inherit;
+mod line;
 mod responder;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, Message};
 pub use error::Error;
-use responder::Responder;
+pub use line::LineState;
 
 use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
@@ -50,12 +54,26 @@ const REPLY_PATIENCE: u32 = 4;
 /// most this many of at most 64 KiB each.
 pub const MAX_UNREAD_MESSAGES: usize = 16;
 
-/// Where the server is and how long to wait for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the server is and how long to wait for it. Clones share what
+/// they learnt of the server: whether it keeps lines.
+#[derive(Debug, Clone)]
 pub struct Client {
     port: u16,
     rw_timeout: Duration,
+    /// Whether to ask for lines: cleared once the server showed it knows
+    /// none (it closed a LINE without a reply and its STATUS says nothing
+    /// of lines).
+    lines: Arc<AtomicBool>,
 }
+
+/// Equal when they talk to the same port with the same rw timeout.
+impl PartialEq for Client {
+    fn eq(&self, other: &Client) -> bool {
+        (self.port, self.rw_timeout) == (other.port, other.rw_timeout)
+    }
+}
+
+impl Eq for Client {}
 
 impl Default for Client {
     fn default() -> Client {
@@ -87,12 +105,18 @@ impl Client {
         Client {
             port: crate::DEFAULT_PORT,
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
+            lines: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    /// The same client, for a server on another port of 127.0.0.1.
+    /// The same client, for a server on another port of 127.0.0.1 (of
+    /// which it has learnt nothing yet).
     pub fn with_port(self, port: u16) -> Client {
-        Client { port, ..self }
+        Client {
+            port,
+            lines: Arc::new(AtomicBool::new(true)),
+            ..self
+        }
     }
 
     /// The same client with another rw timeout: how long connecting and
@@ -104,104 +128,6 @@ impl Client {
     /// The server port this client talks to.
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// Books `uid`: answers the [`Booking`] when granted, `None` when
-    /// another live process holds it.
-    pub fn book(&self, uid: Uid) -> Result<Option<Booking>, Error> {
-        self.book_by(uid, Duration::ZERO, |handshake, port| Request::Book {
-            uid,
-            handshake,
-            port,
-        })
-    }
-
-    /// Books `uid`, waiting for at most `timeout` while another live
-    /// process holds it; `Duration::ZERO` tries once. Answers `None` when
-    /// the time is up; an error at once when no server answers the first
-    /// request.
-    ///
-    /// Our server serves waiters in arrival order and grants the id the
-    /// moment its holder checks out or proves dead (a WAIT request). A
-    /// server without WAIT, such as the published 0.6.0, closes such a
-    /// request at once; then, and whenever a wait is cut short (its waiter
-    /// limits, or the server restarting: waiters are not recorded in its
-    /// state file), this tries a plain book and pauses, with growing,
-    /// jittered pauses up to a second, before it waits again, until the
-    /// time is up. A server that has answered once and then stops
-    /// answering is taken for one restarting.
-    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Option<Booking>, Error> {
-        // Too far ahead for the clock to name: as good as for ever.
-        let deadline = Instant::now().checked_add(timeout);
-        let mut pause = Duration::from_millis(20);
-        let mut answered = false;
-        loop {
-            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
-            if left.is_zero() {
-                return self.book(uid);
-            }
-            let wait = left.min(MAX_WAIT);
-            let waited = self.book_by(uid, wait, |handshake, port| Request::Wait {
-                uid,
-                handshake,
-                port,
-                wait,
-                line: false,
-            });
-            let waited = match waited {
-                Err(Error::Refused) => {
-                    answered = true;
-                    self.book(uid)
-                }
-                other => other,
-            };
-            match waited {
-                Ok(Some(booking)) => return Ok(Some(booking)),
-                // Its time is up, or it was not granted for want of proof
-                // that this process is alive: try again while time is left.
-                Ok(None) | Err(Error::Refused) => answered = true,
-                Err(Error::NoServer { .. }) if answered => {}
-                Err(e) => return Err(e),
-            }
-            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
-            if left.is_zero() {
-                return Ok(None);
-            }
-            std::thread::sleep(jittered(pause).min(left));
-            pause = (pause * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// Starts a liveness responder with a fresh handshake, sends the
-    /// request `make` builds for them, and waits for the reply `wait`
-    /// longer than for a plain request.
-    fn book_by(
-        &self,
-        uid: Uid,
-        wait: Duration,
-        make: impl FnOnce(Uid, u16) -> Request,
-    ) -> Result<Option<Booking>, Error> {
-        let handshake = loop {
-            let handshake = Uid::random().map_err(Error::Random)?;
-            if handshake != uid {
-                break handshake;
-            }
-        };
-        let (sender, messages) = mpsc::sync_channel(MAX_UNREAD_MESSAGES);
-        let responder =
-            Responder::start(uid, handshake, self.rw_timeout, sender).map_err(Error::Io)?;
-        let request = make(handshake, responder.port());
-        Ok(match self.ask_within(&request, wait)? {
-            REPLY_NO => None,
-            _ => Some(Booking {
-                uid,
-                handshake,
-                client: *self,
-                responder,
-                messages,
-                owes_check_out: true,
-            }),
-        })
     }
 
     /// Hands `message` (at most 64 KiB) to the live holder of `uid`, for
@@ -276,14 +202,31 @@ impl Client {
         Ok(self.ask(&Request::CheckOut { uid, handshake })? != REPLY_NO)
     }
 
+    /// Checks out on the booking's `line`; `None` when the line gave no
+    /// answer (the server had closed it), so that a new connection must.
+    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Uid) -> Option<bool> {
+        let request = Request::CheckOut { uid, handshake }.encode();
+        line.set_write_timeout(Some(self.rw_timeout))
+            .and_then(|()| line.write_all(&request))
+            .ok()?;
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut reply = [0];
+        match read_before(&mut line, &mut reply, deadline) {
+            Ok(1) => Some(reply[0] != REPLY_NO),
+            _ => None,
+        }
+    }
+
     /// Sends `request` and reads its one-byte reply.
     fn ask(&self, request: &Request) -> Result<u8, Error> {
-        self.ask_within(request, Duration::ZERO)
+        self.exchange(request, Duration::ZERO)
+            .map(|(reply, _)| reply)
     }
 
     /// Sends `request` and reads its one-byte reply, waiting `wait` longer
-    /// for it than for a plain request.
-    fn ask_within(&self, request: &Request, wait: Duration) -> Result<u8, Error> {
+    /// for it than for a plain request; answers the connection too, still
+    /// open if the server keeps it.
+    fn exchange(&self, request: &Request, wait: Duration) -> Result<(u8, TcpStream), Error> {
         let mut stream = self.send(request)?;
         let patience = (self.rw_timeout * REPLY_PATIENCE).saturating_add(wait);
         // Too far ahead for the clock to name: as good as for ever.
@@ -292,7 +235,7 @@ impl Client {
             .unwrap_or_else(|| Instant::now() + MAX_WAIT);
         let mut reply = [0];
         match read_before(&mut stream, &mut reply, deadline) {
-            Ok(1) => Ok(reply[0]),
+            Ok(1) => Ok((reply[0], stream)),
             Ok(_) => Err(Error::Refused),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
             Err(e) => Err(Error::Io(e)),
@@ -349,15 +292,4 @@ fn read_before(
             done => return done,
         }
     }
-}
-
-/// A pause between half of `pause` and all of it, so that waiters who
-/// collided once do not collide again.
-fn jittered(pause: Duration) -> Duration {
-    let mut random = [0; 4];
-    let fraction = match getrandom::fill(&mut random) {
-        Ok(()) => f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX),
-        Err(_) => 1.0,
-    };
-    pause.mul_f64(0.5 + fraction / 2.0)
 }

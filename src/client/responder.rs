@@ -21,15 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::Message;
+use super::exchange::{Exchange, Step};
+use super::line::{ATTACH, LINE, Line, Watch};
 use crate::deadlines::{ConnRef, Deadlines};
-use crate::nonblocking::{Io, read_some, write_some};
 use crate::uid::{UID_LEN, Uid};
-use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK, MESSAGE_HEADER_LEN};
 
 const LISTENER: Token = Token(usize::MAX);
 const STOP: Token = Token(usize::MAX - 1);
@@ -51,6 +51,9 @@ pub(crate) struct Responder {
     listener_fd: RawFd,
     /// Where the responder thread hands NOTIFY messages.
     deliver: Arc<Mutex<Deliver>>,
+    /// The booking's line, if the server keeps one, which the thread
+    /// watches.
+    line: Line,
     waker: Waker,
     thread: Option<JoinHandle<()>>,
 }
@@ -58,11 +61,14 @@ pub(crate) struct Responder {
 impl Responder {
     /// Listens on 127.0.0.1 at a port of the system's choosing; answers
     /// `handshake` with `uid`, and passes NOTIFY messages to `messages`
-    /// until [`forward`](Responder::forward) names another receiver.
+    /// until [`forward`](Responder::forward) names another receiver. A
+    /// line given to [`line`](Responder::line) is re-attached to the server
+    /// on 127.0.0.1:`server_port` if the server closes it.
     pub fn start(
         uid: Uid,
         handshake: Uid,
         rw_timeout: Duration,
+        server_port: u16,
         messages: SyncSender<Message>,
     ) -> io::Result<Responder> {
         // Full or gone: not taken.
@@ -75,7 +81,9 @@ impl Responder {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), STOP)?;
+        let line = Line::new(poll.registry().try_clone()?);
         let serve = Serve {
+            watch: line.watcher(uid, handshake, server_port, rw_timeout),
             poll,
             listener,
             uid,
@@ -93,6 +101,7 @@ impl Responder {
             port,
             listener_fd,
             deliver,
+            line,
             waker,
             thread: Some(thread),
         })
@@ -100,6 +109,11 @@ impl Responder {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The booking's line, which this responder's thread watches.
+    pub fn line(&self) -> &Line {
+        &self.line
     }
 
     /// Hands the NOTIFY messages that arrive from now on to `deliver`
@@ -137,49 +151,18 @@ struct Serve {
     exchanges: Slab<Exchange>,
     deadlines: Deadlines,
     next_generation: u32,
-}
-
-struct Exchange {
-    stream: TcpStream,
-    generation: u32,
-    step: Step,
-}
-
-/// Where one connection is: a verification ends after `Answer`; a NOTIFY
-/// goes on to its header (sender and length), its message and the
-/// acknowledgement.
-enum Step {
-    Handshake {
-        got: usize,
-        heard: [u8; UID_LEN],
-    },
-    /// The uid for our own handshake; for any other, the handshake heard,
-    /// and then the end.
-    Answer {
-        answer: [u8; UID_LEN],
-        sent: usize,
-        own: bool,
-    },
-    Header {
-        got: usize,
-        bytes: [u8; MESSAGE_HEADER_LEN],
-    },
-    Message {
-        sender: u32,
-        want: usize,
-        message: Vec<u8>,
-    },
-    Ack,
+    watch: Watch,
 }
 
 impl Serve {
     fn run(mut self) {
         let mut events = Events::with_capacity(32);
         loop {
-            let timeout = self
-                .deadlines
-                .next()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            let next = match (self.deadlines.next(), self.watch.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -191,10 +174,15 @@ impl Serve {
                 match event.token() {
                     STOP => return,
                     LISTENER => self.accept(),
+                    LINE => self.watch.line_ready(self.poll.registry(), Instant::now()),
+                    ATTACH => self
+                        .watch
+                        .attach_ready(self.poll.registry(), Instant::now()),
                     Token(key) => self.advance(key),
                 }
             }
             let now = Instant::now();
+            self.watch.tick(self.poll.registry(), now);
             while let Some(expired) = self.deadlines.expired(now) {
                 self.close(expired);
             }
@@ -285,114 +273,6 @@ impl Serve {
         let finished = exchange.advance(&self.uid, &self.handshake, &self.deliver);
         if finished {
             self.exchanges.remove(key);
-        }
-    }
-}
-
-impl Exchange {
-    /// Moves the exchange on as far as the socket allows; answers whether
-    /// it is over.
-    fn advance(&mut self, uid: &Uid, handshake: &Uid, deliver: &Mutex<Deliver>) -> bool {
-        loop {
-            let io = match &mut self.step {
-                Step::Handshake { got, heard } => {
-                    let io = read_some(&mut self.stream, &mut heard[*got..]);
-                    if let Io::Done(n) = io {
-                        *got += n;
-                        if *got == UID_LEN {
-                            let own = Uid(*heard).matches_secret(handshake);
-                            // A handshake not ours is a call for a booking
-                            // that once had this port, now dead. Answered
-                            // with itself, never the uid it was sent for
-                            // (the server refuses a uid equal to its
-                            // handshake), it proves that booking gone, as
-                            // silence would not; and it tells the caller
-                            // nothing it did not know.
-                            let answer = if own { *uid.as_bytes() } else { *heard };
-                            self.step = Step::Answer {
-                                answer,
-                                sent: 0,
-                                own,
-                            };
-                        }
-                    }
-                    io
-                }
-                Step::Answer { answer, sent, own } => {
-                    let io = write_some(&mut self.stream, &answer[*sent..]);
-                    if let Io::Done(n) = io {
-                        *sent += n;
-                        if *sent == UID_LEN && !*own {
-                            return true;
-                        }
-                        if *sent == UID_LEN {
-                            self.step = Step::Header {
-                                got: 0,
-                                bytes: [0; MESSAGE_HEADER_LEN],
-                            };
-                        }
-                    }
-                    io
-                }
-                // A plain verification ends here, with the server closing.
-                Step::Header { got, bytes } => {
-                    let io = read_some(&mut self.stream, &mut bytes[*got..]);
-                    if let Io::Done(n) = io {
-                        *got += n;
-                        if *got == bytes.len() {
-                            let [s0, s1, s2, s3, l0, l1, l2, l3] = *bytes;
-                            let want = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
-                            if want > MAX_MESSAGE_LEN {
-                                return true;
-                            }
-                            self.step = Step::Message {
-                                sender: u32::from_be_bytes([s0, s1, s2, s3]),
-                                want,
-                                message: Vec::new(),
-                            };
-                        }
-                    }
-                    io
-                }
-                Step::Message {
-                    sender,
-                    want,
-                    message,
-                } if message.len() == *want => {
-                    let message = Message {
-                        sender: *sender,
-                        bytes: std::mem::take(message),
-                    };
-                    // The receiver lives as long as the booking; if it is
-                    // gone, nobody takes the message and no ack is owed.
-                    let taken = match deliver.lock() {
-                        Ok(deliver) => deliver(message),
-                        Err(_) => false,
-                    };
-                    if !taken {
-                        return true;
-                    }
-                    self.step = Step::Ack;
-                    continue;
-                }
-                Step::Message { want, message, .. } => {
-                    let mut chunk = [0; 4096];
-                    let room = chunk.len().min(*want - message.len());
-                    let io = read_some(&mut self.stream, &mut chunk[..room]);
-                    if let Io::Done(n) = io {
-                        message.extend_from_slice(&chunk[..n]);
-                    }
-                    io
-                }
-                Step::Ack => {
-                    return !matches!(write_some(&mut self.stream, &[MESSAGE_ACK]), Io::WouldBlock);
-                }
-            };
-            match io {
-                Io::Done(_) => {}
-                Io::WouldBlock => return false,
-                Io::Failed | Io::Refused => return true,
-            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --port P --server-pid PID \
-//!     --mode unique|contended|hostile|race|memory|status|query \
+//!     --mode unique|lines|contended|hostile|race|memory|status|query \
 //!     [--workers N] [--seconds S]
 //! ```
 //!
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use namaste::Uid;
 use namaste::wire::Request;
+
+mod lines;
 
 /// How long a generator socket waits for the server before counting an
 /// error; longer than any verification the server may be waiting on.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     let duration = Duration::from_secs_f64(options.seconds);
     let report = match options.mode.as_str() {
         "unique" => unique(&server, options.workers, duration),
+        "lines" => lines::lines(&server, options.workers, duration),
         "contended" => contended(&server, options.workers, duration),
         "hostile" => hostile(&server, options.workers, duration),
         "race" => race(&server, options.workers, duration),

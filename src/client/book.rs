@@ -1,0 +1,169 @@
+//! Booking: on a line where the server keeps one, as BOOK and WAIT did
+//! before lines otherwise, and the fall-back between the two.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::responder::Responder;
+use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
+use crate::uid::Uid;
+use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request};
+
+impl Client {
+    /// Books `uid`: answers the [`Booking`] when granted, `None` when
+    /// another live process holds it.
+    ///
+    /// Our server grants it on a line (a LINE request): the connection
+    /// stays open while the booking is held, and its close frees the lock
+    /// at once, even when this process is killed. A server that keeps no
+    /// lines, such as the published 0.6.0, closes that request; then this
+    /// sends a plain BOOK, and, from then on, so does this client and its
+    /// clones.
+    pub fn book(&self, uid: Uid) -> Result<Option<Booking>, Error> {
+        if self.lines.load(Ordering::Relaxed) {
+            match self.book_by(uid, Duration::ZERO, |handshake, port| {
+                line_request(uid, handshake, port, Duration::ZERO, true)
+            }) {
+                Err(Error::Refused) => self.learn_whether_lines_are_kept(),
+                lined => return lined,
+            }
+        }
+        self.book_by(uid, Duration::ZERO, |handshake, port| Request::Book {
+            uid,
+            handshake,
+            port,
+        })
+    }
+
+    /// After a LINE closed without a reply: stops asking for lines if the
+    /// server keeps none. Our server at one of its limits, or restarting,
+    /// closes a LINE too; only its STATUS, which names `lines=`, tells the
+    /// two apart.
+    fn learn_whether_lines_are_kept(&self) {
+        match self.status() {
+            Ok(status) if status.lines.is_some() => {}
+            Err(Error::NoServer { .. } | Error::Io(_)) => {}
+            _ => self.lines.store(false, Ordering::Relaxed),
+        }
+    }
+
+    /// Books `uid`, waiting for at most `timeout` while another live
+    /// process holds it; `Duration::ZERO` tries once. Answers `None` when
+    /// the time is up; an error at once when no server answers the first
+    /// request.
+    ///
+    /// Our server serves waiters in arrival order and grants the id the
+    /// moment its holder checks out, proves dead or its line closes (a LINE
+    /// request, granted on a line as [`book`](Client::book) is; a WAIT to
+    /// a server without lines). A server without WAIT, such as the
+    /// published 0.6.0, closes such a request at once; then, and whenever
+    /// a wait is cut short (its waiter
+    /// limits, or the server restarting: waiters are not recorded in its
+    /// state file), this tries a plain book and pauses, with growing,
+    /// jittered pauses up to a second, before it waits again, until the
+    /// time is up. A server that has answered once and then stops
+    /// answering is taken for one restarting.
+    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Option<Booking>, Error> {
+        // Too far ahead for the clock to name: as good as for ever.
+        let deadline = Instant::now().checked_add(timeout);
+        let mut pause = Duration::from_millis(20);
+        let mut answered = false;
+        loop {
+            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return self.book(uid);
+            }
+            let wait = left.min(MAX_WAIT);
+            let line = self.lines.load(Ordering::Relaxed);
+            let waited = self.book_by(uid, wait, |handshake, port| {
+                line_request(uid, handshake, port, wait, line)
+            });
+            let waited = match waited {
+                Err(Error::Refused) => {
+                    answered = true;
+                    if line {
+                        self.learn_whether_lines_are_kept();
+                    }
+                    self.book(uid)
+                }
+                other => other,
+            };
+            match waited {
+                Ok(Some(booking)) => return Ok(Some(booking)),
+                // Its time is up, or it was not granted for want of proof
+                // that this process is alive: try again while time is left.
+                Ok(None) | Err(Error::Refused) => answered = true,
+                Err(Error::NoServer { .. }) if answered => {}
+                Err(e) => return Err(e),
+            }
+            let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Ok(None);
+            }
+            std::thread::sleep(jittered(pause).min(left));
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Starts a liveness responder with a fresh handshake, sends the
+    /// request `make` builds for them, and waits for the reply `wait`
+    /// longer than for a plain request.
+    fn book_by(
+        &self,
+        uid: Uid,
+        wait: Duration,
+        make: impl FnOnce(Uid, u16) -> Request,
+    ) -> Result<Option<Booking>, Error> {
+        let handshake = loop {
+            let handshake = Uid::random().map_err(Error::Random)?;
+            if handshake != uid {
+                break handshake;
+            }
+        };
+        let (sender, messages) = mpsc::sync_channel(MAX_UNREAD_MESSAGES);
+        let responder = Responder::start(uid, handshake, self.rw_timeout, self.port, sender)
+            .map_err(Error::Io)?;
+        let request = make(handshake, responder.port());
+        let lined = matches!(request, Request::Wait { line: true, .. });
+        let (reply, stream) = self.exchange(&request, wait)?;
+        if reply == REPLY_NO {
+            return Ok(None);
+        }
+        let booking = Booking {
+            uid,
+            handshake,
+            client: self.clone(),
+            responder,
+            messages,
+            owes_check_out: true,
+        };
+        if lined && reply == REPLY_YES {
+            // Dropped on failure, the booking checks out.
+            booking.responder.line().keep(stream).map_err(Error::Io)?;
+        }
+        Ok(Some(booking))
+    }
+}
+
+/// A LINE (when `line`) or a WAIT for `uid`.
+fn line_request(uid: Uid, handshake: Uid, port: u16, wait: Duration, line: bool) -> Request {
+    Request::Wait {
+        uid,
+        handshake,
+        port,
+        wait,
+        line,
+    }
+}
+
+/// A pause between half of `pause` and all of it, so that waiters who
+/// collided once do not collide again.
+fn jittered(pause: Duration) -> Duration {
+    let mut random = [0; 4];
+    let fraction = match getrandom::fill(&mut random) {
+        Ok(()) => f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    };
+    pause.mul_f64(0.5 + fraction / 2.0)
+}
