@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Responder, Scratch, TestServer, dead_port, random, read_reply, silent_port};
+use common::{Responder, Running, Scratch, TestServer, dead_port, random, read_reply, silent_port};
 use namaste::Uid;
 use namaste::reactor::Config;
 use namaste::wire::{REPLY_NO_LINE, Request};
@@ -230,6 +230,28 @@ fn past_max_lines_a_line_is_granted_by_call_back_without_one() {
         &line_request(random(), random(), dead_port(), Duration::ZERO),
     );
     assert_eq!(read_reply(&mut third), DENIED);
+}
+
+/// Lines are kept only as far as the limit on open files leaves room for
+/// them besides what the other bounds may need: past that, a booking is
+/// granted without a line, instead of descriptors running out. With the
+/// defaults the others may need 2624 (1024 clients, 512 of their
+/// verifications, 512 waiters and theirs, 64 of the server's own), so a
+/// limit of 2627 leaves room for 3 lines.
+#[test]
+fn lines_past_what_the_open_files_limit_leaves_room_for_are_not_kept() {
+    let mut server = Running::with_fd_limit(2627, &["--no-state"]);
+    let said = server.log_line_with("lines are kept");
+    assert!(said.contains("at most 3 lines are kept"), "{said}");
+    let lines: Vec<_> = (0..3).map(|_| lined(server.addr(), random())).collect();
+    let (uid, handshake) = (random(), random());
+    let responder = Responder::honest(uid, handshake);
+    let mut fourth = send(
+        server.addr(),
+        &line_request(uid, handshake, responder.port, Duration::ZERO),
+    );
+    assert_eq!(read_reply(&mut fourth), NO_LINE);
+    drop(lines);
 }
 
 /// A stop closes every line but ends no booking: after the restart the

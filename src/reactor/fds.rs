@@ -1,8 +1,9 @@
 //! The server's file descriptors: every client, line, queued waiter and
 //! verification is one, so at start the soft limit on open files is raised
-//! to the hard one when the configured bounds need more than it allows.
+//! to the hard one when the configured bounds need more than it allows,
+//! and lines are kept only as far as the limit leaves room for them.
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use super::Config;
 
@@ -11,19 +12,42 @@ use super::Config;
 /// and room for the kernel's queries of owners.
 const OWN: libc::rlim_t = 64;
 
-/// The descriptors the bounds of `config` may need at once: clients, the
-/// verifications of those pending (at most half of them) and of probed
-/// holders, queued waiters, and lines (one per booking at most).
-pub(super) fn needed(config: &Config) -> libc::rlim_t {
+/// The descriptors the bounds of `config` may need at once besides lines:
+/// clients, the verifications of those pending (at most half of them) and
+/// of probed holders, and queued waiters.
+fn needed_without_lines(config: &Config) -> libc::rlim_t {
     let clients = config.max_connections as u64;
     let waiters = config.max_waiters as u64;
-    let lines = config.max_lines.min(config.max_bookings) as u64;
-    clients + clients / 2 + 2 * waiters + lines + OWN
+    clients + clients / 2 + 2 * waiters + OWN
+}
+
+/// Raises the soft limit on open files to the hard one if the bounds of
+/// `config` need more, and answers how many lines to keep at most: as many
+/// as `--max-lines` asks, and as the limit leaves room for. Past that, a
+/// grant is made without a line, under the call-back rules, rather than
+/// let descriptors run out. Says so in one line when the limit is short.
+pub(super) fn lines_within_limit(config: &Config) -> usize {
+    let lines = config.max_lines.min(config.max_bookings);
+    let others = needed_without_lines(config);
+    let Some(limit) = raise_open_files_limit(others + lines as u64) else {
+        return lines;
+    };
+    let room = usize::try_from(limit.saturating_sub(others)).unwrap_or(usize::MAX);
+    if limit < others {
+        warn!(
+            "the limit on open files is {limit}, short of the {others} that --max-connections and --max-waiters may need; past it, new clients wait until descriptors free, and no line is kept"
+        );
+    } else if room < lines {
+        info!(
+            "at most {room} lines are kept, as the limit on open files ({limit}) leaves room for no more; bookings past them are granted under the call-back rules (raise the hard limit to keep one per booking)"
+        );
+    }
+    lines.min(room)
 }
 
 /// Raises the soft limit on open files to the hard limit if `needed` is
-/// past it; warns in one line when even the hard limit is short of it.
-pub(super) fn raise_open_files_limit(needed: libc::rlim_t) {
+/// past it; answers the limit in effect, if it could be read.
+fn raise_open_files_limit(needed: libc::rlim_t) -> Option<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -34,28 +58,25 @@ pub(super) fn raise_open_files_limit(needed: libc::rlim_t) {
             "cannot read the limit on open files: {}",
             std::io::Error::last_os_error()
         );
-        return;
+        return None;
     }
     let (soft, hard) = (limit.rlim_cur, limit.rlim_max);
-    if soft < needed && soft < hard {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct it is given, nothing else.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            debug!("raised the limit on open files from {soft} to {hard}");
-        } else {
-            warn!(
-                "cannot raise the limit on open files from {soft} to {hard}: {}",
-                std::io::Error::last_os_error()
-            );
-            return;
-        }
+    if soft >= needed || soft == hard {
+        return Some(soft);
     }
-    if hard < needed {
+    let raised = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct it is given, nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        debug!("raised the limit on open files from {soft} to {hard}");
+        Some(hard)
+    } else {
         warn!(
-            "the limit on open files is {hard}, short of the {needed} the limits may need (--max-connections, --max-waiters, --max-lines); past it, new clients wait until descriptors free"
+            "cannot raise the limit on open files from {soft} to {hard}: {}",
+            std::io::Error::last_os_error()
         );
+        Some(soft)
     }
 }

@@ -170,7 +170,7 @@ impl Server {
             // out, a book of a free id).
             max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
-            max_lines: config.max_lines,
+            max_lines: fds::lines_within_limit(&config),
         });
         let journal = match &config.state {
             Some(path) => {
@@ -196,9 +196,6 @@ impl Server {
             }
             None => None,
         };
-        // Once nothing can stop the start any more, so that a start that
-        // fails says only why.
-        fds::raise_open_files_limit(fds::needed(&config));
         Ok(Server {
             poll,
             listener: Some(listener),
