@@ -21,28 +21,64 @@ fn needed_without_lines(config: &Config) -> libc::rlim_t {
     clients + clients / 2 + 2 * waiters + OWN
 }
 
+/// How many lines the server keeps at most, and what the limit on open
+/// files cut short, to be said once the start can no longer fail.
+pub(super) struct LinesKept {
+    /// At most this many lines are kept.
+    pub lines: usize,
+    short: Option<Short>,
+}
+
+/// What the limit on open files is short of.
+enum Short {
+    /// Lines: only `room` of those asked for fit.
+    Lines { room: usize, limit: libc::rlim_t },
+    /// The other bounds themselves: no line fits.
+    Others {
+        others: libc::rlim_t,
+        limit: libc::rlim_t,
+    },
+}
+
+impl LinesKept {
+    /// Says in one line what the limit on open files cut short, if
+    /// anything.
+    pub fn log(&self) {
+        match self.short {
+            None => {}
+            Some(Short::Lines { room, limit }) => info!(
+                "at most {room} lines are kept, as the limit on open files ({limit}) leaves room for no more; bookings past them are granted under the call-back rules (raise the hard limit to keep one per booking)"
+            ),
+            Some(Short::Others { others, limit }) => warn!(
+                "the limit on open files is {limit}, short of the {others} that --max-connections and --max-waiters may need; past it, new clients wait until descriptors free, and no line is kept"
+            ),
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard one if the bounds of
 /// `config` need more, and answers how many lines to keep at most: as many
 /// as `--max-lines` asks, and as the limit leaves room for. Past that, a
 /// grant is made without a line, under the call-back rules, rather than
-/// let descriptors run out. Says so in one line when the limit is short.
-pub(super) fn lines_within_limit(config: &Config) -> usize {
+/// let descriptors run out.
+pub(super) fn lines_within_limit(config: &Config) -> LinesKept {
     let lines = config.max_lines.min(config.max_bookings);
     let others = needed_without_lines(config);
     let Some(limit) = raise_open_files_limit(others + lines as u64) else {
-        return lines;
+        return LinesKept { lines, short: None };
     };
     let room = usize::try_from(limit.saturating_sub(others)).unwrap_or(usize::MAX);
-    if limit < others {
-        warn!(
-            "the limit on open files is {limit}, short of the {others} that --max-connections and --max-waiters may need; past it, new clients wait until descriptors free, and no line is kept"
-        );
+    let short = if limit < others {
+        Some(Short::Others { others, limit })
     } else if room < lines {
-        info!(
-            "at most {room} lines are kept, as the limit on open files ({limit}) leaves room for no more; bookings past them are granted under the call-back rules (raise the hard limit to keep one per booking)"
-        );
+        Some(Short::Lines { room, limit })
+    } else {
+        None
+    };
+    LinesKept {
+        lines: lines.min(room),
+        short,
     }
-    lines.min(room)
 }
 
 /// Raises the soft limit on open files to the hard limit if `needed` is

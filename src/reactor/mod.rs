@@ -160,6 +160,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let stopper = Stopper(Arc::new(Waker::new(poll.registry(), STOP)?));
+        let lines_kept = fds::lines_within_limit(&config);
         let mut registry = Registry::new(Limits {
             max_bookings: config.max_bookings,
             max_waiting: config.max_waiting,
@@ -170,7 +171,7 @@ impl Server {
             // out, a book of a free id).
             max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
-            max_lines: fds::lines_within_limit(&config),
+            max_lines: lines_kept.lines,
         });
         let journal = match &config.state {
             Some(path) => {
@@ -196,6 +197,9 @@ impl Server {
             }
             None => None,
         };
+        // Once nothing can stop the start any more, so that a start that
+        // fails says only why.
+        lines_kept.log();
         Ok(Server {
             poll,
             listener: Some(listener),
