@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::client::{Booking, Client, LineState};
+use namaste::client::{self, Booking, Client, LineState};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -34,12 +34,14 @@ lock is held until the last process that kept them exits: COMMAND, and
 whatever it left running in the background, even if this process is
 killed (even with SIGKILL); then it is free at once. A holder that is
 stopped or too slow keeps the lock, and contenders are told so at once.
-After a restart of the server this process re-attaches the line. A server
-that keeps no lines (an older one), and one restarted after this process
-was killed, calls the holder back instead: a stopped holder keeps the lock
-then too, and only proof that it is gone (nothing listens on its port any
-more) frees it. Without a line, this process checks out when COMMAND
-exits.
+A restart of the server closes the line; the server then calls the
+holder back instead, as one that keeps no lines (an older one) does: the
+lock is still held while any process that kept the listening socket
+lives (this process is not needed: it does not re-attach a line, which
+would be its own alone, nor send its secret to the port again), a stopped
+holder keeps it too, and only proof that all are gone (nothing listens on
+the port any more) frees it. Without a line from the start, this process
+checks out when COMMAND exits.
 
 Options:
   --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
@@ -83,7 +85,10 @@ COMMAND directly, and are not passed on: COMMAND gets each once.
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut name = None;
     let mut uid = None;
-    let mut client = Client::new();
+    // An ATTACH would carry the handshake to whatever listens on the
+    // port, which hold does not vouch for after its request: after a
+    // restart its bookings stay under the call-back rules.
+    let mut client = Client::new().with_reattach(false);
     let mut wait = None;
     let mut inherit = true;
     let mut conflict = EX_TEMPFAIL;
@@ -143,11 +148,16 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             // written (standard error may take nothing): checked out, or,
             // on a line handed down, left to whatever of the command's
             // tree still has the line; our copy closes here.
-            let checked_out = if inherit && booking.line_state() == LineState::Open {
-                booking.leave_to_children();
-                Ok(true)
-            } else {
-                booking.check_out()
+            let checked_out = match booking.line_state() {
+                LineState::Open if inherit => {
+                    booking.leave_to_children();
+                    Ok(true)
+                }
+                // The server restarted: what the command left running keeps
+                // the responder's socket, and so the lock, as long as the
+                // server still has it as ours.
+                LineState::Unattached if inherit => left_after_restart(&client, booking),
+                _ => booking.check_out(),
             };
             let unprinted = printer.finish();
             if unprinted > 0 {
@@ -196,6 +206,21 @@ enum Event {
 
 /// Runs `command` while `booking` is held; answers its exit status, and
 /// whether it exited with 0.
+/// A booking handed down whose line the server closed (it restarted) is
+/// left to what the command left running, which keeps the responder's
+/// socket and so the booking, if the server still has it as ours there;
+/// answers whether it does. Asked with QUERY, which carries no secret.
+fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client::Error> {
+    let ours = match client.query(booking.uid()) {
+        Ok(lock) => lock
+            .holder
+            .is_some_and(|holder| holder.port == booking.responder_port()),
+        Err(_) => return booking.check_out(),
+    };
+    booking.leave_to_children();
+    Ok(ours)
+}
+
 fn run_holding(booking: &Booking, command: &[OsString], inherit: bool) -> (ExitCode, bool) {
     let (events, inbox) = mpsc::channel();
     // Registered before the command starts, so no signal meant for it is

@@ -140,7 +140,12 @@ impl Client {
         };
         if lined && reply == REPLY_YES {
             // Dropped on failure, the booking checks out.
-            booking.responder.line().keep(stream).map_err(Error::Io)?;
+            let reattach = self.reattach;
+            booking
+                .responder
+                .line()
+                .keep(stream, reattach)
+                .map_err(Error::Io)?;
         }
         Ok(Some(booking))
     }

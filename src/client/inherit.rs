@@ -56,6 +56,7 @@ impl Booking {
     pub fn share_with<'c>(&self, command: &'c mut Command) -> Result<&'c mut Command, Error> {
         let listener = self.responder.duplicate_listener().map_err(Error::Io)?;
         let line = self.responder.line().duplicate().map_err(Error::Io)?;
+        self.responder.line().hand_down();
         // SAFETY: the hook runs in the child between fork and exec, where
         // only async-signal-safe calls are allowed; it makes up to four
         // fcntl calls and allocates nothing.

@@ -10,6 +10,14 @@
 //! line, held under the call-back rules without one, or lost. The thread
 //! never blocks on the server: the re-attach is one more non-blocking
 //! connection in its poll.
+//!
+//! A booking handed down to child processes does not re-attach: the new
+//! line would be this process's alone, and the booking would end with this
+//! process while the children it was handed to still run. It stays under
+//! the call-back rules instead, which the children keep by keeping the
+//! responder's listening socket. Nor does one of a client that turned
+//! re-attaching off: an ATTACH carries the handshake to whatever listens on
+//! the port.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -49,6 +57,11 @@ pub enum LineState {
     /// responder back (a server that keeps no lines, its bound of lines
     /// reached, or the line not given back after a restart).
     CallBack,
+    /// The server closed the line (it restarted, say) of a booking that
+    /// does not re-attach (it was handed down to child processes, or the
+    /// client turned re-attaching off): it lives under the call-back
+    /// rules, answered by whichever process keeps the responder's socket.
+    Unattached,
     /// The server answered a re-attach that it no longer holds the booking
     /// (it restarted without its state file, say).
     Lost,
@@ -62,6 +75,9 @@ struct Shared {
     /// Set once the booking is being checked out: the line's close is
     /// then expected, and nothing is re-attached any more.
     done: bool,
+    /// Whether to re-attach once the server closes the line: not when the
+    /// client turned it off, nor once the line was handed down.
+    reattach: bool,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -84,19 +100,28 @@ impl Line {
                 state: LineState::CallBack,
                 line: None,
                 done: false,
+                reattach: false,
             })),
             registry,
         }
     }
 
     /// Keeps `line`, on which the server granted the booking, and has the
-    /// responder's thread watch it.
-    pub fn keep(&self, line: TcpStream) -> io::Result<()> {
+    /// responder's thread watch it; it is re-attached, should the server
+    /// close it, if `reattach` says so.
+    pub fn keep(&self, line: TcpStream, reattach: bool) -> io::Result<()> {
         let mut shared = lock(&self.shared);
         watch(&self.registry, &line)?;
         shared.line = Some(line);
         shared.state = LineState::Open;
+        shared.reattach = reattach;
         Ok(())
+    }
+
+    /// The line is handed down to child processes: it is never re-attached
+    /// from now on, since a new line could not reach them.
+    pub fn hand_down(&self) {
+        lock(&self.shared).reattach = false;
     }
 
     /// How the server knows the holder is alive now.
@@ -206,6 +231,10 @@ impl Watch {
         }
         if let Some(line) = shared.line.take() {
             let _ = registry.deregister(&mut SourceFd(&line.as_raw_fd()));
+        }
+        if !shared.reattach {
+            shared.state = LineState::Unattached;
+            return;
         }
         shared.state = LineState::Reattaching;
         self.retry = Some((now, FIRST_PAUSE));

@@ -64,6 +64,8 @@ pub struct Client {
     /// none (it closed a LINE without a reply and its STATUS says nothing
     /// of lines).
     lines: Arc<AtomicBool>,
+    /// Whether a booking whose line the server closes re-attaches.
+    reattach: bool,
 }
 
 /// Equal when they talk to the same port with the same rw timeout.
@@ -106,6 +108,7 @@ impl Client {
             port: crate::DEFAULT_PORT,
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
             lines: Arc::new(AtomicBool::new(true)),
+            reattach: true,
         }
     }
 
@@ -123,6 +126,19 @@ impl Client {
     /// writing may take, and (times four) how long to wait for a reply.
     pub fn with_rw_timeout(self, rw_timeout: Duration) -> Client {
         Client { rw_timeout, ..self }
+    }
+
+    /// The same client, with its bookings re-attaching (`true`, the
+    /// default) or not once the server closes their line while they are
+    /// held, as a restart of the server does. An ATTACH carries the
+    /// booking's handshake to whatever listens on the port; a program that
+    /// cannot vouch for the server there (while it restarts, another user
+    /// may listen in its place) turns this off, and its bookings then live
+    /// under the call-back rules after a restart. A booking handed down to
+    /// child processes ([`Booking::share_with`]) never re-attaches: the new
+    /// line would be this process's alone.
+    pub fn with_reattach(self, reattach: bool) -> Client {
+        Client { reattach, ..self }
     }
 
     /// The server port this client talks to.
