@@ -11,7 +11,7 @@
 //! Exits with 1 when it saw an exclusion violation, a wrong reply or an
 //! unexpected error, so a script can fail on it.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,6 +23,11 @@ use namaste::Uid;
 use namaste::wire::Request;
 
 mod lines;
+mod peers;
+mod report;
+
+use peers::{Responder, Server};
+use report::{Report, Tally, on_workers, show};
 
 /// How long a generator socket waits for the server before counting an
 /// error; longer than any verification the server may be waiting on.
@@ -111,231 +116,6 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         return Err("--workers and --seconds must be positive".into());
     }
     Ok(options)
-}
-
-/// The server under load, and its process for CPU and memory readings.
-struct Server {
-    addr: SocketAddr,
-    pid: Option<u32>,
-}
-
-impl Server {
-    /// CPU time (user + system) the server has used so far.
-    fn cpu(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields, in clock ticks of 1/100 s on Linux.
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
-    }
-
-    /// Resident memory, in KiB.
-    fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches(" kB")
-            .parse()
-            .ok()
-    }
-
-    /// Sends `request` and reads the line of text it answers; `None` on
-    /// any failure.
-    fn ask_line(&self, request: &Request) -> Option<String> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, PATIENCE).ok()?;
-        stream.set_read_timeout(Some(PATIENCE)).ok()?;
-        stream.write_all(&request.encode()).ok()?;
-        let mut line = String::new();
-        stream.take(1024).read_to_string(&mut line).ok()?;
-        Some(line)
-    }
-
-    /// Sends `request` and reads the reply byte; `None` on any failure.
-    fn ask(&self, request: &Request) -> Option<u8> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, PATIENCE).ok()?;
-        stream.set_read_timeout(Some(PATIENCE)).ok()?;
-        stream.write_all(&request.encode()).ok()?;
-        let mut reply = [0];
-        match stream.read(&mut reply) {
-            Ok(1) => Some(reply[0]),
-            _ => None,
-        }
-    }
-}
-
-/// A liveness responder for load: answers any handshake `h` with
-/// `h ^ key`, so one responder serves every id its worker books without a
-/// table. Handshakes are `uid ^ key`, fresh keys per worker.
-struct Responder {
-    port: u16,
-    key: [u8; 64],
-}
-
-impl Responder {
-    fn start() -> Responder {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind responder");
-        let port = listener.local_addr().unwrap().port();
-        let mut key = Uid::random().expect("random key").0;
-        key[0] |= 1; // never all zero, so a handshake never equals its uid
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(PATIENCE));
-                let mut heard = [0; 64];
-                if stream.read_exact(&mut heard).is_ok() {
-                    let answer: Vec<u8> = heard.iter().zip(key).map(|(h, k)| h ^ k).collect();
-                    let _ = stream.write_all(&answer);
-                }
-            }
-        });
-        Responder { port, key }
-    }
-
-    fn handshake(&self, uid: &Uid) -> Uid {
-        let mut handshake = uid.0;
-        handshake
-            .iter_mut()
-            .zip(self.key)
-            .for_each(|(h, k)| *h ^= k);
-        Uid(handshake)
-    }
-
-    fn book(&self, uid: Uid) -> Request {
-        Request::Book {
-            uid,
-            handshake: self.handshake(&uid),
-            port: self.port,
-        }
-    }
-
-    fn check_out(&self, uid: Uid) -> Request {
-        Request::CheckOut {
-            uid,
-            handshake: self.handshake(&uid),
-        }
-    }
-}
-
-/// What a run saw.
-#[derive(Default)]
-struct Tally {
-    cycles: u64,
-    latencies_us: Vec<u32>,
-    errors: u64,
-    wrong: u64,
-    violations: u64,
-}
-
-impl Tally {
-    fn merge(&mut self, other: Tally) {
-        self.cycles += other.cycles;
-        self.latencies_us.extend(other.latencies_us);
-        self.errors += other.errors;
-        self.wrong += other.wrong;
-        self.violations += other.violations;
-    }
-
-    /// Times a book; counts an error when there is no reply.
-    fn timed_ask(&mut self, server: &Server, request: &Request) -> Option<u8> {
-        self.timed(|| server.ask(request))
-    }
-
-    /// Times one request made by `ask`; counts an error when there is no
-    /// reply.
-    fn timed<T>(&mut self, ask: impl FnOnce() -> Option<T>) -> Option<T> {
-        let started = Instant::now();
-        let reply = ask();
-        let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-        self.latencies_us.push(micros);
-        if reply.is_none() {
-            self.errors += 1;
-        }
-        reply
-    }
-}
-
-struct Report {
-    tally: Tally,
-    elapsed: Duration,
-    cpu: Option<Duration>,
-    rss_start: Option<u64>,
-    rss_end: Option<u64>,
-    extra: String,
-}
-
-impl Report {
-    fn measure(server: &Server, run: impl FnOnce() -> Tally) -> Report {
-        let (rss_start, cpu_start) = (server.rss_kib(), server.cpu());
-        let started = Instant::now();
-        let tally = run();
-        let elapsed = started.elapsed();
-        let cpu = server.cpu().zip(cpu_start).map(|(end, start)| end - start);
-        Report {
-            tally,
-            elapsed,
-            cpu,
-            rss_start,
-            rss_end: server.rss_kib(),
-            extra: String::new(),
-        }
-    }
-
-    fn clean(&self) -> bool {
-        self.tally.errors == 0 && self.tally.wrong == 0 && self.tally.violations == 0
-    }
-
-    fn line(&self) -> String {
-        let t = &self.tally;
-        let mut sorted = t.latencies_us.clone();
-        sorted.sort_unstable();
-        let pct = |p: f64| -> u32 {
-            if sorted.is_empty() {
-                return 0;
-            }
-            sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-        };
-        let cpu_per_cycle = self
-            .cpu
-            .filter(|_| t.cycles > 0)
-            .map(|cpu| (cpu.as_secs_f64() * 1e6 / t.cycles as f64).round() as u64);
-        format!(
-            "cycles={} seconds={:.2} rate={:.0} p50_us={} p90_us={} p99_us={} max_us={} errors={} wrong={} violations={} cpu_us_per_cycle={} rss_start_kib={} rss_end_kib={}{}",
-            t.cycles,
-            self.elapsed.as_secs_f64(),
-            t.cycles as f64 / self.elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            sorted.last().copied().unwrap_or(0),
-            t.errors,
-            t.wrong,
-            t.violations,
-            show(cpu_per_cycle),
-            show(self.rss_start),
-            show(self.rss_end),
-            self.extra
-        )
-    }
-}
-
-fn show(value: Option<u64>) -> String {
-    value.map_or("-".to_string(), |v| v.to_string())
-}
-
-/// Runs `work` on `workers` threads and adds up what they saw.
-fn on_workers(workers: usize, work: impl Fn() -> Tally + Sync) -> Tally {
-    let mut total = Tally::default();
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(&work)).collect();
-        for handle in handles {
-            total.merge(handle.join().expect("worker panicked"));
-        }
-    });
-    total
 }
 
 /// Each worker books its own id and checks it out, over and over.
