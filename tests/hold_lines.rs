@@ -137,12 +137,17 @@ fn holding_tree(port: u16, lock: &str, scratch: &Scratch, name: &str) -> Child {
     holder
 }
 
-/// Kills the process group `hold` leads (hold, or what is left of the
-/// tree once hold is gone) with SIGKILL.
+/// Sends `signal` (`-KILL`, `-STOP`) to the process group `leader` leads
+/// (`hold`, or what is left of the tree once hold is gone; or `flock`).
+fn signal_group(leader: &Child, signal: &str) {
+    let group = format!("-{}", leader.id());
+    let sent = Command::new("kill").args([signal, "--", &group]).status();
+    assert!(sent.unwrap().success(), "kill {signal} -- {group}");
+}
+
+/// Kills the process group `hold` leads with SIGKILL.
 fn kill_tree(holder: &Child) {
-    let group = format!("-{}", holder.id());
-    let killed = Command::new("kill").args(["-KILL", "--", &group]).status();
-    assert!(killed.unwrap().success(), "kill -KILL -- {group}");
+    signal_group(holder, "-KILL");
 }
 
 /// Waits until no process of the group `holder` led is left but zombies
@@ -177,14 +182,7 @@ fn a_stopped_holder_is_answered_held_within_150_ms() {
     let scratch = Scratch::new("lines-sigstop");
     let server = Running::start(&[]);
     let mut holder = holding_tree(server.port, "st", &scratch, "stopped");
-    let group = format!("-{}", holder.id());
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", "--", &group])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal_group(&holder, "-STOP");
     let started = Instant::now();
     assert_eq!(try_hold(server.port, "st"), Some(75));
     let took = started.elapsed();
@@ -201,14 +199,7 @@ fn a_stopped_holder_is_answered_held_within_150_ms() {
             "flock never held"
         );
     }
-    let group = format!("-{}", flock_holder.id());
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", "--", &group])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal_group(&flock_holder, "-STOP");
     let flock_started = Instant::now();
     assert_eq!(flock(&["-n"], &file, &["true"]), Some(1));
     let flock_took = flock_started.elapsed();

@@ -37,6 +37,25 @@ fn namaste(args: &[&str], server_user: Option<&str>) -> Output {
     command.output().unwrap()
 }
 
+/// Runs `namaste ARGS` as root, which must refuse the server on `port`
+/// as `nobody`'s: exit 69, one line naming that user, nothing on stdout.
+fn refused_as_nobodys(args: &[&str], port: &str) {
+    let refused = namaste(args, None);
+    let said = stderr(&refused);
+    assert_eq!(
+        refused.status.code(),
+        Some(EX_UNAVAILABLE),
+        "{args:?}: {said}"
+    );
+    assert!(
+        said.starts_with(&format!(
+            "namaste: the server on 127.0.0.1:{port} runs as {NOBODY}, "
+        )) && said.lines().count() == 1,
+        "{args:?}: {said}"
+    );
+    assert!(refused.stdout.is_empty(), "{args:?}");
+}
+
 #[test]
 fn hold_notify_and_status_refuse_a_server_of_another_user() {
     if !root_or_skip() {
@@ -54,21 +73,7 @@ fn hold_notify_and_status_refuse_a_server_of_another_user() {
         &["status", "--port", &port],
         &["status", "job", "--port", &port],
     ] {
-        let refused = namaste(args, None);
-        assert_eq!(
-            refused.status.code(),
-            Some(EX_UNAVAILABLE),
-            "{args:?}: {}",
-            stderr(&refused)
-        );
-        let said = stderr(&refused);
-        assert!(
-            said.starts_with(&format!(
-                "namaste: the server on 127.0.0.1:{port} runs as {NOBODY}, "
-            )) && said.lines().count() == 1,
-            "{args:?}: {said}"
-        );
-        assert!(refused.stdout.is_empty(), "{args:?}");
+        refused_as_nobodys(args, &port);
     }
     assert!(
         !ran.exists(),
@@ -190,18 +195,7 @@ fn a_server_of_another_user_on_the_unspecified_address_is_refused() {
     let touch = ["touch", ran.to_str().unwrap()];
     let hold = [&["hold", "job", "--port", &port, "--"][..], &touch[..]].concat();
     for args in [&hold[..], &["notify", "job", "hi", "--port", &port]] {
-        let refused = namaste(args, None);
-        assert_eq!(
-            refused.status.code(),
-            Some(EX_UNAVAILABLE),
-            "{args:?}: {}",
-            stderr(&refused)
-        );
-        assert!(
-            stderr(&refused).contains(&format!("runs as {NOBODY}")),
-            "{args:?}: {}",
-            stderr(&refused)
-        );
+        refused_as_nobodys(args, &port);
     }
     assert!(
         !ran.exists(),

@@ -34,7 +34,9 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-fn explore(world: &World, depth: usize, events: &[Event], visited: &mut u64) {
+/// Steps `world` through every sequence of `events` up to `depth` long,
+/// settling (and so checking) each world reached; counts them in `visited`.
+pub(super) fn explore(world: &World, depth: usize, events: &[Event], visited: &mut u64) {
     *visited += 1;
     world.clone().settle();
     if depth == 0 {

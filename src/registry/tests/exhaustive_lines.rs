@@ -3,6 +3,7 @@
 //! one, checking out on the line and elsewhere, attaching, dying), a
 //! restart and a clock, with room for one line only, checked by the model.
 
+use super::exhaustive::explore;
 use super::*;
 use crate::registry::model::{Event, World};
 
@@ -36,20 +37,6 @@ fn events() -> Vec<Event> {
             Event::Tick,
         ])
         .collect()
-}
-
-fn explore(world: &World, depth: usize, events: &[Event], visited: &mut u64) {
-    *visited += 1;
-    world.clone().settle();
-    if depth == 0 {
-        return;
-    }
-    for &event in events {
-        let mut next = world.clone();
-        if next.step(event) {
-            explore(&next, depth - 1, events, visited);
-        }
-    }
 }
 
 #[test]
