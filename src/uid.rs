@@ -9,6 +9,9 @@ use sha3::{Digest, Sha3_512};
 /// Length in bytes of a [`Uid`]: the size of a SHA3-512 digest.
 pub const UID_LEN: usize = 64;
 
+/// What the bytes of a per-user id begin with, before its user.
+const PER_USER_MARKER: &[u8; 8] = b"\xffNMSTPU\x01";
+
 /// A 64-byte id: what a process books, and also the secret handshake the
 /// server sends back to a holder to prove it is alive.
 ///
@@ -47,6 +50,10 @@ impl Uid {
     /// neither keeps the other's from starting. Unlike [`Uid::from_name`],
     /// this is no id the published 0.6.0 knows.
     ///
+    /// Its bytes say whose it is ([`Uid::per_user_owner`]), so that the
+    /// server can refuse it to every other user: a marker, the user
+    /// (big-endian), then the first 52 bytes of a digest of user and name.
+    ///
     /// ```
     /// use namaste::Uid;
     ///
@@ -54,6 +61,7 @@ impl Uid {
     /// assert_eq!(mine, Uid::per_user(b"editor", 1000));
     /// assert_ne!(mine, Uid::per_user(b"editor", 1001));
     /// assert_ne!(mine, Uid::from_name("editor"));
+    /// assert_eq!(mine.per_user_owner(), Some(1000));
     /// ```
     pub fn per_user(name: &[u8], user: u32) -> Uid {
         let mut hasher = Sha3_512::new();
@@ -62,7 +70,23 @@ impl Uid {
         hasher.update(b"\0namaste per-user id\0");
         hasher.update(user.to_be_bytes());
         hasher.update(name);
-        Uid(hasher.finalize().into())
+        let digest = hasher.finalize();
+        let mut bytes = [0; UID_LEN];
+        bytes[..PER_USER_MARKER.len()].copy_from_slice(PER_USER_MARKER);
+        bytes[8..12].copy_from_slice(&user.to_be_bytes());
+        bytes[12..].copy_from_slice(&digest[..UID_LEN - 12]);
+        Uid(bytes)
+    }
+
+    /// The OS user whose per-user id this is ([`Uid::per_user`]), if it is
+    /// one. A plain name's digest begins with the marker with probability
+    /// 2^-64.
+    pub fn per_user_owner(&self) -> Option<u32> {
+        let (marker, rest) = self.0.split_at(PER_USER_MARKER.len());
+        if marker != PER_USER_MARKER {
+            return None;
+        }
+        Some(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
     }
 
     /// A fresh id from the operating system's random source, for handshakes:

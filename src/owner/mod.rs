@@ -274,7 +274,7 @@ impl Owners {
             Err(Unknown::Failed(why)) if !self.warned => {
                 self.warned = true;
                 warn!(
-                    "cannot tell which OS user owns a socket (the owner of {socket}: {why}); messages are refused when their sender's or holder's user is unknown (further failures are logged at debug level)"
+                    "cannot tell which OS user owns a socket (the owner of {socket}: {why}); requests of unknown users share one user's share of every limit, and messages are refused when their sender's or holder's user is unknown (further failures are logged at debug level)"
                 );
             }
             Err(why) => debug!("no owner for the socket at {socket}: {why}"),

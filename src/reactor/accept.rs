@@ -171,10 +171,15 @@ impl Server {
         };
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
-            ReadProgress::Complete(request) => (
-                Phase::complete(ip, request, &stream, &mut self.owners),
-                true,
-            ),
+            ReadProgress::Complete(request) => {
+                match Phase::complete(ip, request, &stream, &mut self.owners) {
+                    Some(phase) => (phase, true),
+                    None => {
+                        debug!("closing {ip} without a reply: it has closed its connection");
+                        return;
+                    }
+                }
+            }
             ReadProgress::Pending => {
                 if let Err(e) =
                     self.poll

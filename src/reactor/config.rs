@@ -31,11 +31,23 @@ pub struct Config {
     /// Requests for one id that may wait behind its verification; one past
     /// it is closed without a reply.
     pub max_waiting: usize,
-    /// WAITs queued for held ids, in all; one past it is closed without a
-    /// reply. Queued waiters do not count against `max_connections`.
+    /// WAITs queued for held ids, in all; one past it is refused.
+    /// Queued waiters do not count against `max_connections`.
     pub max_waiters: usize,
-    /// WAITs queued for one held id; one past it is closed without a reply.
+    /// WAITs queued for one held id; one past it is refused.
     pub max_waiters_per_id: usize,
+    /// How many users' worth each bound is divided into: one OS user may
+    /// take at most `max(1, bound / shares)` of the bookings, lines,
+    /// waiters and pending requests, so that no one user locks the others
+    /// out; 1 shares nothing.
+    pub shares: usize,
+    /// How often the sweep verifies one call-back booking older than
+    /// `sweep_age`, so that the dead leave the table without anyone asking
+    /// for their ids.
+    pub sweep_interval: Duration,
+    /// How old a call-back booking must be before the sweep verifies it;
+    /// 0 sweeps every one.
+    pub sweep_age: Duration,
     /// How often the holder of an id that someone waits for is verified.
     pub probe_interval: Duration,
     /// Lines kept open at once (connections on which holders keep their
@@ -56,7 +68,10 @@ impl Default for Config {
             max_bookings: 65_536,
             max_waiting: 64,
             max_waiters: 512,
-            max_waiters_per_id: 64,
+            max_waiters_per_id: 512,
+            shares: 8,
+            sweep_interval: Duration::from_millis(250),
+            sweep_age: Duration::from_secs(60),
             probe_interval: Duration::from_secs(1),
             max_lines: 65_536,
             state: None,
@@ -68,6 +83,7 @@ pub(super) fn refuse_past_bounds(config: &Config) -> io::Result<()> {
     for (name, duration) in [
         ("rw timeout", config.rw_timeout),
         ("probe interval", config.probe_interval),
+        ("sweep interval", config.sweep_interval),
     ] {
         if duration.is_zero() || duration > MAX_DURATION {
             return Err(io::Error::new(
@@ -78,6 +94,22 @@ pub(super) fn refuse_past_bounds(config: &Config) -> io::Result<()> {
                 ),
             ));
         }
+    }
+    if config.sweep_age > MAX_DURATION {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the sweep age must be at most {} s, not {:?}",
+                MAX_DURATION.as_secs(),
+                config.sweep_age
+            ),
+        ));
+    }
+    if config.shares == 0 {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            "the shares must be at least 1 (1 shares nothing)",
+        ));
     }
     Ok(())
 }

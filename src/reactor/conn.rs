@@ -4,11 +4,12 @@
 use std::fmt;
 use std::io::{self, ErrorKind, Read};
 
+use log::debug;
 use mio::net::TcpStream;
 
 use crate::nonblocking::{Io, read_some, write_some};
 use crate::owner::{Owners, Unknown, UserId, may_message};
-use crate::registry::{ResponderIp, Verdict, Withheld};
+use crate::registry::{ResponderIp, UNKNOWN_USER, User, Verdict, Withheld};
 use crate::uid::{UID_LEN, Uid};
 use crate::wire::{DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_header};
 
@@ -34,11 +35,12 @@ pub(super) enum Phase {
         ip: ResponderIp,
         request: Request,
         kept: Kept,
-        /// For a NOTIFY, the OS user of its sender, asked of the kernel
-        /// the moment the request was complete, while a sender that waits
-        /// for its answer surely holds its connection; `None` when the
-        /// kernel could not vouch for one, and for other requests.
-        sender: Option<UserId>,
+        /// The OS user of the requester of a BOOK, WAIT, LINE, ATTACH,
+        /// NOTIFY or STATUS, asked of the kernel the moment the request was
+        /// complete, while a requester that waits for its answer surely
+        /// holds its connection; [`UNKNOWN_USER`] when the kernel could not
+        /// vouch for one, and for other requests.
+        user: User,
     },
     /// A call to a liveness responder.
     Verifying(Verification),
@@ -55,23 +57,41 @@ pub(super) enum Phase {
 
 impl Phase {
     /// A client connection whose request, from `ip` on `stream`, has just
-    /// arrived whole.
+    /// arrived whole; `None` when its requester has already closed it, so
+    /// that it is closed without a reply, which nobody could read.
+    ///
+    /// The requests that may take room, or name a per-user id, carry the OS
+    /// user that the shares and the per-user ids are kept for: one look-up
+    /// in the kernel each (a hash look-up, no scan).
     pub fn complete(
         ip: ResponderIp,
         request: Request,
         stream: &TcpStream,
         owners: &mut Owners,
-    ) -> Phase {
-        let sender = match request {
-            Request::Notify { .. } => owners.of_peer(stream),
-            _ => None,
+    ) -> Option<Phase> {
+        let user = match request {
+            Request::Book { .. }
+            | Request::Wait { .. }
+            | Request::Attach { .. }
+            | Request::Notify { .. }
+            | Request::Status => match owners.peer(stream) {
+                Ok(owned) => owned.user,
+                Err(Unknown::NotLive { .. }) => return None,
+                Err(why @ (Unknown::Gone | Unknown::Failed(_))) => {
+                    debug!(
+                        "{ip}: {request} from an OS user unknown ({why}), counted as one user with all other unknown ones"
+                    );
+                    UNKNOWN_USER
+                }
+            },
+            Request::CheckOut { .. } | Request::Query { .. } => UNKNOWN_USER,
         };
-        Phase::Waiting {
+        Some(Phase::Waiting {
             ip,
             request,
             kept: Kept::Answering,
-            sender,
-        }
+            user,
+        })
     }
 
     /// Whether this connection counts against `--max-connections`: a

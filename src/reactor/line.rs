@@ -15,7 +15,7 @@ use super::Server;
 use super::conn::{Kept, Phase, ReadFailure, ReadProgress, is_open, read_request};
 use super::wait::watch_readable;
 use crate::deadlines::ConnRef;
-use crate::registry::Answer;
+use crate::registry::{Answer, UNKNOWN_USER};
 use crate::uid::Uid;
 use crate::wire::{Decoder, Request};
 
@@ -114,7 +114,7 @@ impl Server {
                     ip,
                     request,
                     kept: Kept::Answering,
-                    sender: None,
+                    user: UNKNOWN_USER,
                 };
                 // Answered at once, or pending as any request: a client now.
                 self.clients += 1;

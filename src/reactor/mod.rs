@@ -12,6 +12,7 @@ mod conn;
 mod fds;
 mod journal;
 mod line;
+mod refusals;
 mod serve;
 mod stop;
 mod throttle;
@@ -33,6 +34,7 @@ use slab::Slab;
 use crate::deadlines::{ConnRef, Deadlines};
 use crate::owner::Owners;
 use crate::registry::{Action, Limits, Registry};
+use crate::wire::Limit;
 use accept::Accepting;
 pub use config::{Config, MAX_DURATION};
 use config::{refuse_non_loopback, refuse_past_bounds};
@@ -120,10 +122,9 @@ struct Warnings {
     full: Episode,
     accept_failing: Episode,
     cannot_verify: Throttled,
-    pending_full: Throttled,
-    bookings_full: Throttled,
-    waiters_full: Throttled,
-    busy: Throttled,
+    /// One per limit and per kind of bound (a user's share, the total).
+    limits: [[Throttled; 2]; Limit::ALL.len()],
+    other_users_id: Throttled,
     evicting: Throttled,
     other_user: Throttled,
 }
@@ -166,12 +167,12 @@ impl Server {
             max_waiting: config.max_waiting,
             max_waiters: config.max_waiters,
             max_waiters_per_id: config.max_waiters_per_id,
-            // Half the slots at most wait on slow responders: the other
-            // half stay for requests answered at once (STATUS, a check
-            // out, a book of a free id).
-            max_pending: (config.max_connections / 2).max(1),
+            max_pending: max_pending(&config),
             probe_interval: config.probe_interval,
             max_lines: lines_kept.lines,
+            shares: config.shares,
+            sweep_interval: config.sweep_interval,
+            sweep_age: config.sweep_age,
         });
         let journal = match &config.state {
             Some(path) => {
@@ -417,6 +418,14 @@ fn unix_seconds() -> u64 {
 }
 
 /// `n` and the noun, singular or plural as `n` wants.
+/// Requests that may be pending behind verifications, for all ids
+/// together: half the slots at most wait on slow responders, and the other
+/// half stay for requests answered at once (STATUS, a check out, a book of
+/// a free id).
+fn max_pending(config: &Config) -> usize {
+    (config.max_connections / 2).max(1)
+}
+
 pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -5,12 +5,12 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info};
+use log::{debug, error};
 
-use super::conn::{Conn, Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
-use super::{Server, plural};
+use super::Server;
+use super::conn::{Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use crate::deadlines::ConnRef;
-use crate::registry::{Action, Answer, Ask, Refusal};
+use crate::registry::{Action, Answer, Ask, UNKNOWN_USER};
 use crate::status::{Holder, LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::Request;
@@ -24,7 +24,13 @@ impl Server {
         match &mut conn.phase {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
-                    conn.phase = Phase::complete(*ip, request, &conn.stream, &mut self.owners);
+                    let ip = *ip;
+                    let Some(phase) = Phase::complete(ip, request, &conn.stream, &mut self.owners)
+                    else {
+                        debug!("closing {ip} without a reply: it has closed its connection");
+                        return self.close(key);
+                    };
+                    conn.phase = phase;
                     let generation = conn.generation;
                     self.submit(ConnRef { key, generation }, now);
                 }
@@ -48,13 +54,16 @@ impl Server {
     /// Hands the complete request of `from` to the registry, or answers a
     /// STATUS or QUERY at once.
     pub(super) fn submit(&mut self, from: ConnRef, now: Instant) {
-        let Some(Phase::Waiting { ip, request, .. }) = self.conns.get(from.key).map(|c| &c.phase)
+        let Some(Phase::Waiting {
+            ip, request, user, ..
+        }) = self.conns.get(from.key).map(|c| &c.phase)
         else {
             return;
         };
         if let Some(ask) = Ask::of(request, now) {
-            let ip = *ip;
-            self.registry.request(from, ip, ask, &mut self.actions);
+            let (ip, user) = (*ip, *user);
+            self.registry
+                .request(from, ip, user, ask, &mut self.actions);
             self.carry_out(now);
             return;
         }
@@ -112,14 +121,14 @@ impl Server {
             .filter(|conn| conn.generation == from.generation)?;
         let Phase::Waiting {
             request: Request::Notify { message, .. },
-            sender,
+            user,
             ..
         } = &conn.phase
         else {
             return None;
         };
         Some(MessageFrom {
-            sender: *sender,
+            sender: (*user != UNKNOWN_USER).then_some(*user),
             bytes: message,
         })
     }
@@ -155,8 +164,7 @@ impl Server {
                 self.reply(to, answer);
             }
             Action::Refuse { to, why } => {
-                self.warn_refusal(why, now);
-                self.refuse(to, why);
+                self.refuse(to, why, now);
             }
             Action::Verify {
                 uid,
@@ -232,21 +240,6 @@ impl Server {
         }
     }
 
-    pub(super) fn refuse(&mut self, to: ConnRef, why: Refusal) {
-        self.counters.requests += 1;
-        if let Some(Conn {
-            phase: Phase::Waiting { ip, request, .. },
-            ..
-        }) = self.take(to)
-        {
-            if why == Refusal::LineMisused {
-                info!("{ip}: {request} on its line, with the wrong handshake: its booking ended");
-            } else {
-                debug!("{ip}: {request}: refused, closing without a reply ({why:?})");
-            }
-        }
-    }
-
     /// Records in the state file, if there is one, that `uid` is now held.
     pub(super) fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
         let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
@@ -261,41 +254,5 @@ impl Server {
             return Ok(());
         };
         journal.released(uid, self.registry.len(), self.registry.bookings())
-    }
-
-    pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {
-        match why {
-            Refusal::PendingFull => self.warnings.pending_full.warn(
-                now,
-                format_args!(
-                    "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",
-                    self.config.max_waiting
-                ),
-            ),
-            Refusal::BookingsFull => self.warnings.bookings_full.warn(
-                now,
-                format_args!(
-                    "refused a book: {} held (--max-bookings)",
-                    plural(self.config.max_bookings, "booking", "bookings")
-                ),
-            ),
-            Refusal::WaitersFull => self.warnings.waiters_full.warn(
-                now,
-                format_args!(
-                    "refused a wait: {} waiters in all, or {} for one id (--max-waiters, --max-waiters-per-id)",
-                    self.config.max_waiters, self.config.max_waiters_per_id
-                ),
-            ),
-            Refusal::Busy => self.warnings.busy.warn(
-                now,
-                format_args!(
-                    "refused a request: {} requests already wait for verifications (half of --max-connections)",
-                    (self.config.max_connections / 2).max(1)
-                ),
-            ),
-            // Already warned about by `cannot_verify`; a client's own
-            // mistake, logged with it.
-            Refusal::Inconclusive | Refusal::LineMisused => {}
-        }
     }
 }

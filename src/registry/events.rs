@@ -7,9 +7,33 @@ use std::time::{Duration, Instant};
 
 use crate::uid::Uid;
 use crate::wire::{
-    MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
+    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
     REPLY_YES, Request,
 };
+
+/// An OS user, as the kernel records it for the socket a request came on:
+/// the same numbers as [`crate::owner::UserId`]. Every bound is shared
+/// between users, so that no one user can take what the others need.
+pub type User = u32;
+
+/// The user of a request whose owner the kernel could not tell, and of a
+/// booking restored from a state file that did not record one: they all
+/// share one share, as one user would.
+pub const UNKNOWN_USER: User = u32::MAX;
+
+/// What one user uses of the registry's bounds, as
+/// [`Registry::usage`](super::Registry::usage) reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Use {
+    /// Bookings held.
+    pub bookings: usize,
+    /// Lines kept.
+    pub lines: usize,
+    /// WAITs queued for held ids.
+    pub waiters: usize,
+    /// Requests pending behind verifications.
+    pub pending: usize,
+}
 
 /// A request, as far as the booking rules care. A NOTIFY's message stays
 /// with the reactor, which sends it on the verification the registry asks
@@ -140,6 +164,14 @@ pub struct Limits {
     /// Lines kept at once; past it a LINE is verified by call-back and
     /// granted without one, and an ATTACH gets none.
     pub max_lines: usize,
+    /// How many users' worth each bound is divided into: one user may take
+    /// at most `max(1, bound / shares)` of each; 1 shares nothing.
+    pub shares: usize,
+    /// How often the sweep verifies one old call-back booking, so that the
+    /// dead leave the table without anyone asking for their ids.
+    pub sweep_interval: Duration,
+    /// How old a call-back booking must be before the sweep verifies it.
+    pub sweep_age: Duration,
 }
 
 /// What the reactor must do next.
@@ -258,15 +290,16 @@ impl Answer {
 /// Why a request was refused rather than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The requests pending behind the uid's verification are too many
-    /// (`max_waiting`).
-    PendingFull,
-    /// Too many requests are pending already, for all uids together.
-    Busy,
-    /// The maximum number of bookings is reached.
-    BookingsFull,
-    /// The maximum number of waiters, for the uid or in all, is reached.
-    WaitersFull,
+    /// A bound is reached: `limit`, and with `share` the requester's own
+    /// share of it rather than the total.
+    Full {
+        /// Which bound.
+        limit: Limit,
+        /// Whether the requester's share was the bound (false: the total).
+        share: bool,
+    },
+    /// The uid is a per-user id of another OS user than the requester's.
+    OtherUsersId,
     /// The server could not tell whether a process is alive, so it
     /// neither grants nor denies.
     Inconclusive,

@@ -39,11 +39,14 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, ResponderIp};
-pub use events::{Action, Answer, Ask, Limits, Refusal, Verdict, Withheld};
+pub use events::{
+    Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
+};
 use table::Table;
 use waiting::{Due, Waiting};
 
 use crate::uid::Uid;
+use crate::wire::Limit;
 
 /// The booking table, the requests pending behind verifications, and
 /// the queues of WAITs waiting for held uids.
@@ -76,6 +79,7 @@ pub struct Registry<R> {
 struct Waiter<R> {
     from: R,
     ip: ResponderIp,
+    user: User,
     ask: Ask,
 }
 
@@ -194,19 +198,44 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.waiting.count_for(uid)
     }
 
+    /// What each user uses of the bounds, sorted by user; users who use
+    /// nothing are left out.
+    pub fn usage(&self) -> Vec<(User, Use)> {
+        let mut by_user = std::collections::BTreeMap::<User, Use>::new();
+        for booking in self.bookings.iter() {
+            let used = by_user.entry(booking.user).or_default();
+            used.bookings += 1;
+            used.lines += usize::from(self.lines.contains_key(&booking.uid));
+        }
+        by_user.into_iter().collect()
+    }
+
     /// Whether any uid has a verification in flight.
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
 
-    /// A request arrived from `from`, connected from `ip`. Its answer may
-    /// come now or after verifications; either way exactly one `Reply` or
-    /// `Refuse` names `from`, unless it is a waiter that leaves first.
-    pub fn request(&mut self, from: R, ip: ResponderIp, ask: Ask, out: &mut Vec<Action<R>>) {
+    /// A request arrived from `from`, connected from `ip`, run by the OS
+    /// user `user`. Its answer may come now or after verifications; either
+    /// way exactly one `Reply` or `Refuse` names `from`, unless it is a
+    /// waiter that leaves first.
+    pub fn request(
+        &mut self,
+        from: R,
+        ip: ResponderIp,
+        user: User,
+        ask: Ask,
+        out: &mut Vec<Action<R>>,
+    ) {
         if let Ask::Wait { arrived, .. } = ask {
             self.now = self.now.max(Some(arrived));
         }
-        let waiter = Waiter { from, ip, ask };
+        let waiter = Waiter {
+            from,
+            ip,
+            user,
+            ask,
+        };
         let uid = ask.uid();
         if let Some(pending) = self.pending.get_mut(&uid) {
             // A check out frees what others wait for: it is never turned
@@ -214,13 +243,13 @@ impl<R: Copy + PartialEq> Registry<R> {
             let room = self.pending_requests < self.limits.max_pending
                 || matches!(ask, Ask::CheckOut { .. });
             if !room {
-                refuse(from, Refusal::Busy, out);
+                refuse(from, full(Limit::Pending), out);
             } else if pending.waiting.len() < self.limits.max_waiting {
                 pending.waiting.push_back(waiter);
                 self.pending_requests += 1;
                 out.push(Action::Pending { to: from });
             } else {
-                refuse(from, Refusal::PendingFull, out);
+                refuse(from, full(Limit::PendingForId), out);
             }
             return;
         }
@@ -408,6 +437,14 @@ fn reply<R>(to: R, answer: Answer, out: &mut Vec<Action<R>>) {
 
 fn refuse<R>(to: R, why: Refusal, out: &mut Vec<Action<R>>) {
     out.push(Action::Refuse { to, why });
+}
+
+/// The refusal for reaching the total of `limit`.
+fn full(limit: Limit) -> Refusal {
+    Refusal::Full {
+        limit,
+        share: false,
+    }
 }
 
 #[cfg(test)]

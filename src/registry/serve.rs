@@ -6,10 +6,11 @@ use std::collections::VecDeque;
 
 use super::waiting::{Full, Queued};
 use super::{
-    Action, Answer, Ask, Booking, Checking, Fate, Refusal, Registry, ResponderIp, Waiter, refuse,
-    reply,
+    Action, Answer, Ask, Booking, Checking, Fate, Refusal, Registry, ResponderIp, User, Waiter,
+    full, refuse, reply,
 };
 use crate::uid::Uid;
+use crate::wire::Limit;
 
 impl<R: Copy + PartialEq> Registry<R> {
     /// Serves `first`, then the `waiting` requests of `uid` in order, until
@@ -122,7 +123,16 @@ impl<R: Copy + PartialEq> Registry<R> {
                 Some(holder) => Some(verify_holder(holder, waiter, None, out)),
                 None => {
                     let line = matches!(waiter.ask, Ask::Wait { line: true, .. });
-                    self.book_free(waiter.from, waiter.ip, uid, handshake, port, line, out)
+                    self.book_free(
+                        waiter.from,
+                        waiter.ip,
+                        waiter.user,
+                        uid,
+                        handshake,
+                        port,
+                        line,
+                        out,
+                    )
                 }
             },
         }
@@ -136,6 +146,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         &mut self,
         from: R,
         ip: ResponderIp,
+        user: User,
         uid: Uid,
         handshake: Uid,
         port: u16,
@@ -143,7 +154,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         out: &mut Vec<Action<R>>,
     ) -> Option<Checking<R>> {
         if self.bookings.len() + self.reserved >= self.limits.max_bookings {
-            refuse(from, Refusal::BookingsFull, out);
+            refuse(from, full(Limit::Bookings), out);
             return None;
         }
         let booking = Booking {
@@ -152,6 +163,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             ip,
             port,
             since: 0,
+            user,
         };
         if line && self.room_for_line() {
             self.grant_on_line(from, booking, out);
@@ -181,13 +193,14 @@ impl<R: Copy + PartialEq> Registry<R> {
             let Queued {
                 from,
                 ip,
+                user,
                 handshake,
                 port,
                 ticket,
                 line,
                 ..
             } = waiter;
-            match self.book_free(from, ip, uid, handshake, port, line, out) {
+            match self.book_free(from, ip, user, uid, handshake, port, line, out) {
                 Some(Checking::Candidate {
                     from,
                     booking,
@@ -233,6 +246,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         let queued = Queued {
             from: waiter.from,
             ip: waiter.ip,
+            user: waiter.user,
             handshake,
             port,
             until,
@@ -248,7 +262,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         );
         match joined {
             Ok(()) => out.push(Action::Queued { to: waiter.from }),
-            Err(Full) => refuse(waiter.from, Refusal::WaitersFull, out),
+            Err(Full) => refuse(waiter.from, full(Limit::Waiters), out),
         }
     }
 

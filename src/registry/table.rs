@@ -150,6 +150,7 @@ mod tests {
             ip: ResponderIp::LOCALHOST,
             port: n as u16,
             since: 0,
+            user: 0,
         }
     }
 
@@ -192,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_is_144_bytes() {
-        assert_eq!(std::mem::size_of::<Booking>(), 144);
+    fn a_record_is_152_bytes() {
+        assert_eq!(std::mem::size_of::<Booking>(), 152);
     }
 }

@@ -25,7 +25,7 @@ impl Harness {
     /// pending requests look at on their own.
     fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
-        self.registry.request(client, LOCAL, ask, &mut out);
+        self.registry.request(client, LOCAL, 0, ask, &mut out);
         out.retain(|action| !matches!(action, Action::Pending { .. }));
         out
     }
@@ -144,7 +144,7 @@ fn verification_calls_back_the_requesters_own_address() {
     let mut out = Vec::new();
     let ip: IpAddr = "127.1.2.3".parse().unwrap();
     h.registry
-        .request(7, ResponderIp::new(ip).unwrap(), book(1, 7), &mut out);
+        .request(7, ResponderIp::new(ip).unwrap(), 0, book(1, 7), &mut out);
     assert_eq!(
         out,
         [Action::Verify {

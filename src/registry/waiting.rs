@@ -19,6 +19,7 @@ use crate::uid::Uid;
 pub(super) struct Queued<R> {
     pub from: R,
     pub ip: ResponderIp,
+    pub user: super::User,
     pub handshake: Uid,
     pub port: u16,
     pub until: Instant,

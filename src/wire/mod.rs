@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::uid::{UID_LEN, Uid};
 
+mod limit;
+pub use limit::{FULL_SHARE, Limit, REPLY_FULL};
+
 /// Command byte of BOOK: uid, handshake, listener port follow.
 pub const CMD_BOOK: u8 = 0x00;
 /// Command byte of CHECK OUT: uid and handshake follow.
@@ -69,7 +72,9 @@ pub const REPLY_YES: u8 = 0x01;
 pub const REPLY_DECLINED: u8 = 0x02;
 /// The reply to NOTIFY when the holder is alive but runs as another OS
 /// user than the sender (and the sender is not root): the message was not
-/// handed over.
+/// handed over. Also the reply to WAIT, LINE, ATTACH and NOTIFY when the
+/// id is another OS user's per-user id, which only that user may book,
+/// wait for or message (and root may message).
 pub const REPLY_OTHER_USER: u8 = 0x03;
 /// The reply to NOTIFY when the holder is alive but the server could not
 /// tell the OS user of the sender or of the holder: the message was not

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::records::{MAGIC, encode_held};
+use super::records::{MAGIC, encode_booking};
 use crate::registry::Booking;
 
 /// Refuses a state file at `path` that another user could replace: one
@@ -198,7 +198,7 @@ pub(super) fn write_log<'a>(
 ) -> io::Result<(File, u64)> {
     let mut bytes = MAGIC.to_vec();
     for booking in bookings {
-        bytes.extend_from_slice(&encode_held(booking));
+        bytes.extend_from_slice(&encode_booking(booking));
     }
     let (next, mut file) = create_temporary(path)?;
     let written = file

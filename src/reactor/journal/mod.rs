@@ -24,7 +24,7 @@ use log::{info, warn};
 
 use crate::registry::Booking;
 use crate::uid::Uid;
-use records::{HELD_LEN, MAGIC, encode_held, encode_released, replay};
+use records::{BOOKING_LEN, MAGIC, encode_booking, encode_released, replay};
 
 /// Below this size the log is never rewritten: not worth the I/O. After a
 /// failed rewrite, the log grows by this much before the next try.
@@ -129,7 +129,7 @@ impl Journal {
         live: usize,
         bookings: impl Iterator<Item = &'a Booking>,
     ) -> io::Result<()> {
-        self.record(&encode_held(booking), live, bookings)
+        self.record(&encode_booking(booking), live, bookings)
     }
 
     /// Records that `uid` is free; `live` bookings are held in all,
@@ -167,7 +167,7 @@ impl Journal {
             return Ok(());
         };
         append(log, &self.path, record)?;
-        let needed = (MAGIC.len() + live * HELD_LEN) as u64;
+        let needed = (MAGIC.len() + live * BOOKING_LEN) as u64;
         if log.size > MIN_COMPACT && log.size > 2 * needed && log.size >= self.retry_at {
             self.compact(bookings);
         }
@@ -238,6 +238,7 @@ mod tests {
             ip: ResponderIp::LOCALHOST,
             port: 4000 + u16::from(n),
             since: 1_800_000_000 + u64::from(n),
+            user: 1000 + u32::from(n),
         }
     }
 
@@ -262,14 +263,14 @@ mod tests {
             largest = largest.max(fs::metadata(&path).unwrap().len());
         }
         assert!(
-            largest <= MIN_COMPACT + 2 * HELD_LEN as u64,
+            largest <= MIN_COMPACT + 2 * BOOKING_LEN as u64,
             "never compacted: {largest}"
         );
         journal.released(&live[0].uid, 1, live[1..].iter()).unwrap();
         drop(journal);
         let (_, recorded) = Journal::open(&path).unwrap();
         assert_eq!(recorded, [live[1]]);
-        let compact = (MAGIC.len() + HELD_LEN) as u64;
+        let compact = (MAGIC.len() + BOOKING_LEN) as u64;
         assert_eq!(fs::metadata(&path).unwrap().len(), compact);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use log::{error, warn};
 
 use super::files::context;
-use crate::registry::{Booking, ResponderIp};
+use crate::registry::{Booking, ResponderIp, UNKNOWN_USER};
 use crate::uid::{UID_LEN, Uid};
 
 /// The header every state file starts with.
@@ -16,12 +16,18 @@ pub(super) const MAGIC: &[u8; 8] = b"NAMASTE\x01";
 /// A booking without the time it was granted, as earlier versions wrote
 /// it; still read.
 const BOOKED: u8 = b'B';
-/// A booking and, last, when it was granted (u64, big-endian).
+/// A booking and, last, when it was granted (u64, big-endian), as
+/// earlier versions wrote it, without its OS user; still read.
 const HELD: u8 = b'H';
+/// A booking, when it was granted, and, last, the OS user of the request
+/// that was granted it (u32, big-endian): its share is kept for that user
+/// across a restart.
+const OWNED: u8 = b'O';
 const RELEASED: u8 = b'R';
 const BOOKED_LEN: usize = 1 + 2 * UID_LEN + 4 + 2;
+const HELD_LEN: usize = BOOKED_LEN + 8;
 /// The size of the record of a booking.
-pub(super) const HELD_LEN: usize = BOOKED_LEN + 8;
+pub(super) const BOOKING_LEN: usize = HELD_LEN + 4;
 /// The size of the record of a check out.
 pub(super) const RELEASED_LEN: usize = 1 + UID_LEN;
 
@@ -38,14 +44,15 @@ pub(super) struct Replayed {
 }
 
 /// The record of `booking` held.
-pub(super) fn encode_held(booking: &Booking) -> [u8; HELD_LEN] {
-    let mut record = [0; HELD_LEN];
-    record[0] = HELD;
+pub(super) fn encode_booking(booking: &Booking) -> [u8; BOOKING_LEN] {
+    let mut record = [0; BOOKING_LEN];
+    record[0] = OWNED;
     record[1..65].copy_from_slice(booking.uid.as_bytes());
     record[65..129].copy_from_slice(booking.handshake.as_bytes());
     record[129..133].copy_from_slice(&booking.ip.octets());
     record[133..BOOKED_LEN].copy_from_slice(&booking.port.to_be_bytes());
-    record[BOOKED_LEN..].copy_from_slice(&booking.since.to_be_bytes());
+    record[BOOKED_LEN..HELD_LEN].copy_from_slice(&booking.since.to_be_bytes());
+    record[HELD_LEN..].copy_from_slice(&booking.user.to_be_bytes());
     record
 }
 
@@ -77,7 +84,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
     }
     let mut held: HashMap<Uid, Booking> = HashMap::new();
     let mut offset = MAGIC.len();
-    let mut record = [0; HELD_LEN];
+    let mut record = [0; BOOKING_LEN];
     let mut was_set_aside = false;
     loop {
         let got = read_up_to(&mut log, &mut record[..1]).map_err(|e| context(path, e))?;
@@ -87,6 +94,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
         let need = match record[0] {
             BOOKED => BOOKED_LEN,
             HELD => HELD_LEN,
+            OWNED => BOOKING_LEN,
             RELEASED => RELEASED_LEN,
             other => {
                 set_aside(
@@ -111,15 +119,25 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
         if record[0] != RELEASED {
             let octets = [record[129], record[130], record[131], record[132]];
             let mut since = [0; 8];
-            if record[0] == HELD {
+            if record[0] != BOOKED {
                 since.copy_from_slice(&record[BOOKED_LEN..HELD_LEN]);
             }
+            let user = match record[0] {
+                OWNED => u32::from_be_bytes([
+                    record[HELD_LEN],
+                    record[HELD_LEN + 1],
+                    record[HELD_LEN + 2],
+                    record[HELD_LEN + 3],
+                ]),
+                _ => UNKNOWN_USER,
+            };
             let booking = Booking {
                 uid,
                 handshake: uid_at(&record, 65),
                 ip: ResponderIp::from_octets(octets),
                 port: u16::from_be_bytes([record[133], record[134]]),
                 since: u64::from_be_bytes(since),
+                user,
             };
             held.insert(uid, booking);
         } else {
@@ -177,20 +195,46 @@ fn uid_at(record: &[u8], offset: usize) -> Uid {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_the_bookings_of_earlier_versions_without_their_time() {
-        let old = Booking {
+    fn booking() -> Booking {
+        Booking {
             uid: Uid([7; UID_LEN]),
             handshake: Uid([!7; UID_LEN]),
             ip: ResponderIp::LOCALHOST,
             port: 4007,
             since: 1_800_000_007,
-        };
-        let mut record = encode_held(&old);
-        record[0] = BOOKED;
-        let log = [&MAGIC[..], &record[..BOOKED_LEN]].concat();
+            user: 65534,
+        }
+    }
+
+    /// Replays a state file of one record of `kind`, the first `len`
+    /// bytes of the record of `booking() as written now.
+    fn replay_one(kind: u8, len: usize) -> Vec<Booking> {
+        let mut record = encode_booking(&booking());
+        record[0] = kind;
+        let log = [&MAGIC[..], &record[..len]].concat();
         let replayed = replay(Path::new("old"), &log[..]).unwrap();
-        assert_eq!(replayed.bookings, [Booking { since: 0, ..old }]);
         assert_eq!(replayed.whole, log.len() as u64);
+        replayed.bookings
+    }
+
+    #[test]
+    fn reads_the_bookings_of_earlier_versions_without_their_time_or_user() {
+        let unknown = Booking {
+            user: UNKNOWN_USER,
+            ..booking()
+        };
+        assert_eq!(
+            replay_one(BOOKED, BOOKED_LEN),
+            [Booking {
+                since: 0,
+                ..unknown
+            }]
+        );
+        assert_eq!(replay_one(HELD, HELD_LEN), [unknown]);
+    }
+
+    #[test]
+    fn a_booking_keeps_its_user_across_a_replay() {
+        assert_eq!(replay_one(OWNED, BOOKING_LEN), [booking()]);
     }
 }

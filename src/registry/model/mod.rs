@@ -59,6 +59,9 @@ pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
         max_pending: 1000,
         probe_interval: TICK,
         max_lines: 0,
+        shares: 1,
+        sweep_interval: TICK,
+        sweep_age: Duration::from_secs(3600),
     }
 }
 

@@ -2,6 +2,7 @@
 //! is refused without an answer, and room comes back.
 
 use super::*;
+use crate::wire::Limit;
 
 /// A request that waits behind a verification is announced, so that the
 /// reactor can bound its wait; one served at once is not.
@@ -9,10 +10,10 @@ use super::*;
 fn a_pending_request_is_announced() {
     let mut h = Harness::new(ROOMY);
     let mut out = Vec::new();
-    h.registry.request(0, LOCAL, book(1, 0), &mut out);
+    h.registry.request(0, LOCAL, 0, book(1, 0), &mut out);
     assert_eq!(out, [verify(1, 0)]);
     out.clear();
-    h.registry.request(1, LOCAL, book(1, 1), &mut out);
+    h.registry.request(1, LOCAL, 0, book(1, 1), &mut out);
     assert_eq!(out, [Action::Pending { to: 1 }]);
 }
 
@@ -28,7 +29,16 @@ fn past_the_pending_bound_only_check_outs_may_be_pending() {
     assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
     assert_eq!(h.request(3, book(1, 3)), []);
     assert_eq!(h.request(4, notify(1)), []);
-    assert_eq!(h.request(5, book(1, 5)), [refused(5, Refusal::Busy)]);
+    assert_eq!(
+        h.request(5, book(1, 5)),
+        [refused(
+            5,
+            Refusal::Full {
+                limit: Limit::Pending,
+                share: false
+            }
+        )]
+    );
     assert_eq!(h.request(6, book(2, 6)), [verify(2, 6)], "another uid");
     assert_eq!(h.request(1, check_out(1, 1)), []);
     assert_eq!(
@@ -47,7 +57,16 @@ fn too_many_pending_for_one_id_are_refused_without_an_answer() {
     h.request(0, book(1, 0));
     assert_eq!(h.request(1, book(1, 1)), []);
     assert_eq!(h.request(2, check_out(1, 2)), []);
-    assert_eq!(h.request(3, book(1, 3)), [refused(3, Refusal::PendingFull)]);
+    assert_eq!(
+        h.request(3, book(1, 3)),
+        [refused(
+            3,
+            Refusal::Full {
+                limit: Limit::PendingForId,
+                share: false
+            }
+        )]
+    );
     assert_eq!(
         h.verified(1, Verdict::Alive),
         [
@@ -68,12 +87,24 @@ fn the_booking_limit_refuses_without_an_answer() {
     assert_eq!(h.request(2, book(2, 2)), [verify(2, 2)]);
     assert_eq!(
         h.request(3, book(3, 3)),
-        [refused(3, Refusal::BookingsFull)]
+        [refused(
+            3,
+            Refusal::Full {
+                limit: Limit::Bookings,
+                share: false
+            }
+        )]
     );
     assert_eq!(h.verified(2, Verdict::Alive), [answer(2, Answer::Granted)]);
     assert_eq!(
         h.request(3, book(3, 3)),
-        [refused(3, Refusal::BookingsFull)]
+        [refused(
+            3,
+            Refusal::Full {
+                limit: Limit::Bookings,
+                share: false
+            }
+        )]
     );
     // Contending for a held uid is still answered: it needs no new booking.
     assert_eq!(h.request(4, book(1, 4)), [verify(1, 1)]);
@@ -100,6 +131,7 @@ fn restored_bookings_are_held_within_the_limit() {
         ip: LOCAL,
         port: port(client),
         since: 0,
+        user: 0,
     };
     assert!(h.registry.restore(restored(1, 1)));
     assert!(!h.registry.restore(restored(2, 2)), "past the limit");

@@ -1,6 +1,7 @@
 //! WAIT: the queue of a held uid, first come first served; deadlines,
 //! waiters that leave or fail, probes of the holder, and the bounds.
 
+use crate::wire::Limit;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -194,14 +195,26 @@ fn full_queues_refuse_without_an_answer() {
     assert_eq!(h.request(4, wait(1, 4, now, 60)), [verify(1, 1)]);
     assert_eq!(
         h.verified(1, Verdict::Alive),
-        [refused(4, Refusal::WaitersFull)]
+        [refused(
+            4,
+            Refusal::Full {
+                limit: Limit::Waiters,
+                share: false
+            }
+        )]
     );
     assert_eq!(h.request(5, wait(2, 5, now, 60)), [verify(2, 9)]);
     assert_eq!(h.verified(2, Verdict::Alive), [queued(5)]);
     assert_eq!(h.request(6, wait(2, 6, now, 60)), [verify(2, 9)]);
     assert_eq!(
         h.verified(2, Verdict::Alive),
-        [refused(6, Refusal::WaitersFull)]
+        [refused(
+            6,
+            Refusal::Full {
+                limit: Limit::Waiters,
+                share: false
+            }
+        )]
     );
 }
 

@@ -5,6 +5,7 @@ use super::{Kind, World, client_of};
 use crate::registry::model::{handshake, uid};
 use crate::registry::{Action, Answer, Refusal};
 use crate::uid::Uid;
+use crate::wire::Limit;
 
 impl World {
     /// Carries out the actions of one registry call. Grants that cannot be
@@ -98,7 +99,13 @@ impl World {
                 ),
                 Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
                 Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
-                Err(Refusal::Inconclusive | Refusal::PendingFull | Refusal::Busy) => {}
+                Err(
+                    Refusal::Inconclusive
+                    | Refusal::Full {
+                        limit: Limit::PendingForId | Limit::Pending,
+                        ..
+                    },
+                ) => {}
                 other => panic!("{other:?} to a notify: {:?}", self.trace),
             }
             return None;
@@ -168,13 +175,34 @@ impl World {
                     self.trace
                 )
             }
-            (Kind::Book | Kind::Wait | Kind::Line, Err(Refusal::BookingsFull)) => assert!(
+            (
+                Kind::Book | Kind::Wait | Kind::Line,
+                Err(Refusal::Full {
+                    limit: Limit::Bookings,
+                    ..
+                }),
+            ) => assert!(
                 self.registry.len() + self.registry.reserved >= self.limits.max_bookings,
                 "refused with room left: {:?}",
                 self.trace
             ),
-            (Kind::Wait | Kind::Line, Err(Refusal::WaitersFull)) => {}
-            (_, Err(Refusal::PendingFull | Refusal::Inconclusive | Refusal::Busy)) => {}
+            (
+                Kind::Wait | Kind::Line,
+                Err(Refusal::Full {
+                    limit: Limit::Waiters | Limit::WaitersForId,
+                    ..
+                }),
+            ) => {}
+            (
+                _,
+                Err(
+                    Refusal::Full {
+                        limit: Limit::PendingForId | Limit::Pending,
+                        ..
+                    }
+                    | Refusal::Inconclusive,
+                ),
+            ) => {}
             other => panic!("unexpected {other:?}: {:?}", self.trace),
         }
         None

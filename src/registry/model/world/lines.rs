@@ -1,6 +1,7 @@
 //! The modelled world's lines: granted, checked out on or elsewhere,
 //! closed by their process's death, lost in a restart and attached again.
 
+use crate::wire::Limit;
 use std::time::Instant;
 
 use super::{Kind, Pending, World};
@@ -96,7 +97,10 @@ impl World {
                 self.trace
             ),
             Ok(Answer::Lost) => assert!(!held, "a held booking lost: {:?}", self.trace),
-            Err(Refusal::Busy | Refusal::PendingFull) => {}
+            Err(Refusal::Full {
+                limit: Limit::Pending | Limit::PendingForId,
+                ..
+            }) => {}
             other => panic!("{other:?} to an attach: {:?}", self.trace),
         }
     }

@@ -138,7 +138,7 @@ impl World {
                 };
                 let r = self.new_request(Some(client), kind, uid, until);
                 self.clients[client].waiting = Some(r);
-                self.registry.request(r, LOCAL, ask, &mut out);
+                self.registry.request(r, LOCAL, 0, ask, &mut out);
             }
             Event::CheckOutOnLine { client, uid: u } => {
                 let c = &self.clients[client];
@@ -153,7 +153,7 @@ impl World {
                     .insert(r, Pending::new(Some(client), Kind::CheckOut, u, self.now));
                 self.clients[client].waiting = Some(r);
                 let ask = check_out(u, client as u32);
-                self.registry.request(r, LOCAL, ask, &mut out);
+                self.registry.request(r, LOCAL, 0, ask, &mut out);
             }
             Event::Attach { client, uid: u } => {
                 let c = &self.clients[client];
@@ -164,12 +164,12 @@ impl World {
                 let r = self.new_request(Some(client), Kind::Attach, u, self.now);
                 self.clients[client].waiting = Some(r);
                 let ask = attach(u, client as u32);
-                self.registry.request(r, LOCAL, ask, &mut out);
+                self.registry.request(r, LOCAL, 0, ask, &mut out);
             }
             Event::Restart => self.restart(),
             Event::Notify { uid } => {
                 let r = self.new_request(None, Kind::Notify, uid, self.now);
-                self.registry.request(r, LOCAL, notify(uid), &mut out);
+                self.registry.request(r, LOCAL, 0, notify(uid), &mut out);
             }
             Event::Tick => {
                 self.now += TICK;
