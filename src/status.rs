@@ -18,6 +18,12 @@ use std::time::Duration;
 /// // An older server says nothing of lines.
 /// let older: Status = line.strip_suffix(" lines=1").unwrap().parse().unwrap();
 /// assert_eq!(older.lines, None);
+/// // Root is told what each OS user uses, others their own use.
+/// let used = format!("{line} use=0:2,1,0,0 use=1000:0,0,3,1");
+/// let status: Status = used.parse().unwrap();
+/// assert_eq!(status.usage[1].user, 1000);
+/// assert_eq!(status.usage[1].waiters, 3);
+/// assert_eq!(status.to_string(), used);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -36,6 +42,55 @@ pub struct Status {
     /// Lines kept now (connections on which holders keep their bookings);
     /// `None` from a server that keeps none (an older one).
     pub lines: Option<u64>,
+    /// What each OS user uses of the server's limits, by user: every user
+    /// that uses any when root asks, the asker's own use otherwise; empty
+    /// from an older server.
+    pub usage: Vec<UserUse>,
+}
+
+/// What one OS user uses of the server's limits, each of which it may take
+/// a share of (`namaste run --shares`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserUse {
+    /// The OS user id; `u32::MAX` stands for the users the kernel could
+    /// not tell, who share one share.
+    pub user: u32,
+    /// Bookings held.
+    pub bookings: u64,
+    /// Lines kept (bookings held on their holder's connection).
+    pub lines: u64,
+    /// WAITs queued for held ids.
+    pub waiters: u64,
+    /// Requests pending behind verifications.
+    pub pending: u64,
+}
+
+/// `use=USER:BOOKINGS,LINES,WAITERS,PENDING`, as the status line carries it.
+impl fmt::Display for UserUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "use={}:{},{},{},{}",
+            self.user, self.bookings, self.lines, self.waiters, self.pending
+        )
+    }
+}
+
+impl UserUse {
+    /// The use a `use=` word of a status line carries, if it is one.
+    fn parse(word: &str) -> Option<UserUse> {
+        let (user, counts) = word.strip_prefix("use=")?.split_once(':')?;
+        let mut counts = counts.split(',').map(str::parse::<u64>);
+        let mut next = || counts.next()?.ok();
+        let used = UserUse {
+            user: user.parse().ok()?,
+            bookings: next()?,
+            lines: next()?,
+            waiters: next()?,
+            pending: next()?,
+        };
+        next().is_none().then_some(used)
+    }
 }
 
 impl fmt::Display for Status {
@@ -50,10 +105,10 @@ impl fmt::Display for Status {
             self.verifications_failed,
             self.uptime.as_secs()
         )?;
-        match self.lines {
-            Some(lines) => write!(f, " lines={lines}"),
-            None => Ok(()),
+        if let Some(lines) = self.lines {
+            write!(f, " lines={lines}")?;
         }
+        self.usage.iter().try_for_each(|used| write!(f, " {used}"))
     }
 }
 
@@ -103,6 +158,9 @@ impl FromStr for Status {
             uptime: Duration::from_secs(counter("uptime")?),
             // Only ours since lines: an older server's line ends before.
             lines: counter("lines").ok(),
+            // A newer server's words that this version does not know are
+            // skipped, as older versions skip these.
+            usage: words.filter_map(UserUse::parse).collect(),
         })
     }
 }

@@ -40,7 +40,10 @@ fn help_names_every_command_and_option() {
                 "--max-waiting",
                 "--max-waiters",
                 "--max-waiters-per-id",
+                "--shares",
                 "--probe-interval",
+                "--sweep-interval",
+                "--sweep-age",
                 "--state",
                 "--no-state",
                 "--log-level",
@@ -125,6 +128,20 @@ fn usage_errors_are_one_line_with_status_2() {
         (&["run", "--rw-timeout", "5e18"], "at most 3600"),
         (&["run", "--probe-interval", "1e19"], "at most 3600"),
         (&["run", "--max-connections", "0"], "at least 1"),
+        (
+            &["run", "--shares", "0"],
+            "--shares takes a whole number, at least 1",
+        ),
+        (
+            &["run", "--sweep-interval", "0"],
+            "more than 0 and at most 3600",
+        ),
+        (&["run", "--sweep-interval", "3601"], "at most 3600"),
+        (&["run", "--sweep-age", "-1"], "0 or more and at most 3600"),
+        (
+            &["run", "--sweep-age", "1e19"],
+            "0 or more and at most 3600",
+        ),
         (
             &["run", "--max-bookings", "many"],
             "a whole number, at least 1, not \"many\"",

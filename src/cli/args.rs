@@ -140,7 +140,11 @@ impl<'a> Args<'a> {
         let what = match (zero, max) {
             (true, None) => "a number of seconds, 0 or more".to_string(),
             (false, None) => "a number of seconds, more than 0".to_string(),
-            (_, Some(max)) => format!(
+            (true, Some(max)) => format!(
+                "a number of seconds, 0 or more and at most {}",
+                max.as_secs()
+            ),
+            (false, Some(max)) => format!(
                 "a number of seconds, more than 0 and at most {}",
                 max.as_secs()
             ),

@@ -17,7 +17,7 @@ use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::printer::{Printer, say_within_grace};
-use super::{EX_TEMPFAIL, fail, say, trust};
+use super::{EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
 namaste hold: run a command while holding a lock
@@ -61,6 +61,11 @@ Options:
 Exit status:
   COMMAND's       COMMAND ran; 128 + N when signal N ended it
   75              NAME is held by another live process (see -E)
+  73              the server refused the booking or the wait at one of its
+                  limits (bookings, waiters, ...): your OS user's share of
+                  it, or the total, as the message says; COMMAND did not run
+  77              NAME is another OS user's per-user id (--uid): only that
+                  user may hold it; COMMAND did not run
   126, 127        COMMAND was found but could not run, or was not found
   69              the server on the port runs as another OS user than root,
                   yours or NAMASTE_SERVER_USER's: COMMAND did not run
@@ -189,7 +194,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             ));
             ExitCode::from(conflict)
         }
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     })
 }
 

@@ -24,6 +24,15 @@ use namaste::Uid;
 /// sysexits.h's EX_TEMPFAIL: try again later.
 const EX_TEMPFAIL: u8 = 75;
 
+/// The exit status of a command refused at one of the server's limits,
+/// as sysexits.h's EX_CANTCREAT: the booking (or the wait, the message)
+/// could not be made.
+const EX_CANTCREAT: u8 = 73;
+
+/// The exit status when the lock is another OS user's: a holder of another
+/// user (notify), or another user's per-user id; as sysexits.h's EX_NOPERM.
+const EX_NOPERM: u8 = 77;
+
 /// The exit status of a command line that makes no sense.
 const EX_USAGE: u8 = 2;
 
@@ -42,8 +51,11 @@ Usage:
 
 Every command takes --help. Exit statuses: 0 success, 1 failure, 2 a
 command line that makes no sense, 75 (hold, notify) nobody free or nobody
-there: the lock is held elsewhere, or nobody holds it, 77 (notify) another
-OS user holds the lock, 69 (hold, notify, status) the server runs as
+there: the lock is held elsewhere, or nobody holds it, 73 (hold, notify)
+refused at one of the server's limits (your OS user's share of it, or the
+total; the message says which), 77 (hold, notify) the lock is another OS
+user's: another user holds it (notify), or its id is another user's
+per-user id, 69 (hold, notify, status) the server runs as
 another OS user than root, yours or the one NAMASTE_SERVER_USER names
 (default: namaste), so it is not believed.
 ";
@@ -125,6 +137,19 @@ fn id_of(name: &OsStr, per_user: bool) -> Uid {
     } else {
         Uid::from_name_bytes(name.as_bytes())
     }
+}
+
+/// Reports a failed request in one line: a refusal at a limit or for
+/// another user's id with its own status, anything else with status 1.
+fn fail_request(e: namaste::client::Error) -> ExitCode {
+    use namaste::client::Error;
+    let code = match e {
+        Error::Full { .. } => EX_CANTCREAT,
+        Error::OtherUsersId => EX_NOPERM,
+        e => return fail(e),
+    };
+    say(e);
+    ExitCode::from(code)
 }
 
 /// Reports a failure in one line and answers status 1.

@@ -7,11 +7,7 @@ use std::process::ExitCode;
 use namaste::client::{Client, Notified};
 
 use super::args::{Arg, Args, Usage, counted, quoted, unknown};
-use super::{EX_TEMPFAIL, fail, say, trust};
-
-/// The exit status when another OS user holds the lock, as sysexits.h's
-/// EX_NOPERM.
-const EX_NOPERM: u8 = 77;
+use super::{EX_NOPERM, EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
@@ -26,7 +22,11 @@ the kernel who owns each end.
 Exit status, with one line saying which:
   0   the holder took the message
   75  no live process holds NAME
-  77  another OS user holds NAME: the message was not handed over
+  77  another OS user holds NAME, or NAME is another OS user's per-user id:
+      the message was not handed over
+  73  the server refused the message at one of its limits (requests waiting
+      for verifications): your OS user's share of it, or the total, as the
+      message says
   69  the server on the port runs as another OS user than root, yours or
       NAMASTE_SERVER_USER's: the message was not sent
   1   the holder is alive but did not take it (a client of namaste 0.6.0,
@@ -84,14 +84,21 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             "the holder of {name} is alive but did not take the message"
         )),
         Ok(Notified::OtherUser) => {
-            say(format_args!(
-                "another OS user holds {name}; messages go only to holders of your own user"
-            ));
+            // SAFETY: geteuid has no preconditions and touches no memory.
+            let me = unsafe { libc::geteuid() };
+            match uid.per_user_owner() {
+                Some(owner) if owner != me && me != 0 => say(format_args!(
+                    "{name} is the per-user id of OS user {owner}; only that user (or root) may message its holder"
+                )),
+                _ => say(format_args!(
+                    "another OS user holds {name}; messages go only to holders of your own user"
+                )),
+            }
             ExitCode::from(EX_NOPERM)
         }
         Ok(Notified::UserUnknown) => fail(format_args!(
             "the server could not tell whether the holder of {name} runs as your OS user, so it did not hand the message over"
         )),
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     })
 }

@@ -28,9 +28,19 @@ Options:
   --max-waiting N        requests for one id waiting behind its verification
                          (default 64)
   --max-waiters N        WAITs queued for held ids, in all (default 512)
-  --max-waiters-per-id N WAITs queued for one held id (default 64)
+  --max-waiters-per-id N WAITs queued for one held id (default 512)
+  --shares N             each OS user may take at most 1/N of each limit above
+                         (of bookings, waiters, waiters for one id, requests
+                         waiting for verifications, lines; at least 1 each),
+                         so no one user locks the others out; root too
+                         (default 8; 1 shares nothing)
   --probe-interval SECS  while someone waits for an id, verify its holder this
                          often (default 1; fractions allowed)
+  --sweep-interval SECS  verify one booking older than --sweep-age this often,
+                         so the dead leave without anyone asking for their ids
+                         (default 0.25; fractions allowed; at most 3600)
+  --sweep-age SECS       age at which a booking without a line is swept
+                         (default 60; 0 sweeps every one; at most 3600)
   --max-lines N          lines kept open at once: connections on which holders
                          keep their bookings, ended by their close; past it a
                          booking is verified by call-back instead (default
@@ -44,8 +54,12 @@ Options:
   --no-state             keep bookings in memory only: a restart loses them
   --log-level LEVEL      error, warn, info, debug or trace (default info)
 
-The server logs to standard error. A request past a limit is closed without
-a reply, which its client sees as an error, never as a lock held elsewhere.
+The server logs to standard error. A request past a limit, or for another OS
+user's per-user id, is refused: our clients get a reply that says which limit
+and whose share (`hold` and `notify` exit with 73, or 77 for another user's
+id); a BOOK of 0.6.0 is closed without a reply, which its client sees as an
+error, never as a lock held elsewhere. When a limit of bookings is reached,
+the oldest bookings without a line are verified first and the dead dropped.
 SIGTERM or SIGINT: it stops accepting, lets requests in flight finish, and
 exits with 0. Under systemd it reports readiness (NOTIFY_SOCKET) and takes
 a socket passed by socket activation (LISTEN_FDS) instead of binding one.
@@ -75,6 +89,13 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
                 config.max_waiters_per_id = args.count(name, 0)?
             }
             Arg::Option(name @ "--max-lines") => config.max_lines = args.count(name, 0)?,
+            Arg::Option(name @ "--shares") => config.shares = args.count(name, 1)?,
+            Arg::Option(name @ "--sweep-interval") => {
+                config.sweep_interval = args.seconds(name, false, Some(MAX_DURATION))?
+            }
+            Arg::Option(name @ "--sweep-age") => {
+                config.sweep_age = args.seconds(name, true, Some(MAX_DURATION))?
+            }
             Arg::Option(name @ "--probe-interval") => {
                 config.probe_interval = args.seconds(name, false, Some(MAX_DURATION))?
             }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use namaste::client::Client;
-use namaste::status::{Holder, LockStatus};
+use namaste::status::{Holder, LockStatus, UserUse};
 
 use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
 use super::process::{Processes, command_line, holding};
@@ -18,8 +18,15 @@ namaste status: print the server's counters, or who holds a lock
 Usage: namaste status [NAME] [OPTIONS]
 
 Without NAME, prints one line: the server's version, bookings held, open
-connections, requests served, verifications that found no live process, and
-uptime.
+connections, requests served, verifications that found no live process,
+uptime and lines kept; then one line for each OS user that uses any of the
+server's limits (for root, every such user; for anyone else, their own):
+  user=NAME user_id=N bookings=N lines=N waiters=N pending=N
+bookings held, lines kept (bookings held on their holder's connection),
+waiters queued (`hold --wait`) and requests pending behind verifications;
+each user may take at most a share of each limit (`namaste run --shares`).
+User `?` (user_id=?) stands for requests whose user the kernel could not
+tell and bookings restored from an older state file: they share one share.
 
 With NAME (or --uid), prints one line of space-separated key=value fields
 about that lock, in this order:
@@ -101,8 +108,12 @@ fn counters(client: &Client) -> ExitCode {
         Err(untrusted) => return untrusted,
     };
     match status {
-        Ok(status) => {
+        Ok(mut status) => {
+            let usage = std::mem::take(&mut status.usage);
             out(format_args!("{status}\n"));
+            for used in usage {
+                out(format_args!("{}\n", use_line(&used)));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -111,6 +122,21 @@ fn counters(client: &Client) -> ExitCode {
 
 /// The line `status NAME` prints for `lock`; says on standard error what
 /// it cannot see.
+/// One OS user's use of the server's limits, readable.
+fn use_line(used: &UserUse) -> String {
+    let (name, id) = match used.user {
+        u32::MAX => ("?".to_string(), "?".to_string()),
+        id => (
+            name_of(id).unwrap_or_else(|| "?".to_string()),
+            id.to_string(),
+        ),
+    };
+    format!(
+        "user={name} user_id={id} bookings={} lines={} waiters={} pending={}",
+        used.bookings, used.lines, used.waiters, used.pending
+    )
+}
+
 fn lock_line(lock: &LockStatus, name: &str) -> String {
     let Some(Holder {
         since,

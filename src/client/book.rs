@@ -126,9 +126,14 @@ impl Client {
             .map_err(Error::Io)?;
         let request = make(handshake, responder.port());
         let lined = matches!(request, Request::Wait { line: true, .. });
+        let ours = matches!(request, Request::Wait { .. });
         let (reply, stream) = self.exchange(&request, wait)?;
         if reply == REPLY_NO {
             return Ok(None);
+        }
+        // A BOOK's reply is 0.6.0's: anything but no is yes.
+        if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {
+            return Err(refused);
         }
         let booking = Booking {
             uid,

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::status::ParseStatusError;
-use crate::wire::MAX_MESSAGE_LEN;
+use crate::wire::{Limit, MAX_MESSAGE_LEN, REPLY_OTHER_USER};
 
 /// Why a request got no answer.
 #[derive(Debug)]
@@ -27,9 +27,24 @@ pub enum Error {
         /// How long connecting was tried: the client's rw timeout.
         waited: Duration,
     },
-    /// The server closed without a reply: one of its limits was reached,
-    /// or it does not know the request (a 0.6.0 server and STATUS, say).
+    /// The server closed without a reply: one of its limits was reached
+    /// (for a BOOK, which 0.6.0 defines no reply for), or it does not know
+    /// the request (a 0.6.0 server and STATUS, say).
     Refused,
+    /// The server refused a WAIT, LINE, ATTACH or NOTIFY because `limit`
+    /// was reached: with `share`, this OS user's share of it (another user
+    /// may still get in), else the server's total.
+    Full {
+        /// Which limit.
+        limit: Limit,
+        /// Whether it was this OS user's share rather than the total.
+        share: bool,
+    },
+    /// The id is another OS user's per-user id ([`Uid::per_user`]), which
+    /// only that user may book or wait for.
+    ///
+    /// [`Uid::per_user`]: crate::Uid::per_user
+    OtherUsersId,
     /// Writing the request or reading the reply failed or timed out.
     Io(io::Error),
     /// The system's random source failed, so no handshake could be made.
@@ -56,6 +71,19 @@ impl fmt::Display for Error {
             Error::Refused => f.write_str(
                 "the server closed the connection without a reply: one of its limits was reached (connection slots, requests waiting on verifications, bookings, waiters), or it does not know this request",
             ),
+            Error::Full { limit, share: true } => write!(
+                f,
+                "the server's limit of {limit} for your OS user is reached (its share, {} / --shares); try again once some of yours are done",
+                limit.option()
+            ),
+            Error::Full { limit, share: false } => write!(
+                f,
+                "the server's limit of {limit} is reached (in all, {}); try again later",
+                limit.option()
+            ),
+            Error::OtherUsersId => f.write_str(
+                "the id is another OS user's per-user id: only that user may book it or wait for it",
+            ),
             Error::Io(e) => write!(f, "talking to the server failed: {e}"),
             Error::Random(e) => write!(f, "no random handshake could be made: {e}"),
             Error::MessageTooLong(len) => {
@@ -64,6 +92,18 @@ impl fmt::Display for Error {
             Error::UnexpectedReply(byte) => write!(f, "the server replied {byte:#04x}, which means nothing here"),
             Error::BadStatus(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl Error {
+    /// The refusal a reply byte to a WAIT, LINE or ATTACH stands for, if
+    /// it is one; a NOTIFY reads `REPLY_OTHER_USER` as an answer of its
+    /// own, so only limits count for it.
+    pub(super) fn of_refusal(reply: u8) -> Option<Error> {
+        if reply == REPLY_OTHER_USER {
+            return Some(Error::OtherUsersId);
+        }
+        Limit::of_reply(reply).map(|(limit, share)| Error::Full { limit, share })
     }
 }
 

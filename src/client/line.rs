@@ -29,7 +29,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use crate::uid::Uid;
-use crate::wire::{REPLY_NO, REPLY_NO_LINE, REPLY_YES, Request};
+use crate::wire::{Limit, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_YES, Request};
 
 /// The poll token of the line.
 pub(super) const LINE: Token = Token(usize::MAX - 2);
@@ -330,8 +330,17 @@ impl Watch {
                 shared.line = Some(line);
                 LineState::Open
             }
-            REPLY_NO_LINE => LineState::CallBack,
+            // Another user's per-user id can never be attached: the
+            // booking, if it is still held, lives by call-backs.
+            REPLY_NO_LINE | REPLY_OTHER_USER => LineState::CallBack,
             REPLY_NO => LineState::Lost,
+            // A limit reached (requests pending behind the id's
+            // verification, say): it may free, so try again later, with
+            // the pauses growing, as after no answer.
+            full if Limit::of_reply(full).is_some() => {
+                drop(shared);
+                return self.retry_after(now, attempt.pause);
+            }
             // A byte the protocol does not define: try again, as after
             // no answer.
             _ => {

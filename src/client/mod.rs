@@ -40,8 +40,8 @@ pub use line::LineState;
 use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
-    MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request,
+    Limit, MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER,
+    REPLY_USER_UNKNOWN, REPLY_YES, Request,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -156,7 +156,11 @@ impl Client {
             uid,
             message: message.to_vec(),
         };
-        match self.ask(&request)? {
+        let reply = self.ask(&request)?;
+        if let Some((limit, share)) = Limit::of_reply(reply) {
+            return Err(Error::Full { limit, share });
+        }
+        match reply {
             REPLY_YES => Ok(Notified::Delivered),
             REPLY_NO => Ok(Notified::NoHolder),
             REPLY_DECLINED => Ok(Notified::Declined),
@@ -198,7 +202,9 @@ impl Client {
     fn read_line(&self, request: &Request) -> Result<String, Error> {
         let mut stream = self.send(request)?;
         let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
-        let mut line = vec![0; 1024];
+        // A status line that tells root the use of a hundred OS users
+        // takes some 4 KiB.
+        let mut line = vec![0; 8192];
         let mut got = 0;
         while got < line.len() {
             match read_before(&mut stream, &mut line[got..], deadline).map_err(Error::Io)? {

@@ -10,10 +10,16 @@ use log::{debug, error};
 use super::Server;
 use super::conn::{Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
 use crate::deadlines::ConnRef;
-use crate::registry::{Action, Answer, Ask, UNKNOWN_USER};
-use crate::status::{Holder, LockStatus, Status};
+use crate::owner::ROOT;
+use crate::registry::{Action, Answer, Ask, UNKNOWN_USER, User};
+use crate::status::{Holder, LockStatus, Status, UserUse};
 use crate::uid::Uid;
 use crate::wire::Request;
+
+/// The most OS users a STATUS line tells the use of: at about 40 bytes
+/// each, the line stays within the few KiB a fresh socket's send buffer
+/// takes at once.
+const MAX_USERS_IN_STATUS: usize = 100;
 
 impl Server {
     /// A client or verification connection is ready for I/O.
@@ -71,6 +77,7 @@ impl Server {
             Request::Query { uid } => Some(uid),
             _ => None,
         };
+        let asker = *user;
         self.counters.requests += 1;
         let mut line = match queried {
             Some(uid) => {
@@ -86,6 +93,7 @@ impl Server {
                 verifications_failed: self.counters.verifications_failed,
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
                 lines: Some(self.registry.lines() as u64),
+                usage: self.usage_for(asker),
             }
             .to_string(),
         };
@@ -93,6 +101,25 @@ impl Server {
         // A fresh socket's send buffer takes a line this short whole.
         let _ = io::Write::write(&mut self.conns[from.key].stream, line.as_bytes());
         self.close(from.key);
+    }
+
+    /// What STATUS tells `asker` of the use per OS user: root every user's
+    /// (the first `MAX_USERS_IN_STATUS` by user id, so that the line stays
+    /// short enough for one write), anyone else their own.
+    fn usage_for(&self, asker: User) -> Vec<UserUse> {
+        self.registry
+            .usage()
+            .into_iter()
+            .filter(|(user, _)| asker == ROOT || *user == asker)
+            .take(MAX_USERS_IN_STATUS)
+            .map(|(user, used)| UserUse {
+                user,
+                bookings: used.bookings as u64,
+                lines: used.lines as u64,
+                waiters: used.waiters as u64,
+                pending: used.pending as u64,
+            })
+            .collect()
     }
 
     /// What QUERY tells of `uid`: the table as it stands, and the owner of
