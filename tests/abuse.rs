@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Responder, Running, TestServer, random, read_reply, send_bytes};
 use namaste::client::{Client, Error};
 use namaste::reactor::Config;
-use namaste::wire::{MAX_MESSAGE_LEN, Request};
+use namaste::wire::{Limit, MAX_MESSAGE_LEN, Request};
 
 const GRANTED: Option<u8> = Some(1);
 const DENIED: Option<u8> = Some(0);
@@ -175,9 +175,19 @@ fn the_booking_limit_is_logged_and_recovers() {
     let mut server = Running::start(&["--max-bookings", "1"]);
     let client = Client::new().with_port(server.port);
     let held = client.book(random()).unwrap().expect("granted");
-    assert!(matches!(client.book(random()), Err(Error::Refused)));
-    let line = server.log_line_with("refused a book");
-    assert!(line.contains("1 booking held (--max-bookings)"), "{line}");
+    let refused = client.book(random());
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Full {
+                limit: Limit::Bookings,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let line = server.log_line_with("refused a line from user");
+    assert!(line.contains("bookings (--max-bookings"), "{line}");
     drop(held);
     assert_healthy(server.port);
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{Running, Scratch, quiet_hold, random, read_reply};
 use namaste::Uid;
 use namaste::client::Client;
-use namaste::wire::Request;
+use namaste::wire::{Limit, Request};
 
 /// Six waiters, each queued after the one before, are granted in the
 /// order they arrived, each the moment the one before checks out: well
@@ -121,10 +121,10 @@ fn a_holder_killed_while_others_wait_is_found_by_a_probe() {
     assert_eq!(waiter.wait().unwrap().code(), Some(0));
 }
 
-/// Past the waiters allowed for one id, a WAIT is closed without a reply,
-/// as every limit is.
+/// Past the waiters allowed for one id, a WAIT is refused with a reply
+/// that names the limit, and the waiters already queued wait on.
 #[test]
-fn a_full_queue_closes_without_a_reply() {
+fn a_full_queue_refuses_with_the_limit_in_the_reply() {
     let server = Running::start(&["--max-waiters-per-id", "1"]);
     let client = Client::new().with_port(server.port);
     let uid = random();
@@ -145,7 +145,14 @@ fn a_full_queue_closes_without_a_reply() {
     let (mut queued, _first) = wait(random());
     thread::sleep(Duration::from_millis(200));
     let (mut refused, _second) = wait(random());
-    assert_eq!(read_reply(&mut refused), None, "closed without a reply");
+    let reply = read_reply(&mut refused).expect("a reply");
+    assert!(
+        matches!(
+            Limit::of_reply(reply),
+            Some((Limit::WaitersForId | Limit::Waiters, _))
+        ),
+        "{reply:#04x}"
+    );
     queued
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
