@@ -21,7 +21,7 @@ mod wait;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 use mio::net::TcpListener;
@@ -120,10 +120,7 @@ struct Warnings {
     full: Episode,
     accept_failing: Episode,
     cannot_verify: Throttled,
-    pending_full: Throttled,
-    bookings_full: Throttled,
-    waiters_full: Throttled,
-    busy: Throttled,
+    limit_full: Throttled,
     evicting: Throttled,
     other_user: Throttled,
 }
@@ -172,6 +169,9 @@ impl Server {
             max_pending: (config.max_connections / 2).max(1),
             probe_interval: config.probe_interval,
             max_lines: lines_kept.lines,
+            shares: 1,
+            sweep_interval: Duration::from_millis(250),
+            sweep_age: Duration::from_secs(60),
         });
         let journal = match &config.state {
             Some(path) => {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info};
 
+use super::Server;
 use super::conn::{Conn, Kept, MessageFrom, Phase, ReadProgress, Verification, read_request};
-use super::{Server, plural};
 use crate::deadlines::ConnRef;
-use crate::registry::{Action, Answer, Ask, Refusal};
+use crate::registry::{Action, Answer, Ask, Refusal, UNKNOWN_USER};
 use crate::status::{Holder, LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::Request;
@@ -54,7 +54,8 @@ impl Server {
         };
         if let Some(ask) = Ask::of(request, now) {
             let ip = *ip;
-            self.registry.request(from, ip, ask, &mut self.actions);
+            self.registry
+                .request(from, ip, UNKNOWN_USER, ask, &mut self.actions);
             self.carry_out(now);
             return;
         }
@@ -265,37 +266,16 @@ impl Server {
 
     pub(super) fn warn_refusal(&mut self, why: Refusal, now: Instant) {
         match why {
-            Refusal::PendingFull => self.warnings.pending_full.warn(
+            Refusal::Full { limit, share } => self.warnings.limit_full.warn(
                 now,
                 format_args!(
-                    "refused a request: {} requests for one id already wait behind its verification (--max-waiting)",
-                    self.config.max_waiting
-                ),
-            ),
-            Refusal::BookingsFull => self.warnings.bookings_full.warn(
-                now,
-                format_args!(
-                    "refused a book: {} held (--max-bookings)",
-                    plural(self.config.max_bookings, "booking", "bookings")
-                ),
-            ),
-            Refusal::WaitersFull => self.warnings.waiters_full.warn(
-                now,
-                format_args!(
-                    "refused a wait: {} waiters in all, or {} for one id (--max-waiters, --max-waiters-per-id)",
-                    self.config.max_waiters, self.config.max_waiters_per_id
-                ),
-            ),
-            Refusal::Busy => self.warnings.busy.warn(
-                now,
-                format_args!(
-                    "refused a request: {} requests already wait for verifications (half of --max-connections)",
-                    (self.config.max_connections / 2).max(1)
+                    "refused a request: {limit:?} {} reached",
+                    if share { "share" } else { "bound" }
                 ),
             ),
             // Already warned about by `cannot_verify`; a client's own
             // mistake, logged with it.
-            Refusal::Inconclusive | Refusal::LineMisused => {}
+            Refusal::Inconclusive | Refusal::LineMisused | Refusal::OtherUsersId => {}
         }
     }
 }

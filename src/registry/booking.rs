@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::User;
 use crate::uid::Uid;
 
 /// Who holds a uid, and how to reach it to prove it is still alive.
@@ -23,6 +24,11 @@ pub struct Booking {
     ///
     /// [`Registry::set_wall_clock`]: super::Registry::set_wall_clock
     pub since: u64,
+    /// The OS user of the request that was granted it, whose share it
+    /// takes ([`UNKNOWN_USER`] when nobody knows).
+    ///
+    /// [`UNKNOWN_USER`]: super::UNKNOWN_USER
+    pub user: User,
 }
 
 impl Booking {

@@ -7,9 +7,32 @@ use std::time::{Duration, Instant};
 
 use crate::uid::Uid;
 use crate::wire::{
-    MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
+    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
     REPLY_YES, Request,
 };
+
+/// The OS user of a request, as the kernel reports the owner of its
+/// connection: the same numbers as [`crate::owner::UserId`].
+pub type User = u32;
+
+/// The user of a request whose owner the kernel could not tell, and of a
+/// booking restored from a state file that did not record one: they all
+/// share one share, like one user.
+pub const UNKNOWN_USER: User = u32::MAX;
+
+/// What one OS user takes of the registry's bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Use {
+    /// Bookings held, and candidates being verified for one.
+    pub bookings: usize,
+    /// Lines kept for its bookings.
+    pub lines: usize,
+    /// WAITs queued for held uids.
+    pub waiters: usize,
+    /// Requests pending behind verifications, or parked while bookings
+    /// are reclaimed.
+    pub pending: usize,
+}
 
 /// A request, as far as the booking rules care. A NOTIFY's message stays
 /// with the reactor, which sends it on the verification the registry asks
@@ -140,6 +163,48 @@ pub struct Limits {
     /// Lines kept at once; past it a LINE is verified by call-back and
     /// granted without one, and an ATTACH gets none.
     pub max_lines: usize,
+    /// How many OS users the bounds are shared between: each may take at
+    /// most [`Limits::share`] of every bound, so that one user cannot lock
+    /// the others out; 1 is no sharing.
+    pub shares: usize,
+    /// How often the sweep verifies one old call-back booking, so that the
+    /// bookings of the dead leave without anyone asking for their ids.
+    pub sweep_interval: Duration,
+    /// How old a call-back booking is (by the wall clock) before the sweep
+    /// verifies it.
+    pub sweep_age: Duration,
+}
+
+impl Limits {
+    /// What one OS user may take of `bound`: `bound / shares`, at least 1.
+    pub fn share(&self, bound: usize) -> usize {
+        (bound / self.shares.max(1)).max(1)
+    }
+
+    /// Why one more of `limit`, whose bound is `bound`, cannot be taken by
+    /// a user that takes `mine` of it while everyone takes `total`, if it
+    /// cannot. The user's share is told first, so that a refusal for the
+    /// total says that others are past theirs; a share as big as the bound
+    /// (no sharing) is the total.
+    pub(super) fn full(
+        &self,
+        limit: Limit,
+        bound: usize,
+        mine: usize,
+        total: usize,
+    ) -> Option<Refusal> {
+        let share = self.share(bound);
+        if share < bound && mine >= share {
+            Some(Refusal::Full { limit, share: true })
+        } else if total >= bound {
+            Some(Refusal::Full {
+                limit,
+                share: false,
+            })
+        } else {
+            None
+        }
+    }
 }
 
 /// What the reactor must do next.
@@ -258,15 +323,16 @@ impl Answer {
 /// Why a request was refused rather than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The requests pending behind the uid's verification are too many
-    /// (`max_waiting`).
-    PendingFull,
-    /// Too many requests are pending already, for all uids together.
-    Busy,
-    /// The maximum number of bookings is reached.
-    BookingsFull,
-    /// The maximum number of waiters, for the uid or in all, is reached.
-    WaitersFull,
+    /// A bound is reached: the requester's own share of it (`share`), or
+    /// the server's total.
+    Full {
+        /// Which bound.
+        limit: Limit,
+        /// Whether it was the requester's share of the bound, not the total.
+        share: bool,
+    },
+    /// The uid is a per-user id of another OS user.
+    OtherUsersId,
     /// The server could not tell whether a process is alive, so it
     /// neither grants nor denies.
     Inconclusive,

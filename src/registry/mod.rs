@@ -31,19 +31,28 @@ mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod model;
+mod reclaim;
 mod serve;
+mod sweep;
 mod table;
+mod users;
+mod verdict;
 mod waiting;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, ResponderIp};
-pub use events::{Action, Answer, Ask, Limits, Refusal, Verdict, Withheld};
+pub use events::{
+    Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
+};
+use sweep::Sweep;
 use table::Table;
+use users::{Counter, Users};
 use waiting::{Due, Waiting};
 
 use crate::uid::Uid;
+use crate::wire::Limit;
 
 /// The booking table, the requests pending behind verifications, and
 /// the queues of WAITs waiting for held uids.
@@ -54,7 +63,8 @@ use crate::uid::Uid;
 pub struct Registry<R> {
     bookings: Table,
     pending: HashMap<Uid, Pending<R>>,
-    /// Requests pending behind verifications, for all uids together.
+    /// Requests pending behind verifications or parked, for all uids
+    /// together.
     pending_requests: usize,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
@@ -69,6 +79,15 @@ pub struct Registry<R> {
     /// the Unix epoch.
     wall_clock: u64,
     limits: Limits,
+    /// What each OS user takes of the bounds.
+    users: Users,
+    /// Requests that found the bookings bound reached, waiting in arrival
+    /// order for the verifications of `reclaiming` to end.
+    parked: VecDeque<Waiter<R>>,
+    /// The uids whose holders are verified to reclaim the bookings of the
+    /// dead: at most one round at a time.
+    reclaiming: Vec<Uid>,
+    sweep: Sweep,
 }
 
 /// A request and who sent it.
@@ -76,7 +95,11 @@ pub struct Registry<R> {
 struct Waiter<R> {
     from: R,
     ip: ResponderIp,
+    user: User,
     ask: Ask,
+    /// It was parked once while bookings were reclaimed: past a bound
+    /// again, it is refused, so no request waits for round after round.
+    reclaimed: bool,
 }
 
 /// A uid with a verification in flight: what is being verified, and the
@@ -134,6 +157,10 @@ impl<R: Copy + PartialEq> Registry<R> {
             now: None,
             wall_clock: 0,
             limits,
+            users: Users::default(),
+            parked: VecDeque::new(),
+            reclaiming: Vec::new(),
+            sweep: Sweep::default(),
         }
     }
 
@@ -179,8 +206,23 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Takes back a booking recorded before a restart, as held, without
     /// verifying it: like any holder, it is verified at the next contention.
     /// Answers false when its uid is already held or the table is full.
+    /// Only the total bounds it, not its user's share: a restart must not
+    /// lose bookings their holders count on, and a user past its share
+    /// only gets no more until it is under it again.
     pub fn restore(&mut self, booking: Booking) -> bool {
-        self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking)
+        let restored =
+            self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking);
+        if restored {
+            self.users.take(booking.user, Counter::Bookings);
+            self.sweep_later(booking.since);
+        }
+        restored
+    }
+
+    /// What each OS user takes of the bounds, sorted by user; users that
+    /// take nothing are left out.
+    pub fn usage(&self) -> Vec<(User, Use)> {
+        self.users.all()
     }
 
     /// It is now `unix_seconds` by the wall clock: bookings granted from
@@ -199,135 +241,80 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.pending.is_empty()
     }
 
-    /// A request arrived from `from`, connected from `ip`. Its answer may
-    /// come now or after verifications; either way exactly one `Reply` or
-    /// `Refuse` names `from`, unless it is a waiter that leaves first.
-    pub fn request(&mut self, from: R, ip: ResponderIp, ask: Ask, out: &mut Vec<Action<R>>) {
+    /// A request arrived from `from`, connected from `ip`, owned by the
+    /// OS user `user`. Its answer may come now or after verifications;
+    /// either way exactly one `Reply` or `Refuse` names `from`, unless it
+    /// is a waiter that leaves first.
+    pub fn request(
+        &mut self,
+        from: R,
+        ip: ResponderIp,
+        user: User,
+        ask: Ask,
+        out: &mut Vec<Action<R>>,
+    ) {
         if let Ask::Wait { arrived, .. } = ask {
             self.now = self.now.max(Some(arrived));
         }
-        let waiter = Waiter { from, ip, ask };
-        let uid = ask.uid();
-        if let Some(pending) = self.pending.get_mut(&uid) {
-            // A check out frees what others wait for: it is never turned
-            // away for the pending requests' sake.
-            let room = self.pending_requests < self.limits.max_pending
-                || matches!(ask, Ask::CheckOut { .. });
-            if !room {
-                refuse(from, Refusal::Busy, out);
-            } else if pending.waiting.len() < self.limits.max_waiting {
-                pending.waiting.push_back(waiter);
-                self.pending_requests += 1;
-                out.push(Action::Pending { to: from });
-            } else {
-                refuse(from, Refusal::PendingFull, out);
-            }
+        if !may_ask(user, &ask) {
+            refuse(from, Refusal::OtherUsersId, out);
             return;
         }
-        self.serve_pending(uid, VecDeque::new(), Some(waiter), false, out);
+        let waiter = Waiter {
+            from,
+            ip,
+            user,
+            ask,
+            reclaimed: false,
+        };
+        self.admit(waiter, out);
     }
 
-    /// The verification of `uid` started by the last `Verify` action for it
-    /// ended with `verdict`.
-    pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
-        let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
+    /// Serves `waiter`, or puts it behind the verification in flight for
+    /// its uid if there is room.
+    fn admit(&mut self, waiter: Waiter<R>, out: &mut Vec<Action<R>>) {
+        let uid = waiter.ask.uid();
+        let Some(pending) = self.pending.get(&uid) else {
+            self.serve_pending(uid, VecDeque::new(), Some(waiter), false, out);
             return;
         };
-        // An open line proves its holder alive whatever its responder
-        // says: the booking ends with the line, not with the port.
-        let verdict = match verdict {
-            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
-            verdict => verdict,
+        let mine = pending
+            .waiting
+            .iter()
+            .filter(|w| w.user == waiter.user)
+            .count();
+        let for_id = pending.waiting.len();
+        let limits = &self.limits;
+        let full_for_id = limits.full(Limit::PendingForId, limits.max_waiting, mine, for_id);
+        // A check out frees what others wait for: it is never turned
+        // away for the pending requests' sake in all.
+        let full_in_all = match waiter.ask {
+            Ask::CheckOut { .. } => None,
+            _ => self.pending_full(waiter.user),
         };
-        let mut holder_alive = false;
-        let mut retry = None;
-        match checking {
-            Checking::Holder { handshake, waiter } => {
-                let notify = matches!(waiter.ask, Ask::Notify { .. });
-                match (verdict, self.holds(&uid, &handshake)) {
-                    (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
-                    // Without proof of its death, a holder keeps its
-                    // booking: silence counts as alive.
-                    (
-                        Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                        true,
-                    ) => {
-                        holder_alive = true;
-                        match (verdict, waiter.ask) {
-                            (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
-                            // Check outs and attaches need no verification:
-                            // here for the match's sake.
-                            (_, Ask::Book { .. } | Ask::CheckOut { .. } | Ask::Attach { .. }) => {
-                                reply(waiter.from, Answer::Denied, out);
-                            }
-                            (Verdict::Alive, Ask::Notify { .. }) => {
-                                reply(waiter.from, Answer::Delivered, out);
-                            }
-                            (Verdict::Withheld(why), Ask::Notify { .. }) => {
-                                reply(waiter.from, why.answer(), out);
-                            }
-                            (_, Ask::Notify { .. }) => reply(waiter.from, Answer::Declined, out),
-                        }
-                    }
-                    (Verdict::Dead, true) => {
-                        self.bookings.remove(&uid);
-                        out.push(Action::Dropped { uid });
-                        if notify {
-                            reply(waiter.from, Answer::NoHolder, out);
-                        } else {
-                            retry = Some(waiter);
-                        }
-                    }
-                    // The booking changed hands while it was verified: the
-                    // verdict is about someone else, so serve afresh.
-                    (_, false) => retry = Some(waiter),
-                }
-            }
-            Checking::Candidate {
-                from,
-                mut booking,
-                fate,
-                line,
-                ..
-            } => {
-                self.reserved -= 1;
-                match verdict {
-                    _ if fate == Fate::Ended => {}
-                    _ if fate == Fate::Lapsed => reply(from, Answer::Denied, out),
-                    // No message is handed to a candidate, so it cannot
-                    // decline one; it answered, so it is alive.
-                    Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
-                        // Serving one at a time kept everyone else away from this uid, so
-                        // the insert finds it free.
-                        booking.since = self.wall_clock;
-                        holder_alive = self.bookings.insert(booking);
-                        let answer = match (holder_alive, line) {
-                            (true, false) => Answer::Granted,
-                            (true, true) => Answer::NoLine,
-                            (false, _) => Answer::Denied,
-                        };
-                        reply(from, answer, out);
-                    }
-                    // A grant needs the uid back, nothing less.
-                    Verdict::Dead | Verdict::Silent => reply(from, Answer::Denied, out),
-                    Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
-                }
-            }
-            Checking::Probe { handshake } => match (verdict, self.holds(&uid, &handshake)) {
-                (Verdict::Dead, true) => {
-                    self.bookings.remove(&uid);
-                    out.push(Action::Dropped { uid });
-                }
-                (
-                    Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                    true,
-                ) => {
-                    holder_alive = true;
-                }
-                _ => {}
-            },
+        if let Some(why) = first_full([full_in_all, full_for_id]) {
+            refuse(waiter.from, why, out);
+            return;
         }
-        self.serve_pending(uid, waiting, retry, holder_alive, out);
+        if let Some(pending) = self.pending.get_mut(&uid) {
+            pending.waiting.push_back(waiter);
+        }
+        self.pending_requests += 1;
+        self.users.take(waiter.user, Counter::Pending);
+        out.push(Action::Pending { to: waiter.from });
+    }
+
+    /// Why one more request of `user` cannot wait, pending or parked, if
+    /// it cannot: its share of the requests pending in all, or the total.
+    fn pending_full(&self, user: User) -> Option<Refusal> {
+        let mine = self.users.count(user, Counter::Pending);
+        let limits = &self.limits;
+        limits.full(
+            Limit::Pending,
+            limits.max_pending,
+            mine,
+            self.pending_requests,
+        )
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
@@ -347,20 +334,27 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
-    /// a waiter's deadline or a probe, if anyone waits.
+    /// a waiter's deadline or a probe, if anyone waits, or the sweep's
+    /// next step, if it has anything to sweep.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting.next_timeout()
+        [self.waiting.next_timeout(), self.next_sweep()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// It is now `now`: ends the waits that are over and probes the
-    /// holders that are due.
+    /// It is now `now`: ends the waits that are over, probes the holders
+    /// that are due, and takes the sweep's step if it is due.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Action<R>>) {
         self.now = self.now.max(Some(now));
         // A zero interval would make every probe due again at once.
         let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
         while let Some(due) = self.waiting.next_due(now, next_probe) {
             match due {
-                Due::Deadline(waiter) => reply(waiter.from, Answer::Denied, out),
+                Due::Deadline(waiter) => {
+                    self.users.give(waiter.user, Counter::Waiters);
+                    reply(waiter.from, Answer::Denied, out);
+                }
                 Due::Lapsed { uid, ticket } => {
                     if let Some(Pending {
                         checking:
@@ -379,18 +373,25 @@ impl<R: Copy + PartialEq> Registry<R> {
                 Due::Probe { uid } => self.probe(uid, out),
             }
         }
+        self.sweep(now, out);
     }
 
     /// Starts a verification for `uid`: `checking` is verified, `waiting`
     /// is pending behind it.
     fn insert_pending(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
         self.pending_requests += waiting.len();
+        for waiter in &waiting {
+            self.users.take(waiter.user, Counter::Pending);
+        }
         self.pending.insert(uid, Pending { checking, waiting });
     }
 
     fn remove_pending(&mut self, uid: &Uid) -> Option<Pending<R>> {
         let pending = self.pending.remove(uid)?;
         self.pending_requests -= pending.waiting.len();
+        for waiter in &pending.waiting {
+            self.users.give(waiter.user, Counter::Pending);
+        }
         Some(pending)
     }
 
@@ -408,6 +409,27 @@ fn reply<R>(to: R, answer: Answer, out: &mut Vec<Action<R>>) {
 
 fn refuse<R>(to: R, why: Refusal, out: &mut Vec<Action<R>>) {
     out.push(Action::Refuse { to, why });
+}
+
+/// The refusal to tell of those a request meets: one for a share first, so
+/// that a refusal for a total says that others are past theirs.
+fn first_full(refusals: [Option<Refusal>; 2]) -> Option<Refusal> {
+    let for_total = |why: &Refusal| !matches!(why, Refusal::Full { share: true, .. });
+    refusals.into_iter().flatten().min_by_key(for_total)
+}
+
+/// Whether `user` may ask `ask`: a per-user id is booked, waited for and
+/// attached to by its own user alone, and messaged by it or root. A check
+/// out needs the holder's handshake anyway.
+fn may_ask(user: User, ask: &Ask) -> bool {
+    let Some(owner) = ask.uid().per_user_owner() else {
+        return true;
+    };
+    match ask {
+        Ask::CheckOut { .. } => true,
+        Ask::Notify { .. } => user == owner || user == crate::owner::ROOT,
+        Ask::Book { .. } | Ask::Wait { .. } | Ask::Attach { .. } => user == owner,
+    }
 }
 
 #[cfg(test)]

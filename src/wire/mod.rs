@@ -80,6 +80,48 @@ pub const REPLY_USER_UNKNOWN: u8 = 0x04;
 /// booking is held with that handshake but gets no line: the server
 /// closes, and the booking lives under the call-back rules, as a BOOK's.
 pub const REPLY_NO_LINE: u8 = 0x02;
+/// A bound of the server's that a request can be refused for: the server's
+/// total, or one OS user's share of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Bookings held (and being granted).
+    Bookings,
+    /// WAITs queued for held ids, in all.
+    Waiters,
+    /// WAITs queued for one held id.
+    WaitersForId,
+    /// Requests pending behind verifications, in all.
+    Pending,
+    /// Requests pending behind the verification of one id.
+    PendingForId,
+}
+
+impl Limit {
+    /// The number that names this limit in a reply byte.
+    pub fn code(self) -> u8 {
+        match self {
+            Limit::Bookings => 0,
+            Limit::Waiters => 1,
+            Limit::WaitersForId => 2,
+            Limit::Pending => 3,
+            Limit::PendingForId => 4,
+        }
+    }
+
+    /// The limit named by `code`, if any.
+    pub fn from_code(code: u8) -> Option<Limit> {
+        [
+            Limit::Bookings,
+            Limit::Waiters,
+            Limit::WaitersForId,
+            Limit::Pending,
+            Limit::PendingForId,
+        ]
+        .into_iter()
+        .find(|limit| limit.code() == code)
+    }
+}
+
 /// What a holder's responder writes once it has taken a NOTIFY message.
 pub const MESSAGE_ACK: u8 = 0x01;
 

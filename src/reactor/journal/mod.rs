@@ -238,6 +238,7 @@ mod tests {
             ip: ResponderIp::LOCALHOST,
             port: 4000 + u16::from(n),
             since: 1_800_000_000 + u64::from(n),
+            user: crate::registry::UNKNOWN_USER,
         }
     }
 

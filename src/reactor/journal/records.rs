@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use log::{error, warn};
 
 use super::files::context;
-use crate::registry::{Booking, ResponderIp};
+use crate::registry::{Booking, ResponderIp, UNKNOWN_USER};
 use crate::uid::{UID_LEN, Uid};
 
 /// The header every state file starts with.
@@ -120,6 +120,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 ip: ResponderIp::from_octets(octets),
                 port: u16::from_be_bytes([record[133], record[134]]),
                 since: u64::from_be_bytes(since),
+                user: UNKNOWN_USER,
             };
             held.insert(uid, booking);
         } else {
@@ -185,6 +186,7 @@ mod tests {
             ip: ResponderIp::LOCALHOST,
             port: 4007,
             since: 1_800_000_007,
+            user: UNKNOWN_USER,
         };
         let mut record = encode_held(&old);
         record[0] = BOOKED;

@@ -42,6 +42,7 @@ impl World {
     }
 
     pub(super) fn check(&self) {
+        self.check_users();
         assert_eq!(
             self.holders(),
             self.table,

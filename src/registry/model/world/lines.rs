@@ -58,6 +58,7 @@ impl World {
     /// verification is forgotten.
     pub(super) fn restart(&mut self) {
         let mut registry = Registry::new(self.limits);
+        registry.set_wall_clock(self.wall_clock);
         for booking in self.registry.bookings() {
             assert!(registry.restore(*booking), "{:?}", self.trace);
         }
@@ -96,7 +97,7 @@ impl World {
                 self.trace
             ),
             Ok(Answer::Lost) => assert!(!held, "a held booking lost: {:?}", self.trace),
-            Err(Refusal::Busy | Refusal::PendingFull) => {}
+            Err(Refusal::Full { limit, share }) => self.check_full(c, u, limit, share),
             other => panic!("{other:?} to an attach: {:?}", self.trace),
         }
     }
