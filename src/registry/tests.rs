@@ -449,4 +449,5 @@ mod lines;
 mod notify;
 mod properties;
 mod silence;
+mod users;
 mod waiting;

@@ -77,7 +77,8 @@ impl World {
             .pending
             .values()
             .map(|l| l.waiting.len())
-            .sum();
+            .sum::<usize>()
+            + self.registry.parked.len();
         assert_eq!(pending, self.registry.pending_requests, "{:?}", self.trace);
         for pending in self.registry.pending.values() {
             // One more than the limit when a waiter from the queue goes

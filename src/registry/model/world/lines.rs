@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{Kind, Pending, World};
-use crate::registry::model::{handshake, uid};
-use crate::registry::{Action, Answer, Refusal, Registry};
+use crate::registry::model::{handshake, uid, user};
+use crate::registry::{Action, Answer, Refusal, Registry, User};
 
 impl Pending {
     pub(super) fn new(client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> Pending {
@@ -23,6 +23,12 @@ impl Pending {
 }
 
 impl World {
+    /// The lines kept for the bookings of `of`.
+    fn lines_of(&self, of: User) -> usize {
+        let lined = |&&(c, _): &&(usize, u32)| user(c as u32) == of;
+        self.lines.iter().flatten().filter(lined).count()
+    }
+
     /// The line of `u` closes without a check out: its end is the proof
     /// that frees the uid, as the last close of a lock file's descriptor.
     pub(super) fn end_line(&mut self, u: u8, out: &mut Vec<Action<u32>>) {
@@ -92,7 +98,8 @@ impl World {
             }
             Ok(Answer::NoLine) => assert!(
                 held && (self.lines[u as usize].is_some()
-                    || self.registry.lines() >= self.limits.max_lines),
+                    || self.registry.lines() >= self.limits.max_lines
+                    || self.lines_of(user(c as u32)) >= self.limits.share(self.limits.max_lines)),
                 "attached without a line with room for one: {:?}",
                 self.trace
             ),
