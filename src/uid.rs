@@ -9,7 +9,7 @@ use sha3::{Digest, Sha3_512};
 /// Length in bytes of a [`Uid`]: the size of a SHA3-512 digest.
 pub const UID_LEN: usize = 64;
 
-/// What the bytes of a per-user id begin with, before its user.
+/// What the bytes of a per-user id begin with.
 const PER_USER_MARKER: &[u8; 8] = b"\xffNMSTPU\x01";
 
 /// A 64-byte id: what a process books, and also the secret handshake the
@@ -50,9 +50,10 @@ impl Uid {
     /// neither keeps the other's from starting. Unlike [`Uid::from_name`],
     /// this is no id the published 0.6.0 knows.
     ///
-    /// Its bytes say whose it is ([`Uid::per_user_owner`]), so that the
-    /// server can refuse it to every other user: a marker, the user
-    /// (big-endian), then the first 52 bytes of a digest of user and name.
+    /// The id says whose it is ([`Uid::per_user_owner`]), so the server
+    /// can refuse it to every other user: its first 8 bytes are a marker,
+    /// the next 4 the user (big-endian), the rest the first 52 bytes of a
+    /// SHA3-512 digest of the user and the name.
     ///
     /// ```
     /// use namaste::Uid;
@@ -62,15 +63,16 @@ impl Uid {
     /// assert_ne!(mine, Uid::per_user(b"editor", 1001));
     /// assert_ne!(mine, Uid::from_name("editor"));
     /// assert_eq!(mine.per_user_owner(), Some(1000));
+    /// assert_eq!(Uid::from_name("editor").per_user_owner(), None);
     /// ```
     pub fn per_user(name: &[u8], user: u32) -> Uid {
         let mut hasher = Sha3_512::new();
         // A prefix no plain name hashed by from_name can begin with, so a
-        // per-user id never equals the id of some other name.
+        // per-user id's digest never equals the id of some other name.
         hasher.update(b"\0namaste per-user id\0");
         hasher.update(user.to_be_bytes());
         hasher.update(name);
-        let digest = hasher.finalize();
+        let digest: [u8; UID_LEN] = hasher.finalize().into();
         let mut bytes = [0; UID_LEN];
         bytes[..PER_USER_MARKER.len()].copy_from_slice(PER_USER_MARKER);
         bytes[8..12].copy_from_slice(&user.to_be_bytes());
@@ -79,14 +81,12 @@ impl Uid {
     }
 
     /// The OS user whose per-user id this is ([`Uid::per_user`]), if it is
-    /// one. A plain name's digest begins with the marker with probability
-    /// 2^-64.
+    /// one. A plain name's digest begins with the marker by chance once in
+    /// 2^64 names.
     pub fn per_user_owner(&self) -> Option<u32> {
-        let (marker, rest) = self.0.split_at(PER_USER_MARKER.len());
-        if marker != PER_USER_MARKER {
-            return None;
-        }
-        Some(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
+        let (marker, rest) = self.0.split_first_chunk::<8>()?;
+        let user = rest.first_chunk::<4>()?;
+        (marker == PER_USER_MARKER).then(|| u32::from_be_bytes(*user))
     }
 
     /// A fresh id from the operating system's random source, for handshakes:
@@ -197,6 +197,18 @@ mod tests {
         let expected = "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e\
                         10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0";
         assert_eq!(Uid::from_name("abc").to_string(), expected);
+    }
+
+    #[test]
+    fn a_per_user_id_names_its_user_and_hides_the_name() {
+        let id = Uid::per_user(b"editor", 0x0102_0304);
+        assert_eq!(&id.0[..12], b"\xffNMSTPU\x01\x01\x02\x03\x04");
+        assert_eq!(id.per_user_owner(), Some(0x0102_0304));
+        assert_ne!(&id.0[12..], &Uid::per_user(b"other", 0x0102_0304).0[12..]);
+        let mut plain = Uid::from_name("editor");
+        assert_eq!(plain.per_user_owner(), None);
+        plain.0[..8].copy_from_slice(b"\xffNMSTPU\x02");
+        assert_eq!(plain.per_user_owner(), None, "another marker");
     }
 
     #[test]

@@ -156,7 +156,6 @@ fn a_restored_booking_keeps_its_user() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn nobodys_hog_of_bookings_stops_at_its_share_and_others_still_hold() {
     if !root_or_skip() || !user_exists_or_skip(DAEMON) {
         return;
@@ -181,7 +180,6 @@ fn nobodys_hog_of_bookings_stops_at_its_share_and_others_still_hold() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn nobody_past_its_share_gets_exit_73_naming_its_share() {
     if !root_or_skip() {
         return;
@@ -199,7 +197,6 @@ fn nobody_past_its_share_gets_exit_73_naming_its_share() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn nobodys_hog_of_the_wait_queue_leaves_roots_waiter_in_line() {
     if !root_or_skip() {
         return;
@@ -260,7 +257,6 @@ fn nobodys_hog_of_the_wait_queue_leaves_roots_waiter_in_line() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
     if !root_or_skip() || !user_exists_or_skip(DAEMON) {
         return;
@@ -316,7 +312,6 @@ fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
     if !root_or_skip() {
         return;
@@ -366,14 +361,21 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
         assert_eq!(reply, expected, "{request}");
     }
     assert!(roots_hold.wait().unwrap().success());
-    let output = as_nobody(&["notify", "--uid", &roots.to_string(), "hi", "--port", &port])
-        .output()
-        .unwrap();
+    let output = as_nobody(&[
+        "notify",
+        "x",
+        "hi",
+        "--uid",
+        &roots.to_string(),
+        "--port",
+        &port,
+    ])
+    .output()
+    .unwrap();
     assert_eq!(output.status.code(), Some(77), "{}", stderr(&output));
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn a_table_full_of_dead_bookings_takes_a_new_one() {
     let server = Running::start(&["--max-bookings", "8", "--shares", "1"]);
     for _ in 0..8 {
@@ -393,7 +395,6 @@ fn a_table_full_of_dead_bookings_takes_a_new_one() {
 }
 
 #[test]
-#[ignore = "needs the registry of #20"]
 fn the_sweep_frees_a_dead_call_back_booking_within_its_period_and_keeps_a_silent_one() {
     let server = Running::start(&["--sweep-interval", "0.1", "--sweep-age", "0"]);
     let (dead, silent) = (random(), random());

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use namaste::registry::model::{Event, World, limits};
 
 const CLIENTS: usize = 4;
-const UIDS: u8 = 3;
+const UIDS: u8 = 5;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&[bounds, lines], events)) = data.split_first_chunk::<2>() else {

@@ -13,7 +13,7 @@ use super::Server;
 use super::conn::{Conn, Phase};
 use crate::deadlines::ConnRef;
 use crate::registry::{Refusal, UNKNOWN_USER, User};
-use crate::wire::{Limit, REPLY_OTHER_USER, Request};
+use crate::wire::{REPLY_OTHER_USER, Request};
 
 impl Server {
     /// Closes the requester `to`, with the reply byte that says why if its
@@ -64,13 +64,14 @@ impl Server {
         let who = Who(user);
         match why {
             Refusal::Full { limit, share } => {
-                let bound = self.bound(limit);
+                let limits = self.registry.limits();
+                let bound = limits.bound(limit);
                 let option = limit.option();
-                let shares = self.config.shares;
                 let message = if share {
-                    let of_one = (bound / shares.max(1)).max(1);
                     format!(
-                        "refused a {what} from {who}: its share of {limit} ({of_one} of {bound}, {option} / --shares {shares}) is taken"
+                        "refused a {what} from {who}: its share of {limit} ({} of {bound}, {option} / --shares {}) is taken",
+                        limits.share(bound),
+                        limits.shares
                     )
                 } else {
                     format!(
@@ -89,18 +90,6 @@ impl Server {
             // Already warned about by `cannot_verify`; a client's own
             // mistake, logged with it.
             Refusal::Inconclusive | Refusal::LineMisused => {}
-        }
-    }
-
-    /// The total that `limit` stands for, as the registry was given it.
-    fn bound(&self, limit: Limit) -> usize {
-        let config = &self.config;
-        match limit {
-            Limit::Bookings => config.max_bookings,
-            Limit::Waiters => config.max_waiters,
-            Limit::WaitersForId => config.max_waiters_per_id,
-            Limit::Pending => super::max_pending(config),
-            Limit::PendingForId => config.max_waiting,
         }
     }
 }

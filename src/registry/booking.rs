@@ -24,8 +24,10 @@ pub struct Booking {
     ///
     /// [`Registry::set_wall_clock`]: super::Registry::set_wall_clock
     pub since: u64,
-    /// The OS user of the request that was granted it;
-    /// [`UNKNOWN_USER`](super::UNKNOWN_USER) when nobody knows.
+    /// The OS user of the request that was granted it, whose share it
+    /// takes ([`UNKNOWN_USER`] when nobody knows).
+    ///
+    /// [`UNKNOWN_USER`]: super::UNKNOWN_USER
     pub user: User,
 }
 

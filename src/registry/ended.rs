@@ -1,7 +1,7 @@
 //! A requester's connection that ends: its request leaves the registry
 //! wherever it waits, and a line's end ends its booking.
 
-use super::{Action, Checking, Fate, Registry};
+use super::{Action, Checking, Counter, Fate, Registry};
 use crate::uid::Uid;
 
 impl<R: Copy + PartialEq> Registry<R> {
@@ -14,7 +14,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// on its behalf is still verified, as a probe, since that verdict is
     /// worth having. If the connection was the line of the booking of
     /// `uid`, the booking ends: `Dropped`, then the uid's queue is served.
-    /// O(the uid's pending requests and queue).
+    /// O(the uid's pending requests and queue, and the parked requests).
     pub fn ended(&mut self, from: R, uid: Uid, out: &mut Vec<Action<R>>) {
         self.leave(from, uid);
         if self.lines.get(&uid) == Some(&from) {
@@ -24,15 +24,21 @@ impl<R: Copy + PartialEq> Registry<R> {
 
     /// Takes the request of `from` about `uid` out of wherever it waits.
     fn leave(&mut self, from: R, uid: Uid) {
-        if self.waiting.leave(&uid, from) {
+        if let Some(waiter) = self.waiting.leave(&uid, from) {
+            self.users.give(waiter.user, Counter::Waiters);
+            return;
+        }
+        if self.unpark(from) {
             return;
         }
         let Some(pending) = self.pending.get_mut(&uid) else {
             return;
         };
         if let Some(place) = pending.waiting.iter().position(|w| w.from == from) {
-            pending.waiting.remove(place);
-            self.pending_requests -= 1;
+            if let Some(waiter) = pending.waiting.remove(place) {
+                self.pending_requests -= 1;
+                self.users.give(waiter.user, Counter::Pending);
+            }
             return;
         }
         match &mut pending.checking {

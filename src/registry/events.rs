@@ -11,27 +11,26 @@ use crate::wire::{
     REPLY_YES, Request,
 };
 
-/// An OS user, as the kernel records it for the socket a request came on:
-/// the same numbers as [`crate::owner::UserId`]. Every bound is shared
-/// between users, so that no one user can take what the others need.
+/// The OS user of a request, as the kernel reports the owner of its
+/// connection: the same numbers as [`crate::owner::UserId`].
 pub type User = u32;
 
 /// The user of a request whose owner the kernel could not tell, and of a
 /// booking restored from a state file that did not record one: they all
-/// share one share, as one user would.
+/// share one share, like one user.
 pub const UNKNOWN_USER: User = u32::MAX;
 
-/// What one user uses of the registry's bounds, as
-/// [`Registry::usage`](super::Registry::usage) reports it.
+/// What one OS user takes of the registry's bounds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Use {
-    /// Bookings held.
+    /// Bookings held, and candidates being verified for one.
     pub bookings: usize,
-    /// Lines kept.
+    /// Lines kept for its bookings.
     pub lines: usize,
-    /// WAITs queued for held ids.
+    /// WAITs queued for held uids.
     pub waiters: usize,
-    /// Requests pending behind verifications.
+    /// Requests pending behind verifications, or parked while bookings
+    /// are reclaimed.
     pub pending: usize,
 }
 
@@ -164,14 +163,53 @@ pub struct Limits {
     /// Lines kept at once; past it a LINE is verified by call-back and
     /// granted without one, and an ATTACH gets none.
     pub max_lines: usize,
-    /// How many users' worth each bound is divided into: one user may take
-    /// at most `max(1, bound / shares)` of each; 1 shares nothing.
+    /// How many OS users the bounds are shared between: each may take at
+    /// most [`Limits::share`] of every bound, so that one user cannot lock
+    /// the others out; 1 is no sharing.
     pub shares: usize,
     /// How often the sweep verifies one old call-back booking, so that the
-    /// dead leave the table without anyone asking for their ids.
+    /// bookings of the dead leave without anyone asking for their ids.
     pub sweep_interval: Duration,
-    /// How old a call-back booking must be before the sweep verifies it.
+    /// How old a call-back booking is (by the wall clock) before the sweep
+    /// verifies it.
     pub sweep_age: Duration,
+}
+
+impl Limits {
+    /// What one OS user may take of `bound`: `bound / shares`, at least 1.
+    pub fn share(&self, bound: usize) -> usize {
+        (bound / self.shares.max(1)).max(1)
+    }
+
+    /// The bound that `limit` names.
+    pub fn bound(&self, limit: Limit) -> usize {
+        match limit {
+            Limit::Bookings => self.max_bookings,
+            Limit::Waiters => self.max_waiters,
+            Limit::WaitersForId => self.max_waiters_per_id,
+            Limit::Pending => self.max_pending,
+            Limit::PendingForId => self.max_waiting,
+        }
+    }
+
+    /// Why one more of `limit` cannot be taken by a user that takes `mine`
+    /// of it while everyone takes `total`, if it cannot. The user's share
+    /// is told first, so that a refusal for the total says that others are
+    /// past theirs; a share as big as the bound (no sharing) is the total.
+    pub(super) fn full(&self, limit: Limit, mine: usize, total: usize) -> Option<Refusal> {
+        let bound = self.bound(limit);
+        let share = self.share(bound);
+        if share < bound && mine >= share {
+            Some(Refusal::Full { limit, share: true })
+        } else if total >= bound {
+            Some(Refusal::Full {
+                limit,
+                share: false,
+            })
+        } else {
+            None
+        }
+    }
 }
 
 /// What the reactor must do next.
@@ -290,15 +328,15 @@ impl Answer {
 /// Why a request was refused rather than answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// A bound is reached: `limit`, and with `share` the requester's own
-    /// share of it rather than the total.
+    /// A bound is reached: the requester's own share of it (`share`), or
+    /// the server's total.
     Full {
         /// Which bound.
         limit: Limit,
-        /// Whether the requester's share was the bound (false: the total).
+        /// Whether it was the requester's share of the bound, not the total.
         share: bool,
     },
-    /// The uid is a per-user id of another OS user than the requester's.
+    /// The uid is a per-user id of another OS user.
     OtherUsersId,
     /// The server could not tell whether a process is alive, so it
     /// neither grants nor denies.

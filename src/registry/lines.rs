@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Action, Answer, Booking, Registry, reply};
+use super::{Action, Answer, Booking, Counter, Registry, User, reply};
 use crate::uid::Uid;
 
 impl<R: Copy + PartialEq> Registry<R> {
@@ -32,12 +32,18 @@ impl<R: Copy + PartialEq> Registry<R> {
     pub fn attach_undelivered(&mut self, from: R, uid: Uid) {
         if self.lines.get(&uid) == Some(&from) {
             self.lines.remove(&uid);
+            if let Some(&holder) = self.bookings.get(&uid) {
+                self.users.give(holder.user, Counter::Lines);
+                self.sweep_later(holder.since);
+            }
         }
     }
 
-    /// Whether one more line can be kept.
-    pub(super) fn room_for_line(&self) -> bool {
+    /// Whether one more line can be kept for a booking of `user`: within
+    /// its share, and the total.
+    pub(super) fn room_for_line(&self, user: User) -> bool {
         self.lines.len() < self.limits.max_lines
+            && self.users.count(user, Counter::Lines) < self.limits.share(self.limits.max_lines)
     }
 
     /// Grants `booking` to `from` on its line, with no call-back: the
@@ -52,6 +58,8 @@ impl<R: Copy + PartialEq> Registry<R> {
         let uid = booking.uid;
         // Served one at a time, the uid is free here.
         if self.bookings.insert(booking) {
+            self.users.take(booking.user, Counter::Bookings);
+            self.users.take(booking.user, Counter::Lines);
             self.lines.insert(uid, from);
             reply(from, Answer::Lined, out);
         } else {
@@ -66,14 +74,20 @@ impl<R: Copy + PartialEq> Registry<R> {
         let held = self
             .bookings
             .get(&uid)
-            .is_some_and(|holder| holder.handshake.matches_secret(&handshake));
-        let answer = if !held {
-            Answer::Lost
-        } else if self.lines.contains_key(&uid) || !self.room_for_line() {
-            Answer::NoLine
-        } else {
-            self.lines.insert(uid, from);
-            Answer::Lined
+            .filter(|holder| holder.handshake.matches_secret(&handshake))
+            .map(|holder| holder.user);
+        // The line counts against the share of the booking's user, as
+        // the booking does.
+        let answer = match held {
+            None => Answer::Lost,
+            Some(user) if self.lines.contains_key(&uid) || !self.room_for_line(user) => {
+                Answer::NoLine
+            }
+            Some(user) => {
+                self.users.take(user, Counter::Lines);
+                self.lines.insert(uid, from);
+                Answer::Lined
+            }
         };
         reply(from, answer, out);
     }
@@ -94,7 +108,12 @@ impl<R: Copy + PartialEq> Registry<R> {
 
     /// Removes the booking of `uid` and its line, if it has one.
     pub(super) fn release(&mut self, uid: &Uid) -> Option<Booking> {
-        self.lines.remove(uid);
-        self.bookings.remove(uid)
+        let lined = self.lines.remove(uid).is_some();
+        let booking = self.bookings.remove(uid)?;
+        if lined {
+            self.users.give(booking.user, Counter::Lines);
+        }
+        self.users.give(booking.user, Counter::Bookings);
+        Some(booking)
     }
 }

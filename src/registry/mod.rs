@@ -24,6 +24,7 @@
 //! its records: a restart loses them, and the bookings it restores are
 //! under the call-back rules until their holders attach.
 
+mod admit;
 mod booking;
 mod ended;
 mod events;
@@ -31,8 +32,12 @@ mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod model;
+mod reclaim;
 mod serve;
+mod sweep;
 mod table;
+mod users;
+mod verdict;
 mod waiting;
 
 use std::collections::{HashMap, VecDeque};
@@ -42,11 +47,13 @@ pub use booking::{Booking, ResponderIp};
 pub use events::{
     Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
 };
+use sweep::Sweep;
 use table::Table;
+use users::{Counter, Users};
 use waiting::{Due, Waiting};
 
 use crate::uid::Uid;
-use crate::wire::Limit;
+use admit::{first_full, may_ask};
 
 /// The booking table, the requests pending behind verifications, and
 /// the queues of WAITs waiting for held uids.
@@ -57,7 +64,8 @@ use crate::wire::Limit;
 pub struct Registry<R> {
     bookings: Table,
     pending: HashMap<Uid, Pending<R>>,
-    /// Requests pending behind verifications, for all uids together.
+    /// Requests pending behind verifications or parked, for all uids
+    /// together.
     pending_requests: usize,
     /// Candidates being verified: each will need a booking if it passes, so
     /// they count against `max_bookings` from the start.
@@ -72,6 +80,15 @@ pub struct Registry<R> {
     /// the Unix epoch.
     wall_clock: u64,
     limits: Limits,
+    /// What each OS user takes of the bounds.
+    users: Users,
+    /// Requests that found the bookings bound reached, waiting in arrival
+    /// order for the verifications of `reclaiming` to end.
+    parked: VecDeque<Waiter<R>>,
+    /// The uids whose holders are verified to reclaim the bookings of the
+    /// dead: at most one round at a time.
+    reclaiming: Vec<Uid>,
+    sweep: Sweep,
 }
 
 /// A request and who sent it.
@@ -81,6 +98,9 @@ struct Waiter<R> {
     ip: ResponderIp,
     user: User,
     ask: Ask,
+    /// It was parked once while bookings were reclaimed: past a bound
+    /// again, it is refused, so no request waits for round after round.
+    reclaimed: bool,
 }
 
 /// A uid with a verification in flight: what is being verified, and the
@@ -138,7 +158,16 @@ impl<R: Copy + PartialEq> Registry<R> {
             now: None,
             wall_clock: 0,
             limits,
+            users: Users::default(),
+            parked: VecDeque::new(),
+            reclaiming: Vec::new(),
+            sweep: Sweep::default(),
         }
+    }
+
+    /// The bounds it keeps, and each OS user's share of them.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The number of bookings held.
@@ -183,8 +212,23 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Takes back a booking recorded before a restart, as held, without
     /// verifying it: like any holder, it is verified at the next contention.
     /// Answers false when its uid is already held or the table is full.
+    /// Only the total bounds it, not its user's share: a restart must not
+    /// lose bookings their holders count on, and a user past its share
+    /// only gets no more until it is under it again.
     pub fn restore(&mut self, booking: Booking) -> bool {
-        self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking)
+        let restored =
+            self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking);
+        if restored {
+            self.users.take(booking.user, Counter::Bookings);
+            self.sweep_later(booking.since);
+        }
+        restored
+    }
+
+    /// What each OS user takes of the bounds, sorted by user; users that
+    /// take nothing are left out.
+    pub fn usage(&self) -> Vec<(User, Use)> {
+        self.users.all()
     }
 
     /// It is now `unix_seconds` by the wall clock: bookings granted from
@@ -198,27 +242,15 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.waiting.count_for(uid)
     }
 
-    /// What each user uses of the bounds, sorted by user; users who use
-    /// nothing are left out.
-    pub fn usage(&self) -> Vec<(User, Use)> {
-        let mut by_user = std::collections::BTreeMap::<User, Use>::new();
-        for booking in self.bookings.iter() {
-            let used = by_user.entry(booking.user).or_default();
-            used.bookings += 1;
-            used.lines += usize::from(self.lines.contains_key(&booking.uid));
-        }
-        by_user.into_iter().collect()
-    }
-
     /// Whether any uid has a verification in flight.
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
 
-    /// A request arrived from `from`, connected from `ip`, run by the OS
-    /// user `user`. Its answer may come now or after verifications; either
-    /// way exactly one `Reply` or `Refuse` names `from`, unless it is a
-    /// waiter that leaves first.
+    /// A request arrived from `from`, connected from `ip`, owned by the
+    /// OS user `user`. Its answer may come now or after verifications;
+    /// either way exactly one `Reply` or `Refuse` names `from`, unless it
+    /// is a waiter that leaves first.
     pub fn request(
         &mut self,
         from: R,
@@ -230,133 +262,18 @@ impl<R: Copy + PartialEq> Registry<R> {
         if let Ask::Wait { arrived, .. } = ask {
             self.now = self.now.max(Some(arrived));
         }
+        if !may_ask(user, &ask) {
+            refuse(from, Refusal::OtherUsersId, out);
+            return;
+        }
         let waiter = Waiter {
             from,
             ip,
             user,
             ask,
+            reclaimed: false,
         };
-        let uid = ask.uid();
-        if let Some(pending) = self.pending.get_mut(&uid) {
-            // A check out frees what others wait for: it is never turned
-            // away for the pending requests' sake.
-            let room = self.pending_requests < self.limits.max_pending
-                || matches!(ask, Ask::CheckOut { .. });
-            if !room {
-                refuse(from, full(Limit::Pending), out);
-            } else if pending.waiting.len() < self.limits.max_waiting {
-                pending.waiting.push_back(waiter);
-                self.pending_requests += 1;
-                out.push(Action::Pending { to: from });
-            } else {
-                refuse(from, full(Limit::PendingForId), out);
-            }
-            return;
-        }
-        self.serve_pending(uid, VecDeque::new(), Some(waiter), false, out);
-    }
-
-    /// The verification of `uid` started by the last `Verify` action for it
-    /// ended with `verdict`.
-    pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
-        let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
-            return;
-        };
-        // An open line proves its holder alive whatever its responder
-        // says: the booking ends with the line, not with the port.
-        let verdict = match verdict {
-            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
-            verdict => verdict,
-        };
-        let mut holder_alive = false;
-        let mut retry = None;
-        match checking {
-            Checking::Holder { handshake, waiter } => {
-                let notify = matches!(waiter.ask, Ask::Notify { .. });
-                match (verdict, self.holds(&uid, &handshake)) {
-                    (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
-                    // Without proof of its death, a holder keeps its
-                    // booking: silence counts as alive.
-                    (
-                        Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                        true,
-                    ) => {
-                        holder_alive = true;
-                        match (verdict, waiter.ask) {
-                            (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
-                            // Check outs and attaches need no verification:
-                            // here for the match's sake.
-                            (_, Ask::Book { .. } | Ask::CheckOut { .. } | Ask::Attach { .. }) => {
-                                reply(waiter.from, Answer::Denied, out);
-                            }
-                            (Verdict::Alive, Ask::Notify { .. }) => {
-                                reply(waiter.from, Answer::Delivered, out);
-                            }
-                            (Verdict::Withheld(why), Ask::Notify { .. }) => {
-                                reply(waiter.from, why.answer(), out);
-                            }
-                            (_, Ask::Notify { .. }) => reply(waiter.from, Answer::Declined, out),
-                        }
-                    }
-                    (Verdict::Dead, true) => {
-                        self.bookings.remove(&uid);
-                        out.push(Action::Dropped { uid });
-                        if notify {
-                            reply(waiter.from, Answer::NoHolder, out);
-                        } else {
-                            retry = Some(waiter);
-                        }
-                    }
-                    // The booking changed hands while it was verified: the
-                    // verdict is about someone else, so serve afresh.
-                    (_, false) => retry = Some(waiter),
-                }
-            }
-            Checking::Candidate {
-                from,
-                mut booking,
-                fate,
-                line,
-                ..
-            } => {
-                self.reserved -= 1;
-                match verdict {
-                    _ if fate == Fate::Ended => {}
-                    _ if fate == Fate::Lapsed => reply(from, Answer::Denied, out),
-                    // No message is handed to a candidate, so it cannot
-                    // decline one; it answered, so it is alive.
-                    Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
-                        // Serving one at a time kept everyone else away from this uid, so
-                        // the insert finds it free.
-                        booking.since = self.wall_clock;
-                        holder_alive = self.bookings.insert(booking);
-                        let answer = match (holder_alive, line) {
-                            (true, false) => Answer::Granted,
-                            (true, true) => Answer::NoLine,
-                            (false, _) => Answer::Denied,
-                        };
-                        reply(from, answer, out);
-                    }
-                    // A grant needs the uid back, nothing less.
-                    Verdict::Dead | Verdict::Silent => reply(from, Answer::Denied, out),
-                    Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
-                }
-            }
-            Checking::Probe { handshake } => match (verdict, self.holds(&uid, &handshake)) {
-                (Verdict::Dead, true) => {
-                    self.bookings.remove(&uid);
-                    out.push(Action::Dropped { uid });
-                }
-                (
-                    Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                    true,
-                ) => {
-                    holder_alive = true;
-                }
-                _ => {}
-            },
-        }
-        self.serve_pending(uid, waiting, retry, holder_alive, out);
+        self.admit(waiter, out);
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
@@ -376,20 +293,27 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
-    /// a waiter's deadline or a probe, if anyone waits.
+    /// a waiter's deadline or a probe, if anyone waits, or the sweep's
+    /// next step, if it has anything to sweep.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting.next_timeout()
+        [self.waiting.next_timeout(), self.next_sweep()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// It is now `now`: ends the waits that are over and probes the
-    /// holders that are due.
+    /// It is now `now`: ends the waits that are over, probes the holders
+    /// that are due, and takes the sweep's step if it is due.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Action<R>>) {
         self.now = self.now.max(Some(now));
         // A zero interval would make every probe due again at once.
         let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
         while let Some(due) = self.waiting.next_due(now, next_probe) {
             match due {
-                Due::Deadline(waiter) => reply(waiter.from, Answer::Denied, out),
+                Due::Deadline(waiter) => {
+                    self.users.give(waiter.user, Counter::Waiters);
+                    reply(waiter.from, Answer::Denied, out);
+                }
                 Due::Lapsed { uid, ticket } => {
                     if let Some(Pending {
                         checking:
@@ -408,18 +332,25 @@ impl<R: Copy + PartialEq> Registry<R> {
                 Due::Probe { uid } => self.probe(uid, out),
             }
         }
+        self.sweep(now, out);
     }
 
     /// Starts a verification for `uid`: `checking` is verified, `waiting`
     /// is pending behind it.
     fn insert_pending(&mut self, uid: Uid, checking: Checking<R>, waiting: VecDeque<Waiter<R>>) {
         self.pending_requests += waiting.len();
+        for waiter in &waiting {
+            self.users.take(waiter.user, Counter::Pending);
+        }
         self.pending.insert(uid, Pending { checking, waiting });
     }
 
     fn remove_pending(&mut self, uid: &Uid) -> Option<Pending<R>> {
         let pending = self.pending.remove(uid)?;
         self.pending_requests -= pending.waiting.len();
+        for waiter in &pending.waiting {
+            self.users.give(waiter.user, Counter::Pending);
+        }
         Some(pending)
     }
 
@@ -437,14 +368,6 @@ fn reply<R>(to: R, answer: Answer, out: &mut Vec<Action<R>>) {
 
 fn refuse<R>(to: R, why: Refusal, out: &mut Vec<Action<R>>) {
     out.push(Action::Refuse { to, why });
-}
-
-/// The refusal for reaching the total of `limit`.
-fn full(limit: Limit) -> Refusal {
-    Refusal::Full {
-        limit,
-        share: false,
-    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use std::collections::VecDeque;
 
-use super::waiting::{Full, Queued};
+use super::waiting::Queued;
 use super::{
-    Action, Answer, Ask, Booking, Checking, Fate, Refusal, Registry, ResponderIp, User, Waiter,
-    full, refuse, reply,
+    Action, Answer, Ask, Booking, Checking, Counter, Fate, Refusal, Registry, ResponderIp, User,
+    Waiter, first_full, refuse, reply,
 };
 use crate::uid::Uid;
 use crate::wire::Limit;
@@ -123,71 +123,62 @@ impl<R: Copy + PartialEq> Registry<R> {
                 Some(holder) => Some(verify_holder(holder, waiter, None, out)),
                 None => {
                     let line = matches!(waiter.ask, Ask::Wait { line: true, .. });
-                    self.book_free(
-                        waiter.from,
-                        waiter.ip,
-                        waiter.user,
-                        uid,
-                        handshake,
-                        port,
-                        line,
-                        out,
-                    )
+                    let booking = new_booking(uid, handshake, waiter.ip, port, waiter.user);
+                    match self.book_free(waiter.from, booking, line, out) {
+                        Ok(checking) => checking,
+                        Err(why) => {
+                            self.park_or_refuse(waiter, why, out);
+                            None
+                        }
+                    }
                 }
             },
         }
     }
 
-    /// Books the free `uid` for `from`, unless the table is full: at once
-    /// on its line if it asked for one and one more can be kept, or else
-    /// once it proves alive, which this starts verifying.
-    #[allow(clippy::too_many_arguments)]
+    /// Books the free uid of `booking` for `from`, unless the bookings
+    /// bound is reached (its user's share or the total), which it answers:
+    /// at once on its line if it asked for one and one more can be kept,
+    /// or else once it proves alive, which this starts verifying.
     fn book_free(
         &mut self,
         from: R,
-        ip: ResponderIp,
-        user: User,
-        uid: Uid,
-        handshake: Uid,
-        port: u16,
+        booking: Booking,
         line: bool,
         out: &mut Vec<Action<R>>,
-    ) -> Option<Checking<R>> {
-        if self.bookings.len() + self.reserved >= self.limits.max_bookings {
-            refuse(from, full(Limit::Bookings), out);
-            return None;
+    ) -> Result<Option<Checking<R>>, Refusal> {
+        let user = booking.user;
+        let mine = self.users.count(user, Counter::Bookings);
+        let total = self.bookings.len() + self.reserved;
+        let limits = &self.limits;
+        if let Some(why) = limits.full(Limit::Bookings, mine, total) {
+            return Err(why);
         }
-        let booking = Booking {
-            uid,
-            handshake,
-            ip,
-            port,
-            since: 0,
-            user,
-        };
-        if line && self.room_for_line() {
+        if line && self.room_for_line(user) {
             self.grant_on_line(from, booking, out);
-            return None;
+            return Ok(None);
         }
         self.reserved += 1;
+        self.users.take(user, Counter::Bookings);
         out.push(Action::Verify {
-            uid,
-            handshake,
+            uid: booking.uid,
+            handshake: booking.handshake,
             at: booking.responder(),
             message_from: None,
         });
-        Some(Checking::Candidate {
+        Ok(Some(Checking::Candidate {
             from,
             booking,
             ticket: None,
             fate: Fate::Open,
             line,
-        })
+        }))
     }
 
     /// Books the free `uid` for the first waiter queued for it: at once
-    /// on its line, or by starting to verify it. One the table has no room
-    /// for is refused, and the next one tried.
+    /// on its line, or by starting to verify it. One past the bookings
+    /// bound is refused, and the next one tried: the queue's order is not
+    /// held up for a round of reclaiming.
     fn verify_next_waiter(&mut self, uid: Uid, out: &mut Vec<Action<R>>) -> Option<Checking<R>> {
         while let Some(waiter) = self.waiting.pop_front(&uid) {
             let Queued {
@@ -200,14 +191,16 @@ impl<R: Copy + PartialEq> Registry<R> {
                 line,
                 ..
             } = waiter;
-            match self.book_free(from, ip, user, uid, handshake, port, line, out) {
-                Some(Checking::Candidate {
+            self.users.give(user, Counter::Waiters);
+            let booking = new_booking(uid, handshake, ip, port, user);
+            match self.book_free(from, booking, line, out) {
+                Ok(Some(Checking::Candidate {
                     from,
                     booking,
                     fate,
                     line,
                     ..
-                }) => {
+                })) => {
                     return Some(Checking::Candidate {
                         from,
                         booking,
@@ -216,6 +209,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                         line,
                     });
                 }
+                Err(why) => refuse(from, why, out),
                 // Granted on its line.
                 _ if self.bookings.get(&uid).is_some() => return None,
                 _ => {}
@@ -243,6 +237,10 @@ impl<R: Copy + PartialEq> Registry<R> {
             reply(waiter.from, Answer::Denied, out);
             return;
         }
+        if let Some(why) = self.waiters_full(uid, waiter.user) {
+            refuse(waiter.from, why, out);
+            return;
+        }
         let queued = Queued {
             from: waiter.from,
             ip: waiter.ip,
@@ -253,17 +251,28 @@ impl<R: Copy + PartialEq> Registry<R> {
             ticket: self.waiting.ticket(),
             line,
         };
-        let joined = self.waiting.join(
-            uid,
-            queued,
-            arrived + self.limits.probe_interval,
-            self.limits.max_waiters_per_id,
-            self.limits.max_waiters,
+        let first_probe = arrived + self.limits.probe_interval;
+        self.waiting.join(uid, queued, first_probe);
+        self.users.take(waiter.user, Counter::Waiters);
+        out.push(Action::Queued { to: waiter.from });
+    }
+
+    /// Why one more waiter of `user` cannot join the queue of `uid`, if it
+    /// cannot: its shares first, so that a refusal for a total says that
+    /// others are past theirs.
+    fn waiters_full(&self, uid: Uid, user: User) -> Option<Refusal> {
+        let limits = &self.limits;
+        let in_all = (
+            self.users.count(user, Counter::Waiters),
+            self.waiting.count(),
         );
-        match joined {
-            Ok(()) => out.push(Action::Queued { to: waiter.from }),
-            Err(Full) => refuse(waiter.from, full(Limit::Waiters), out),
-        }
+        let for_id = (
+            self.waiting.count_for_user(&uid, user),
+            self.waiting.count_for(&uid),
+        );
+        let in_all = limits.full(Limit::Waiters, in_all.0, in_all.1);
+        let for_id = limits.full(Limit::WaitersForId, for_id.0, for_id.1);
+        first_full([in_all, for_id])
     }
 
     /// Verifies the holder of `uid` for its waiters, unless a verification
@@ -281,16 +290,20 @@ impl<R: Copy + PartialEq> Registry<R> {
             // Its line's end frees it; nobody needs to ask.
             return;
         }
-        out.push(Action::Verify {
-            uid,
-            handshake: holder.handshake,
-            at: holder.responder(),
-            message_from: None,
-        });
-        let checking = Checking::Probe {
-            handshake: holder.handshake,
-        };
-        self.insert_pending(uid, checking, VecDeque::new());
+        self.verify_alone(*holder, out);
+    }
+}
+
+/// The booking a request for `uid` gets if granted; its time is stamped
+/// when it is.
+fn new_booking(uid: Uid, handshake: Uid, ip: ResponderIp, port: u16, user: User) -> Booking {
+    Booking {
+        uid,
+        handshake,
+        ip,
+        port,
+        since: 0,
+        user,
     }
 }
 

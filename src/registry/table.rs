@@ -48,6 +48,15 @@ impl Table {
         self.chunks.iter().flatten()
     }
 
+    /// The booking in slot `slot`, if it is used: slots are dense, so
+    /// walking them from 0 to `len` visits every booking once.
+    pub fn at(&self, slot: usize) -> Option<&Booking> {
+        let slot = u32::try_from(slot)
+            .ok()
+            .filter(|&s| (s as usize) < self.len)?;
+        Some(record(&self.chunks, slot))
+    }
+
     pub fn get(&self, uid: &Uid) -> Option<&Booking> {
         let slot = *self.index.find(self.hash(uid), |&slot| {
             record(&self.chunks, slot).uid == *uid

@@ -3,7 +3,8 @@ use std::time::Instant;
 
 use super::*;
 
-use super::model::{LOCAL, book, check_out, handshake, limits, notify, port, uid};
+use super::model::{LOCAL, book, check_out, handshake, limits, notify, port, uid, user};
+use crate::wire::Limit;
 use crate::wire::Request;
 
 const ROOMY: Limits = limits(100, 100);
@@ -25,7 +26,8 @@ impl Harness {
     /// pending requests look at on their own.
     fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
         let mut out = Vec::new();
-        self.registry.request(client, LOCAL, 0, ask, &mut out);
+        self.registry
+            .request(client, LOCAL, user(client), ask, &mut out);
         out.retain(|action| !matches!(action, Action::Pending { .. }));
         out
     }
@@ -95,6 +97,14 @@ fn refused(client: u32, why: Refusal) -> Action<u32> {
     Action::Refuse { to: client, why }
 }
 
+/// The refusal for the total of `limit`, not a share of it.
+fn total(limit: Limit) -> Refusal {
+    Refusal::Full {
+        limit,
+        share: false,
+    }
+}
+
 #[test]
 fn answers_are_0_6_0_bytes() {
     assert_eq!(Answer::Granted.byte(), 1);
@@ -144,7 +154,7 @@ fn verification_calls_back_the_requesters_own_address() {
     let mut out = Vec::new();
     let ip: IpAddr = "127.1.2.3".parse().unwrap();
     h.registry
-        .request(7, ResponderIp::new(ip).unwrap(), 0, book(1, 7), &mut out);
+        .request(7, ResponderIp::new(ip).unwrap(), 7, book(1, 7), &mut out);
     assert_eq!(
         out,
         [Action::Verify {
@@ -439,4 +449,5 @@ mod lines;
 mod notify;
 mod properties;
 mod silence;
+mod users;
 mod waiting;

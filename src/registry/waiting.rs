@@ -11,6 +11,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
+use super::User;
 use super::booking::ResponderIp;
 use crate::uid::Uid;
 
@@ -19,7 +20,7 @@ use crate::uid::Uid;
 pub(super) struct Queued<R> {
     pub from: R,
     pub ip: ResponderIp,
-    pub user: super::User,
+    pub user: User,
     pub handshake: Uid,
     pub port: u16,
     pub until: Instant,
@@ -68,10 +69,6 @@ pub(super) enum Due<R> {
     Probe { uid: Uid },
 }
 
-/// Why a waiter could not join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Full;
-
 #[derive(Clone)]
 pub(super) struct Waiting<R> {
     queues: HashMap<Uid, Queue<R>>,
@@ -106,20 +103,17 @@ impl<R: Copy + PartialEq> Waiting<R> {
         self.next_ticket
     }
 
-    /// Puts `waiter` at the back of the queue of `uid`, unless that queue
-    /// or all of them together are full. A new queue's first probe is at
-    /// `first_probe`.
-    pub fn join(
-        &mut self,
-        uid: Uid,
-        waiter: Queued<R>,
-        first_probe: Instant,
-        max_per_id: usize,
-        max: usize,
-    ) -> Result<(), Full> {
-        if self.count >= max || self.count_for(&uid) >= max_per_id {
-            return Err(Full);
-        }
+    /// Waiters of `user` in the queue of `uid`: O(the queue), which its
+    /// bound keeps short.
+    pub fn count_for_user(&self, uid: &Uid, user: User) -> usize {
+        self.queues.get(uid).map_or(0, |queue| {
+            queue.waiters.iter().filter(|w| w.user == user).count()
+        })
+    }
+
+    /// Puts `waiter` at the back of the queue of `uid`; the registry has
+    /// checked the bounds. A new queue's first probe is at `first_probe`.
+    pub fn join(&mut self, uid: Uid, waiter: Queued<R>, first_probe: Instant) {
         // Each timer is pushed after the state it stands for is in place,
         // so that a rebuild of the heap keeps it.
         let new_queue = !self.queues.contains_key(&uid);
@@ -134,7 +128,6 @@ impl<R: Copy + PartialEq> Waiting<R> {
             self.push_timer(first_probe, probe, uid);
         }
         self.push_timer(waiter.until, waiter.ticket, uid);
-        Ok(())
     }
 
     /// Takes the first waiter of `uid`'s queue.
@@ -150,9 +143,9 @@ impl<R: Copy + PartialEq> Waiting<R> {
         waiter
     }
 
-    /// Takes `from` out of `uid`'s queue; answers whether it was there.
-    pub fn leave(&mut self, uid: &Uid, from: R) -> bool {
-        self.remove(uid, |waiter| waiter.from == from).is_some()
+    /// Takes `from` out of `uid`'s queue, if it is there.
+    pub fn leave(&mut self, uid: &Uid, from: R) -> Option<Queued<R>> {
+        self.remove(uid, |waiter| waiter.from == from)
     }
 
     /// When the registry next needs to be told the time.
@@ -226,6 +219,15 @@ impl<R: Copy + PartialEq> Waiting<R> {
                 .map(Reverse)
                 .collect();
         }
+    }
+
+    /// Every queued waiter and its uid, for the model's recount of each
+    /// user's waiters.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn all(&self) -> impl Iterator<Item = (&Uid, &Queued<R>)> {
+        self.queues
+            .iter()
+            .flat_map(|(uid, queue)| queue.waiters.iter().map(move |waiter| (uid, waiter)))
     }
 
     /// Timers held, live and stale, for tests of the heap's bound.

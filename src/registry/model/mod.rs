@@ -34,7 +34,19 @@
 //! - a message is delivered only to a live holder, and reported
 //!   undeliverable only when there is none;
 //! - every request answered or refused exactly once, once verifications
-//!   are allowed to end.
+//!   are allowed to end;
+//! - each client runs as one of [`USERS`] OS users: every user's use
+//!   equals a recount from the registry's state; no user holds more than
+//!   its share of bookings, lines or queued waiters (requests pending may
+//!   pass theirs: check outs and a request whose turn came are never
+//!   turned away); a refusal for a share comes only to a user at that
+//!   share, and a refusal for a total only when the users cannot all fit
+//!   their shares under it (more users than shares) or some user is past
+//!   its share;
+//! - a per-user id is refused to every other user (a message to it too,
+//!   except from root);
+//! - bookings are dropped only for their holder's proven death, whether a
+//!   contender, a reclaim at the bound or the sweep asked.
 
 mod world;
 
@@ -42,14 +54,25 @@ use std::time::{Duration, Instant};
 
 pub use world::World;
 
-use super::{Ask, Limits, ResponderIp};
+use super::{Ask, Limits, ResponderIp, User};
 use crate::uid::Uid;
 
-/// One step of the modelled clock, and the probe interval.
+/// One step of the modelled clock, the probe interval and the sweep's.
 pub const TICK: Duration = Duration::from_secs(1);
 
+/// The OS users the modelled clients run as.
+pub const USERS: u32 = 3;
+
+/// The uid that is a per-user id, and whose it is.
+pub const PER_USER: (u8, User) = (4, 1);
+
+/// The user that sends the modelled messages: neither root nor the owner
+/// of the per-user id.
+pub const SENDER: User = 2;
+
 /// Limits with `max_bookings` and `max_waiting`, room for every waiter the
-/// model makes, and a probe every tick.
+/// model makes, a probe every tick, no sharing, and a sweep every tick of
+/// bookings two ticks old.
 pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
     Limits {
         max_bookings,
@@ -61,8 +84,13 @@ pub const fn limits(max_bookings: usize, max_waiting: usize) -> Limits {
         max_lines: 0,
         shares: 1,
         sweep_interval: TICK,
-        sweep_age: Duration::from_secs(3600),
+        sweep_age: Duration::from_secs(2),
     }
+}
+
+/// The OS user client `client` runs as.
+pub fn user(client: u32) -> User {
+    client % USERS
 }
 
 /// Where every modelled client connects from.
@@ -70,9 +98,19 @@ pub const LOCAL: ResponderIp = ResponderIp::LOCALHOST;
 
 // Ids cheap to make, so explorations spend their time in the registry.
 
-/// The id numbered `n`.
+/// The id numbered `n`: the per-user id of [`PER_USER`] for its number.
 pub fn uid(n: u8) -> Uid {
-    Uid([n; 64])
+    let mut bytes = [n; 64];
+    if n == PER_USER.0 {
+        let per_user = Uid::per_user(b"", PER_USER.1);
+        bytes[..12].copy_from_slice(&per_user.0[..12]);
+    }
+    Uid(bytes)
+}
+
+/// The number of the id `uid`, made by [`uid`].
+pub fn number(uid: &Uid) -> u8 {
+    uid.0[63]
 }
 
 /// The handshake of client `client`; never equal to an id.
@@ -166,7 +204,8 @@ pub enum Event {
     Attach { client: usize, uid: u8 },
     /// The server restarts with its state file.
     Restart,
-    /// A tick of the clock passes.
+    /// A tick of the clock passes, and of the wall clock, which the sweep
+    /// reads.
     Tick,
     /// A client checks a uid out, whether or not it holds it.
     CheckOut { client: usize, uid: u8 },

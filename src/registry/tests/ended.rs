@@ -42,7 +42,7 @@ fn a_pending_wait_whose_connection_ends_is_never_queued() {
         [answer(9, Answer::Delivered)]
     );
     assert_eq!(h.registry.waiters(), 0);
-    assert_eq!(h.registry.poll_timeout(), None);
+    assert_eq!(h.registry.waiting.next_timeout(), None, "no deadline left");
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! is refused without an answer, and room comes back.
 
 use super::*;
-use crate::wire::Limit;
 
 /// A request that waits behind a verification is announced, so that the
 /// reactor can bound its wait; one served at once is not.
@@ -13,7 +12,7 @@ fn a_pending_request_is_announced() {
     h.registry.request(0, LOCAL, 0, book(1, 0), &mut out);
     assert_eq!(out, [verify(1, 0)]);
     out.clear();
-    h.registry.request(1, LOCAL, 0, book(1, 1), &mut out);
+    h.registry.request(1, LOCAL, 1, book(1, 1), &mut out);
     assert_eq!(out, [Action::Pending { to: 1 }]);
 }
 
@@ -31,13 +30,7 @@ fn past_the_pending_bound_only_check_outs_may_be_pending() {
     assert_eq!(h.request(4, notify(1)), []);
     assert_eq!(
         h.request(5, book(1, 5)),
-        [refused(
-            5,
-            Refusal::Full {
-                limit: Limit::Pending,
-                share: false
-            }
-        )]
+        [refused(5, total(Limit::Pending))]
     );
     assert_eq!(h.request(6, book(2, 6)), [verify(2, 6)], "another uid");
     assert_eq!(h.request(1, check_out(1, 1)), []);
@@ -59,13 +52,7 @@ fn too_many_pending_for_one_id_are_refused_without_an_answer() {
     assert_eq!(h.request(2, check_out(1, 2)), []);
     assert_eq!(
         h.request(3, book(1, 3)),
-        [refused(
-            3,
-            Refusal::Full {
-                limit: Limit::PendingForId,
-                share: false
-            }
-        )]
+        [refused(3, total(Limit::PendingForId))]
     );
     assert_eq!(
         h.verified(1, Verdict::Alive),
@@ -80,31 +67,24 @@ fn too_many_pending_for_one_id_are_refused_without_an_answer() {
 }
 
 #[test]
-fn the_booking_limit_refuses_without_an_answer() {
+fn the_booking_limit_refuses_without_an_answer_once_the_holders_prove_alive() {
     let mut h = Harness::new(limits(2, 100));
     h.grant(1, 1);
-    // A candidate in flight counts against the limit.
+    // A candidate in flight counts against the limit; the held booking is
+    // verified before the book is refused.
     assert_eq!(h.request(2, book(2, 2)), [verify(2, 2)]);
-    assert_eq!(
-        h.request(3, book(3, 3)),
-        [refused(
-            3,
-            Refusal::Full {
-                limit: Limit::Bookings,
-                share: false
-            }
-        )]
-    );
+    assert_eq!(h.request(3, book(3, 3)), [verify(1, 1)]);
     assert_eq!(h.verified(2, Verdict::Alive), [answer(2, Answer::Granted)]);
     assert_eq!(
-        h.request(3, book(3, 3)),
-        [refused(
-            3,
-            Refusal::Full {
-                limit: Limit::Bookings,
-                share: false
-            }
-        )]
+        h.verified(1, Verdict::Alive),
+        [refused(3, total(Limit::Bookings))]
+    );
+    assert_eq!(h.request(3, book(3, 3)), [verify(1, 1), verify(2, 2)]);
+    assert_eq!(h.verified(1, Verdict::Silent), []);
+    assert_eq!(
+        h.verified(2, Verdict::Silent),
+        [refused(3, total(Limit::Bookings))],
+        "silence keeps a booking"
     );
     // Contending for a held uid is still answered: it needs no new booking.
     assert_eq!(h.request(4, book(1, 4)), [verify(1, 1)]);
@@ -131,7 +111,7 @@ fn restored_bookings_are_held_within_the_limit() {
         ip: LOCAL,
         port: port(client),
         since: 0,
-        user: 0,
+        user: user(client),
     };
     assert!(h.registry.restore(restored(1, 1)));
     assert!(!h.registry.restore(restored(2, 2)), "past the limit");

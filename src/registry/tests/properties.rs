@@ -1,4 +1,5 @@
-//! Random histories across several uids, with tight limits, deaths,
+//! Random histories across several uids and users, with tight limits and
+//! shares, reclaiming at the bound and the sweep, deaths,
 //! clients that give up waiting, lines and restarts, checked by the model
 //! after every event.
 
@@ -7,11 +8,12 @@ use proptest::prelude::*;
 use crate::registry::model::{Event, World, limits};
 
 const CLIENTS: usize = 4;
-const UIDS: u8 = 3;
+/// Ids 0 to 2 are plain; 4, the per-user id, is asked for less often.
+const UIDS: u8 = 5;
 
 fn event() -> impl Strategy<Value = Event> {
     let client = 0..CLIENTS;
-    let uid = 0..UIDS;
+    let uid = prop_oneof![4 => 0..3u8, 1 => Just(UIDS - 1)];
     prop_oneof![
         3 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::Book { client, uid }),
         2 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::CheckOut { client, uid }),
@@ -36,14 +38,19 @@ proptest! {
     #[test]
     fn random_histories_keep_the_promises(
         events in proptest::collection::vec(event(), 0..80),
-        max_bookings in 1usize..4,
+        max_bookings in 1usize..7,
         max_waiting in 0usize..3,
         max_pending in 1usize..8,
         max_lines in 0usize..4,
+        max_waiters in 1usize..7,
+        shares in 1usize..4,
     ) {
         let mut limits = limits(max_bookings, max_waiting);
         limits.max_pending = max_pending;
         limits.max_lines = max_lines;
+        limits.max_waiters = max_waiters;
+        limits.max_waiters_per_id = max_waiters;
+        limits.shares = shares;
         let mut world = World::new(CLIENTS, UIDS, limits);
         for event in events {
             world.step(event);

@@ -1,7 +1,6 @@
 //! WAIT: the queue of a held uid, first come first served; deadlines,
 //! waiters that leave or fail, probes of the holder, and the bounds.
 
-use crate::wire::Limit;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -42,7 +41,11 @@ fn a_wait_for_a_free_uid_is_served_like_a_book() {
     let now = Instant::now();
     assert_eq!(h.request(7, wait(1, 7, now, 5)), [verify(1, 7)]);
     assert_eq!(h.verified(1, Verdict::Alive), [answer(7, Answer::Granted)]);
-    assert_eq!(h.registry.poll_timeout(), None, "nothing to wait for");
+    assert_eq!(
+        h.registry.waiting.next_timeout(),
+        None,
+        "nothing to wait for"
+    );
 }
 
 #[test]
@@ -195,26 +198,14 @@ fn full_queues_refuse_without_an_answer() {
     assert_eq!(h.request(4, wait(1, 4, now, 60)), [verify(1, 1)]);
     assert_eq!(
         h.verified(1, Verdict::Alive),
-        [refused(
-            4,
-            Refusal::Full {
-                limit: Limit::Waiters,
-                share: false
-            }
-        )]
+        [refused(4, total(Limit::WaitersForId))]
     );
     assert_eq!(h.request(5, wait(2, 5, now, 60)), [verify(2, 9)]);
     assert_eq!(h.verified(2, Verdict::Alive), [queued(5)]);
     assert_eq!(h.request(6, wait(2, 6, now, 60)), [verify(2, 9)]);
     assert_eq!(
         h.verified(2, Verdict::Alive),
-        [refused(
-            6,
-            Refusal::Full {
-                limit: Limit::Waiters,
-                share: false
-            }
-        )]
+        [refused(6, total(Limit::Waiters))]
     );
 }
 

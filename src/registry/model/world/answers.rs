@@ -2,10 +2,9 @@
 //! checking every answer against what the world knows.
 
 use super::{Kind, World, client_of};
-use crate::registry::model::{handshake, uid};
+use crate::registry::model::{SENDER, handshake, number, uid};
 use crate::registry::{Action, Answer, Refusal};
 use crate::uid::Uid;
-use crate::wire::Limit;
 
 impl World {
     /// Carries out the actions of one registry call. Grants that cannot be
@@ -20,7 +19,7 @@ impl World {
             for action in std::mem::take(&mut actions) {
                 match action {
                     Action::Verify { uid, handshake, .. } => {
-                        let u = uid.0[0];
+                        let u = number(&uid);
                         assert!(
                             self.in_flight[u as usize].is_none(),
                             "two verifications: {:?}",
@@ -29,7 +28,8 @@ impl World {
                         self.in_flight[u as usize] = Some(handshake);
                     }
                     Action::Dropped { uid } => assert_eq!(
-                        self.table[uid.0[0] as usize], None,
+                        self.table[number(&uid) as usize],
+                        None,
                         "dropped a booking without proof of death: {:?}",
                         self.trace
                     ),
@@ -89,6 +89,7 @@ impl World {
             self.trace
         );
         let u = pending.uid;
+        self.check_per_user(&pending, answer);
         let Some(c) = pending.client else {
             let holder = self.table[u as usize];
             match answer {
@@ -99,13 +100,10 @@ impl World {
                 ),
                 Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
                 Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
-                Err(
-                    Refusal::Inconclusive
-                    | Refusal::Full {
-                        limit: Limit::PendingForId | Limit::Pending,
-                        ..
-                    },
-                ) => {}
+                Err(Refusal::Full { limit, share }) => {
+                    self.check_full_for(SENDER, u, limit, share);
+                }
+                Err(Refusal::Inconclusive | Refusal::OtherUsersId) => {}
                 other => panic!("{other:?} to a notify: {:?}", self.trace),
             }
             return None;
@@ -175,34 +173,8 @@ impl World {
                     self.trace
                 )
             }
-            (
-                Kind::Book | Kind::Wait | Kind::Line,
-                Err(Refusal::Full {
-                    limit: Limit::Bookings,
-                    ..
-                }),
-            ) => assert!(
-                self.registry.len() + self.registry.reserved >= self.limits.max_bookings,
-                "refused with room left: {:?}",
-                self.trace
-            ),
-            (
-                Kind::Wait | Kind::Line,
-                Err(Refusal::Full {
-                    limit: Limit::Waiters | Limit::WaitersForId,
-                    ..
-                }),
-            ) => {}
-            (
-                _,
-                Err(
-                    Refusal::Full {
-                        limit: Limit::PendingForId | Limit::Pending,
-                        ..
-                    }
-                    | Refusal::Inconclusive,
-                ),
-            ) => {}
+            (_, Err(Refusal::Full { limit, share })) => self.check_full(c, u, limit, share),
+            (_, Err(Refusal::Inconclusive | Refusal::OtherUsersId)) => {}
             other => panic!("unexpected {other:?}: {:?}", self.trace),
         }
         None

@@ -42,6 +42,7 @@ impl World {
     }
 
     pub(super) fn check(&self) {
+        self.check_users();
         assert_eq!(
             self.holders(),
             self.table,
@@ -76,7 +77,8 @@ impl World {
             .pending
             .values()
             .map(|l| l.waiting.len())
-            .sum();
+            .sum::<usize>()
+            + self.registry.parked.len();
         assert_eq!(pending, self.registry.pending_requests, "{:?}", self.trace);
         for pending in self.registry.pending.values() {
             // One more than the limit when a waiter from the queue goes

@@ -1,12 +1,11 @@
 //! The modelled world's lines: granted, checked out on or elsewhere,
 //! closed by their process's death, lost in a restart and attached again.
 
-use crate::wire::Limit;
 use std::time::Instant;
 
 use super::{Kind, Pending, World};
-use crate::registry::model::{handshake, uid};
-use crate::registry::{Action, Answer, Refusal, Registry};
+use crate::registry::model::{handshake, uid, user};
+use crate::registry::{Action, Answer, Refusal, Registry, User};
 
 impl Pending {
     pub(super) fn new(client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> Pending {
@@ -24,6 +23,12 @@ impl Pending {
 }
 
 impl World {
+    /// The lines kept for the bookings of `of`.
+    fn lines_of(&self, of: User) -> usize {
+        let lined = |&&(c, _): &&(usize, u32)| user(c as u32) == of;
+        self.lines.iter().flatten().filter(lined).count()
+    }
+
     /// The line of `u` closes without a check out: its end is the proof
     /// that frees the uid, as the last close of a lock file's descriptor.
     pub(super) fn end_line(&mut self, u: u8, out: &mut Vec<Action<u32>>) {
@@ -59,6 +64,7 @@ impl World {
     /// verification is forgotten.
     pub(super) fn restart(&mut self) {
         let mut registry = Registry::new(self.limits);
+        registry.set_wall_clock(self.wall_clock);
         for booking in self.registry.bookings() {
             assert!(registry.restore(*booking), "{:?}", self.trace);
         }
@@ -92,15 +98,13 @@ impl World {
             }
             Ok(Answer::NoLine) => assert!(
                 held && (self.lines[u as usize].is_some()
-                    || self.registry.lines() >= self.limits.max_lines),
+                    || self.registry.lines() >= self.limits.max_lines
+                    || self.lines_of(user(c as u32)) >= self.limits.share(self.limits.max_lines)),
                 "attached without a line with room for one: {:?}",
                 self.trace
             ),
             Ok(Answer::Lost) => assert!(!held, "a held booking lost: {:?}", self.trace),
-            Err(Refusal::Full {
-                limit: Limit::Pending | Limit::PendingForId,
-                ..
-            }) => {}
+            Err(Refusal::Full { limit, share }) => self.check_full(c, u, limit, share),
             other => panic!("{other:?} to an attach: {:?}", self.trace),
         }
     }

@@ -4,11 +4,12 @@
 mod answers;
 mod checks;
 mod lines;
+mod users;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Event, LOCAL, TICK, attach, book, check_out, line, notify, uid, wait};
+use super::{Event, LOCAL, SENDER, TICK, attach, book, check_out, line, notify, uid, user, wait};
 use crate::registry::{Action, Limits, Registry, Verdict};
 use crate::uid::Uid;
 
@@ -50,6 +51,9 @@ struct Pending {
     left: bool,
 }
 
+/// When the modelled wall clock starts, in seconds.
+const START: u64 = 1_000;
+
 /// The registry among modelled clients; see the module's documentation.
 #[derive(Clone)]
 pub struct World {
@@ -61,6 +65,8 @@ pub struct World {
     next_request: u32,
     next_queued: u64,
     now: Instant,
+    /// The wall clock, in seconds, as the registry is told it.
+    wall_clock: u64,
     /// Per uid: the handshake sent by the verification in flight.
     in_flight: Vec<Option<Uid>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
@@ -79,8 +85,10 @@ pub struct World {
 impl World {
     /// A registry with `limits`, `clients` live clients and `uids` ids.
     pub fn new(clients: usize, uids: u8, limits: Limits) -> World {
+        let mut registry = Registry::new(limits);
+        registry.set_wall_clock(START);
         World {
-            registry: Registry::new(limits),
+            registry,
             limits,
             clients: vec![
                 Client {
@@ -95,6 +103,7 @@ impl World {
             next_request: 0,
             next_queued: 0,
             now: Instant::now(),
+            wall_clock: START,
             in_flight: vec![None; uids as usize],
             table: vec![None; uids as usize],
             lines: vec![None; uids as usize],
@@ -138,7 +147,8 @@ impl World {
                 };
                 let r = self.new_request(Some(client), kind, uid, until);
                 self.clients[client].waiting = Some(r);
-                self.registry.request(r, LOCAL, 0, ask, &mut out);
+                self.registry
+                    .request(r, LOCAL, user(client as u32), ask, &mut out);
             }
             Event::CheckOutOnLine { client, uid: u } => {
                 let c = &self.clients[client];
@@ -153,7 +163,8 @@ impl World {
                     .insert(r, Pending::new(Some(client), Kind::CheckOut, u, self.now));
                 self.clients[client].waiting = Some(r);
                 let ask = check_out(u, client as u32);
-                self.registry.request(r, LOCAL, 0, ask, &mut out);
+                self.registry
+                    .request(r, LOCAL, user(client as u32), ask, &mut out);
             }
             Event::Attach { client, uid: u } => {
                 let c = &self.clients[client];
@@ -164,15 +175,19 @@ impl World {
                 let r = self.new_request(Some(client), Kind::Attach, u, self.now);
                 self.clients[client].waiting = Some(r);
                 let ask = attach(u, client as u32);
-                self.registry.request(r, LOCAL, 0, ask, &mut out);
+                self.registry
+                    .request(r, LOCAL, user(client as u32), ask, &mut out);
             }
             Event::Restart => self.restart(),
             Event::Notify { uid } => {
                 let r = self.new_request(None, Kind::Notify, uid, self.now);
-                self.registry.request(r, LOCAL, 0, notify(uid), &mut out);
+                self.registry
+                    .request(r, LOCAL, SENDER, notify(uid), &mut out);
             }
             Event::Tick => {
                 self.now += TICK;
+                self.wall_clock += TICK.as_secs();
+                self.registry.set_wall_clock(self.wall_clock);
                 self.registry.handle_timeout(self.now, &mut out);
             }
             Event::Die { client } => {

@@ -1,0 +1,118 @@
+//! A verification's verdict: what it decides for the holder or candidate
+//! verified, and for the requests pending behind it.
+
+use super::{Action, Answer, Ask, Checking, Counter, Fate, Pending, Refusal, Registry, Verdict};
+use super::{refuse, reply};
+use crate::uid::Uid;
+
+impl<R: Copy + PartialEq> Registry<R> {
+    /// The verification of `uid` started by the last `Verify` action for it
+    /// ended with `verdict`.
+    pub fn verified(&mut self, uid: Uid, verdict: Verdict, out: &mut Vec<Action<R>>) {
+        let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
+            return;
+        };
+        // An open line proves its holder alive whatever its responder
+        // says: the booking ends with the line, not with the port.
+        let verdict = match verdict {
+            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
+            verdict => verdict,
+        };
+        let mut holder_alive = false;
+        let mut retry = None;
+        match checking {
+            Checking::Holder { handshake, waiter } => {
+                let notify = matches!(waiter.ask, Ask::Notify { .. });
+                match (verdict, self.holds(&uid, &handshake)) {
+                    (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
+                    // Without proof of its death, a holder keeps its
+                    // booking: silence counts as alive.
+                    (
+                        Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
+                        true,
+                    ) => {
+                        holder_alive = true;
+                        match (verdict, waiter.ask) {
+                            (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
+                            // Check outs and attaches need no verification:
+                            // here for the match's sake.
+                            (_, Ask::Book { .. } | Ask::CheckOut { .. } | Ask::Attach { .. }) => {
+                                reply(waiter.from, Answer::Denied, out);
+                            }
+                            (Verdict::Alive, Ask::Notify { .. }) => {
+                                reply(waiter.from, Answer::Delivered, out);
+                            }
+                            (Verdict::Withheld(why), Ask::Notify { .. }) => {
+                                reply(waiter.from, why.answer(), out);
+                            }
+                            (_, Ask::Notify { .. }) => reply(waiter.from, Answer::Declined, out),
+                        }
+                    }
+                    (Verdict::Dead, true) => {
+                        self.release(&uid);
+                        out.push(Action::Dropped { uid });
+                        if notify {
+                            reply(waiter.from, Answer::NoHolder, out);
+                        } else {
+                            retry = Some(waiter);
+                        }
+                    }
+                    // The booking changed hands while it was verified: the
+                    // verdict is about someone else, so serve afresh.
+                    (_, false) => retry = Some(waiter),
+                }
+            }
+            Checking::Candidate {
+                from,
+                mut booking,
+                fate,
+                line,
+                ..
+            } => {
+                self.reserved -= 1;
+                let user = booking.user;
+                match verdict {
+                    _ if fate == Fate::Ended => {}
+                    _ if fate == Fate::Lapsed => reply(from, Answer::Denied, out),
+                    // No message is handed to a candidate, so it cannot
+                    // decline one; it answered, so it is alive.
+                    Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
+                        // Serving one at a time kept everyone else away from this uid, so
+                        // the insert finds it free.
+                        booking.since = self.wall_clock;
+                        holder_alive = self.bookings.insert(booking);
+                        self.sweep_later(booking.since);
+                        let answer = match (holder_alive, line) {
+                            (true, false) => Answer::Granted,
+                            (true, true) => Answer::NoLine,
+                            (false, _) => Answer::Denied,
+                        };
+                        reply(from, answer, out);
+                    }
+                    // A grant needs the uid back, nothing less.
+                    Verdict::Dead | Verdict::Silent => reply(from, Answer::Denied, out),
+                    Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
+                }
+                // The reservation became the booking, or it goes.
+                if !holder_alive {
+                    self.users.give(user, Counter::Bookings);
+                }
+            }
+            Checking::Probe { handshake } => match (verdict, self.holds(&uid, &handshake)) {
+                (Verdict::Dead, true) => {
+                    self.release(&uid);
+                    out.push(Action::Dropped { uid });
+                }
+                (
+                    Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
+                    true,
+                ) => {
+                    holder_alive = true;
+                }
+                _ => {}
+            },
+        }
+        self.serve_pending(uid, waiting, retry, holder_alive, out);
+        self.reclaim_verified(uid, out);
+    }
+}
