@@ -240,7 +240,8 @@ fn past_max_lines_a_line_is_granted_by_call_back_without_one() {
 /// limit of 2627 leaves room for 3 lines.
 #[test]
 fn lines_past_what_the_open_files_limit_leaves_room_for_are_not_kept() {
-    let mut server = Running::with_fd_limit(2627, &["--no-state"]);
+    // One user takes every line here: no shares, or its share would be 1.
+    let mut server = Running::with_fd_limit(2627, &["--no-state", "--shares", "1"]);
     let said = server.log_line_with("lines are kept");
     assert!(said.contains("at most 3 lines are kept"), "{said}");
     let lines: Vec<_> = (0..3).map(|_| lined(server.addr(), random())).collect();

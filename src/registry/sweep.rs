@@ -89,17 +89,24 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// The cursor went past the last slot: the next pass starts at the
-    /// first, at once if this one found old bookings (they are verified
-    /// again, a pass later), or else when the earliest could be old enough.
+    /// first when the earliest booking it found too young could be old
+    /// enough, and, if this pass verified any, no later than `sweep_age`
+    /// from now, so that a long-lived holder is called once an age, not at
+    /// every step.
     fn end_pass(&mut self) {
+        let again = self
+            .wall_clock
+            .saturating_add(self.limits.sweep_age.as_secs().max(1));
         let sweep = &mut self.sweep;
         sweep.cursor = 0;
-        if !std::mem::take(&mut sweep.verified) {
-            sweep.due = sweep.earliest;
-        }
-        sweep.earliest = None;
+        let verified = std::mem::take(&mut sweep.verified).then_some(again);
+        sweep.due = match (sweep.earliest.take(), verified) {
+            (Some(young), Some(again)) => Some(young.min(again)),
+            (young, again) => young.or(again),
+        };
     }
 }
+
 /// `now + by`, or as late as a wait can last when that is past what an
 /// `Instant` can tell.
 fn later(now: Instant, by: Duration) -> Instant {

@@ -143,6 +143,17 @@ fn the_sweep_verifies_old_call_back_bookings_one_per_interval() {
     assert_eq!(h.sweep_at(second, 1_011), [verify(2, 2)]);
     assert_eq!(h.verified(2, Verdict::Dead), [dropped(2)]);
     assert_eq!(h.holder_handshake(1), Some(handshake(1)));
+    // The pass is over: the silent holder is called again an age later,
+    // not at every step.
+    let third = second + Duration::from_secs(1);
+    assert_eq!(h.sweep_at(third, 1_012), [], "the pass ends");
+    assert_eq!(
+        h.registry.poll_timeout(),
+        Some(third + Duration::from_secs(10))
+    );
+    assert_eq!(h.sweep_at(third + Duration::from_secs(9), 1_021), []);
+    let next_pass = third + Duration::from_secs(10);
+    assert_eq!(h.sweep_at(next_pass, 1_022), [verify(1, 1)]);
 }
 
 #[test]
