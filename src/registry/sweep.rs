@@ -7,8 +7,9 @@
 //! call-back booking old enough is verified once per pass (a booking that
 //! a removal moves behind the cursor waits for the next pass). Each step
 //! looks at [`SCAN`] slots at most, so a tick costs little however big the
-//! table. A pass that found nothing old enough puts the sweep to sleep
-//! until its oldest call-back booking could be, or one that came in since.
+//! table. Between passes the sweep sleeps until the first booking a pass
+//! found too young is old enough, or one granted since, and at most
+//! `sweep_age`: each long-lived holder is called about once an age.
 
 use std::time::{Duration, Instant};
 
@@ -29,22 +30,24 @@ pub(super) struct Sweep {
     /// The step after one is not before this, so that verifications stay
     /// `sweep_interval` apart.
     next: Option<Instant>,
-    /// This pass verified a booking.
-    verified: bool,
     /// The earliest wall-clock second at which a call-back booking this
-    /// pass found too young, or one that came in during the pass, is old
-    /// enough.
+    /// pass found too young is old enough.
     earliest: Option<u64>,
 }
 
 impl<R: Copy + PartialEq> Registry<R> {
     /// A call-back booking granted at `since` (wall-clock seconds) came
-    /// in: granted, restored, or left without its line. O(1).
+    /// in: granted, restored, or left without its line. It is appended to
+    /// the table, ahead of the cursor, so the pass under way reaches it;
+    /// a sleeping sweep wakes when it is old enough. O(1).
     pub(super) fn sweep_later(&mut self, since: u64) {
-        let old_at = since.saturating_add(self.limits.sweep_age.as_secs());
-        let sweep = &mut self.sweep;
-        sweep.due = Some(sweep.due.map_or(old_at, |due| due.min(old_at)));
-        sweep.earliest = Some(sweep.earliest.map_or(old_at, |e| e.min(old_at)));
+        let old_at = self.old_at(since);
+        self.sweep.due = Some(self.sweep.due.map_or(old_at, |due| due.min(old_at)));
+    }
+
+    /// When a booking granted at `since` is old enough to be swept.
+    fn old_at(&self, since: u64) -> u64 {
+        since.saturating_add(self.limits.sweep_age.as_secs())
     }
 
     /// When the sweep steps next: only when a call-back booking exists and
@@ -80,27 +83,28 @@ impl<R: Copy + PartialEq> Registry<R> {
                 continue;
             }
             if self.wall_clock.saturating_sub(booking.since) >= age {
-                self.sweep.verified = true;
                 self.verify_alone(booking, out);
                 return;
             }
-            self.sweep_later(booking.since);
+            let old_at = self.old_at(booking.since);
+            let earliest = &mut self.sweep.earliest;
+            *earliest = Some(earliest.map_or(old_at, |e| e.min(old_at)));
         }
     }
 
-    /// The cursor went past the last slot: the next pass starts at the
-    /// first when the earliest booking it found too young could be old
-    /// enough, and, if this pass verified any, no later than `sweep_age`
-    /// from now, so that a long-lived holder is called once an age, not at
-    /// every step.
+    /// The cursor went past the last slot: the next pass starts when the
+    /// first booking it found too young is old enough, and no
+    /// later than `sweep_age` from now while call-back bookings are held
+    /// (those it verified, or moved behind the cursor by a removal): a
+    /// long-lived holder is called once an age, not at every step.
     fn end_pass(&mut self) {
-        let again = self
-            .wall_clock
-            .saturating_add(self.limits.sweep_age.as_secs().max(1));
+        let again = (self.bookings.len() > self.lines.len()).then(|| {
+            self.wall_clock
+                .saturating_add(self.limits.sweep_age.as_secs().max(1))
+        });
         let sweep = &mut self.sweep;
         sweep.cursor = 0;
-        let verified = std::mem::take(&mut sweep.verified).then_some(again);
-        sweep.due = match (sweep.earliest.take(), verified) {
+        sweep.due = match (sweep.earliest.take(), again) {
             (Some(young), Some(again)) => Some(young.min(again)),
             (young, again) => young.or(again),
         };
