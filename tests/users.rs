@@ -267,3 +267,50 @@ fn children_of(pid: u32) -> Vec<u32> {
     assert!(!pids.is_empty(), "{pid} has no children");
     pids
 }
+
+/// The server asks the kernel who sent each request; a requester that
+/// half-closes its connection after the request (`shutdown`, as `nc -N`
+/// does) still holds its socket, is still told apart, and still gets its
+/// answer: the STATUS line, and the reply to a NOTIFY. (A BOOK or WAIT
+/// that half-closes is taken for a booker gone, as a line's close is.)
+#[test]
+fn a_requester_that_half_closes_is_still_answered() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+
+    use namaste::wire::Request;
+
+    let server = Running::start(&[]);
+    let ask = |request: &Request| {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // Corked, the request goes out with the FIN, so the server never
+        // reads it before the half-close.
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option of the right size.
+        let corked = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&stream),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(corked, 0);
+        stream.write_all(&request.encode()).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        answer
+    };
+    let status = String::from_utf8(ask(&Request::Status)).unwrap();
+    assert!(status.starts_with("namaste "), "{status:?}");
+    let notify = Request::Notify {
+        uid: Uid::from_name("nobody holds this"),
+        message: b"hi".to_vec(),
+    };
+    assert_eq!(ask(&notify), [0], "no holder");
+}

@@ -24,7 +24,8 @@ use netlink_packet_core::{
     Emitable, ErrorBuffer, NLM_F_REQUEST, NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, Parseable,
 };
 use netlink_packet_sock_diag::constants::{
-    AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY, TCP_ESTABLISHED, TCP_LISTEN,
+    AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY, TCP_ESTABLISHED, TCP_FIN_WAIT1,
+    TCP_FIN_WAIT2, TCP_LISTEN,
 };
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
@@ -129,8 +130,8 @@ impl Owners {
     }
 
     /// The owner of the process end of `stream`, the server's connection
-    /// with it, while that end is established and held by a process;
-    /// `None`, logged, otherwise.
+    /// with it, while that end is held by a process, established or
+    /// half-closed; `None`, logged, otherwise.
     pub fn of_peer(&mut self, stream: &TcpStream) -> Option<UserId> {
         self.peer(stream).ok().map(|owned| owned.user)
     }
@@ -145,7 +146,13 @@ impl Owners {
                 return Err(Unknown::Gone);
             }
         };
-        let asked = self.connected(peer, local);
+        // A requester that half-closed after its request (`shutdown`, as
+        // `nc -N` does) still holds its socket and waits for the answer.
+        let asked = self.ask(
+            peer,
+            local,
+            &[TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2],
+        );
         self.log(peer, &asked);
         asked
     }
@@ -165,7 +172,7 @@ impl Owners {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        self.ask(at, SocketAddr::new(anywhere, 0), TCP_LISTEN)
+        self.ask(at, SocketAddr::new(anywhere, 0), &[TCP_LISTEN])
     }
 
     /// The socket that takes connections to `at`: one listening at
@@ -189,13 +196,18 @@ impl Owners {
 
     /// The established socket bound at `socket` and connected to `peer`.
     pub fn connected(&mut self, socket: SocketAddr, peer: SocketAddr) -> Result<Owned, Unknown> {
-        self.ask(socket, peer, TCP_ESTABLISHED)
+        self.ask(socket, peer, &[TCP_ESTABLISHED])
     }
 
     /// Asks for the socket bound at `socket` and connected to `peer`
     /// (unspecified for a listener), and believes the answer only for that
-    /// very socket, in `state`, held by a process.
-    fn ask(&mut self, socket: SocketAddr, peer: SocketAddr, state: u8) -> Result<Owned, Unknown> {
+    /// very socket, in one of `states`, held by a process.
+    fn ask(
+        &mut self,
+        socket: SocketAddr,
+        peer: SocketAddr,
+        states: &[u8],
+    ) -> Result<Owned, Unknown> {
         let header = self.exchange(socket, peer)?;
         let id = &header.socket_id;
         let same = SocketAddr::new(id.source_address, id.source_port) == socket
@@ -203,7 +215,7 @@ impl Owners {
         if !same {
             return Err(Unknown::Gone);
         }
-        if header.state != state || header.inode == 0 {
+        if !states.contains(&header.state) || header.inode == 0 {
             return Err(Unknown::NotLive {
                 state: header.state,
                 inode: header.inode,
