@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::hogs::{
-    DAEMON, as_user, book_then_fall_silent, send_and_keep, status_within_a_second,
-    user_exists_or_skip,
+    DAEMON, book_then_fall_silent, roots_hold, send_and_keep, status_within_a_second,
+    user_exists_or_skip, users_hold,
 };
 use common::users::{NOBODY, NOBODY_ID, as_nobody, root_or_skip, with_nobodys_sockets};
 use common::{Responder, Running, Scratch, quiet_hold, random, send_bytes, stderr};
@@ -33,23 +33,6 @@ const SMALL: [&str; 8] = [
     "--shares",
     "4",
 ];
-
-/// `namaste hold NAME -- true` as root: its exit code.
-fn roots_hold(server: &Running, name: &str) -> Option<i32> {
-    quiet_hold(server.port, name, &[], &["true"])
-        .status()
-        .unwrap()
-        .code()
-}
-
-/// `namaste hold NAME -- true` as `user`: its exit code and standard error.
-fn users_hold(user: &str, server: &Running, name: &str) -> (Option<i32>, String) {
-    let port = server.port.to_string();
-    let output = as_user(user, &["hold", name, "--port", &port, "--", "true"])
-        .output()
-        .unwrap();
-    (output.status.code(), stderr(&output))
-}
 
 /// As many live bookings as `nobody` gets, up to `most`, on lines, from
 /// this process; and the error that stopped it, if any.
@@ -373,52 +356,4 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
     .output()
     .unwrap();
     assert_eq!(output.status.code(), Some(77), "{}", stderr(&output));
-}
-
-#[test]
-fn a_table_full_of_dead_bookings_takes_a_new_one() {
-    let server = Running::start(&["--max-bookings", "8", "--shares", "1"]);
-    for _ in 0..8 {
-        let (uid, handshake) = (random(), random());
-        let responder = Responder::honest(uid, handshake);
-        let request = Request::Book {
-            uid,
-            handshake,
-            port: responder.port,
-        };
-        assert_eq!(send_bytes(server.addr(), &request.encode()), Some(1));
-        // Its holder is gone: nothing listens on its port any more.
-        drop(responder);
-    }
-    server.wait_for_bookings(8);
-    assert_eq!(roots_hold(&server, "fresh"), Some(0));
-}
-
-#[test]
-fn the_sweep_frees_a_dead_call_back_booking_within_its_period_and_keeps_a_silent_one() {
-    let server = Running::start(&["--sweep-interval", "0.1", "--sweep-age", "0"]);
-    let (dead, silent) = (random(), random());
-    let handshake = random();
-    let responder = Responder::honest(dead, handshake);
-    let request = Request::Book {
-        uid: dead,
-        handshake,
-        port: responder.port,
-    };
-    assert_eq!(send_bytes(server.addr(), &request.encode()), Some(1));
-    let _silent = book_then_fall_silent(server.addr(), silent);
-    server.wait_for_bookings(2);
-    drop(responder);
-    let gone = Instant::now();
-    server.wait_for_bookings(1);
-    // Two bookings, one verified every 0.1 s; a silent one costs the rw
-    // timeout (3 s) when it comes first.
-    assert!(
-        gone.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        gone.elapsed()
-    );
-    let client = Client::new().with_port(server.port);
-    assert!(client.query(dead).unwrap().holder.is_none());
-    assert!(client.query(silent).unwrap().holder.is_some());
 }

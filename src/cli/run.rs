@@ -59,7 +59,8 @@ user's per-user id, is refused: our clients get a reply that says which limit
 and whose share (`hold` and `notify` exit with 73, or 77 for another user's
 id); a BOOK of 0.6.0 is closed without a reply, which its client sees as an
 error, never as a lock held elsewhere. When a limit of bookings is reached,
-the oldest bookings without a line are verified first and the dead dropped.
+bookings without a line are verified, the user's own for its share, the
+least recently verified first, and the dead dropped.
 SIGTERM or SIGINT: it stops accepting, lets requests in flight finish, and
 exits with 0. Under systemd it reports readiness (NOTIFY_SOCKET) and takes
 a socket passed by socket activation (LISTEN_FDS) instead of binding one.

@@ -33,7 +33,7 @@ use slab::Slab;
 
 use crate::deadlines::{ConnRef, Deadlines};
 use crate::owner::Owners;
-use crate::registry::{Action, Limits, Registry};
+use crate::registry::{Action, Limits, RECLAIM_ROUNDS, Registry};
 use crate::wire::Limit;
 use accept::Accepting;
 pub use config::{Config, MAX_DURATION};
@@ -57,6 +57,11 @@ const BACKLOG: i32 = 4096;
 /// How many rw timeouts a request may be pending behind verifications
 /// before it is closed without a reply, as clients wait for their reply.
 const PENDING_PATIENCE: u32 = 4;
+
+// A request parked at the bookings bound waits for a round of reclaiming
+// at a time, each at most an rw timeout long: it must be answered with its
+// refusal before its patience runs out and it is closed unanswered.
+const _: () = assert!((RECLAIM_ROUNDS as u32) < PENDING_PATIENCE);
 
 /// Stops a running [`Server`] from another thread.
 #[derive(Clone)]

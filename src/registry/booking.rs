@@ -29,6 +29,12 @@ pub struct Booking {
     ///
     /// [`UNKNOWN_USER`]: super::UNKNOWN_USER
     pub user: User,
+    /// When its holder was last proved alive or silent, on the registry's
+    /// count of such verifications; a booking granted or restored takes
+    /// the count it came in at. The lowest are the least recently checked,
+    /// which a round of reclaiming verifies first. Not kept across a
+    /// restart: the registry stamps what it restores.
+    pub checked: u64,
 }
 
 impl Booking {

@@ -45,6 +45,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             Checking::Holder { handshake, waiter } if waiter.from == from => {
                 pending.checking = Checking::Probe {
                     handshake: *handshake,
+                    round: None,
                 };
             }
             Checking::Candidate {

@@ -54,7 +54,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         mut booking: Booking,
         out: &mut Vec<Action<R>>,
     ) {
-        booking.since = self.wall_clock;
+        self.stamp(&mut booking);
         let uid = booking.uid;
         // Served one at a time, the uid is free here.
         if self.bookings.insert(booking) {

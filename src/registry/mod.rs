@@ -47,6 +47,8 @@ pub use booking::{Booking, ResponderIp};
 pub use events::{
     Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
 };
+pub use reclaim::ROUNDS as RECLAIM_ROUNDS;
+use reclaim::{Reclaim, Scope};
 use sweep::Sweep;
 use table::Table;
 use users::{Counter, Users};
@@ -82,12 +84,14 @@ pub struct Registry<R> {
     limits: Limits,
     /// What each OS user takes of the bounds.
     users: Users,
-    /// Requests that found the bookings bound reached, waiting in arrival
-    /// order for the verifications of `reclaiming` to end.
-    parked: VecDeque<Waiter<R>>,
-    /// The uids whose holders are verified to reclaim the bookings of the
-    /// dead: at most one round at a time.
-    reclaiming: Vec<Uid>,
+    /// The scopes reclaiming bookings at the bound, or resting from it:
+    /// at most one round each.
+    reclaims: HashMap<Scope, Reclaim<R>>,
+    /// The rests of scopes, in the order they end.
+    rests: VecDeque<(Scope, Instant)>,
+    /// Verifications that proved a holder alive or silent so far: the
+    /// count a booking's `checked` is stamped with.
+    checks: u64,
     sweep: Sweep,
 }
 
@@ -98,9 +102,9 @@ struct Waiter<R> {
     ip: ResponderIp,
     user: User,
     ask: Ask,
-    /// It was parked once while bookings were reclaimed: past a bound
-    /// again, it is refused, so no request waits for round after round.
-    reclaimed: bool,
+    /// The rounds of reclaiming it was parked for: past a bound again
+    /// after its last, it is refused, so no request waits without end.
+    rounds: u8,
 }
 
 /// A uid with a verification in flight: what is being verified, and the
@@ -128,8 +132,13 @@ enum Checking<R> {
         /// It asked for a line, and gets none: the bound was reached.
         line: bool,
     },
-    /// The holder with this handshake, probed because someone waits.
-    Probe { handshake: Uid },
+    /// The holder with this handshake, verified on nobody's behalf:
+    /// probed because someone waits, swept, or in the round of reclaiming
+    /// of `round`.
+    Probe {
+        handshake: Uid,
+        round: Option<Scope>,
+    },
 }
 
 /// What a candidate's verdict may still decide.
@@ -159,8 +168,9 @@ impl<R: Copy + PartialEq> Registry<R> {
             wall_clock: 0,
             limits,
             users: Users::default(),
-            parked: VecDeque::new(),
-            reclaiming: Vec::new(),
+            reclaims: HashMap::new(),
+            rests: VecDeque::new(),
+            checks: 0,
             sweep: Sweep::default(),
         }
     }
@@ -215,7 +225,8 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Only the total bounds it, not its user's share: a restart must not
     /// lose bookings their holders count on, and a user past its share
     /// only gets no more until it is under it again.
-    pub fn restore(&mut self, booking: Booking) -> bool {
+    pub fn restore(&mut self, mut booking: Booking) -> bool {
+        booking.checked = self.checks;
         let restored =
             self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking);
         if restored {
@@ -271,7 +282,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             ip,
             user,
             ask,
-            reclaimed: false,
+            rounds: 0,
         };
         self.admit(waiter, out);
     }
@@ -293,13 +304,18 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
-    /// a waiter's deadline or a probe, if anyone waits, or the sweep's
-    /// next step, if it has anything to sweep.
+    /// a waiter's deadline or a probe, if anyone waits, the sweep's next
+    /// step, if it has anything to sweep, or the end of a scope's rest
+    /// from reclaiming.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.waiting.next_timeout(), self.next_sweep()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.waiting.next_timeout(),
+            self.next_sweep(),
+            self.next_rest_end(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// It is now `now`: ends the waits that are over, probes the holders
@@ -333,6 +349,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             }
         }
         self.sweep(now, out);
+        self.end_rests(now);
     }
 
     /// Starts a verification for `uid`: `checking` is verified, `waiting`

@@ -290,12 +290,12 @@ impl<R: Copy + PartialEq> Registry<R> {
             // Its line's end frees it; nobody needs to ask.
             return;
         }
-        self.verify_alone(*holder, out);
+        self.verify_alone(*holder, None, out);
     }
 }
 
-/// The booking a request for `uid` gets if granted; its time is stamped
-/// when it is.
+/// The booking a request for `uid` gets if granted; its time and check
+/// are stamped when it is.
 fn new_booking(uid: Uid, handshake: Uid, ip: ResponderIp, port: u16, user: User) -> Booking {
     Booking {
         uid,
@@ -304,6 +304,7 @@ fn new_booking(uid: Uid, handshake: Uid, ip: ResponderIp, port: u16, user: User)
         port,
         since: 0,
         user,
+        checked: 0,
     }
 }
 

@@ -83,7 +83,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 continue;
             }
             if self.wall_clock.saturating_sub(booking.since) >= age {
-                self.verify_alone(booking, out);
+                self.verify_alone(booking, None, out);
                 return;
             }
             let old_at = self.old_at(booking.since);
@@ -113,7 +113,7 @@ impl<R: Copy + PartialEq> Registry<R> {
 
 /// `now + by`, or as late as a wait can last when that is past what an
 /// `Instant` can tell.
-fn later(now: Instant, by: Duration) -> Instant {
+pub(super) fn later(now: Instant, by: Duration) -> Instant {
     now.checked_add(by)
         .or_else(|| now.checked_add(MAX_WAIT))
         .unwrap_or(now)

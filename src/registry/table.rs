@@ -64,6 +64,17 @@ impl Table {
         Some(record(&self.chunks, slot))
     }
 
+    /// Stamps the booking of `uid`, if held, as checked at `checked`.
+    pub fn set_checked(&mut self, uid: &Uid, checked: u64) {
+        let Some(&slot) = self.index.find(self.hash(uid), |&slot| {
+            record(&self.chunks, slot).uid == *uid
+        }) else {
+            return;
+        };
+        let slot = slot as usize;
+        self.chunks[slot / CHUNK][slot % CHUNK].checked = checked;
+    }
+
     /// Adds `booking` unless its uid is held; answers whether it did.
     pub fn insert(&mut self, booking: Booking) -> bool {
         if self.get(&booking.uid).is_some() {
@@ -160,6 +171,7 @@ mod tests {
             port: n as u16,
             since: 0,
             user: 0,
+            checked: 0,
         }
     }
 
@@ -202,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_is_152_bytes() {
-        assert_eq!(std::mem::size_of::<Booking>(), 152);
+    fn a_record_is_160_bytes() {
+        assert_eq!(std::mem::size_of::<Booking>(), 160);
     }
 }

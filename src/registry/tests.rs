@@ -448,6 +448,7 @@ mod limits;
 mod lines;
 mod notify;
 mod properties;
+mod reclaim;
 mod silence;
 mod users;
 mod waiting;

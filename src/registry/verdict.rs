@@ -1,7 +1,9 @@
 //! A verification's verdict: what it decides for the holder or candidate
 //! verified, and for the requests pending behind it.
 
-use super::{Action, Answer, Ask, Checking, Counter, Fate, Pending, Refusal, Registry, Verdict};
+use super::{
+    Action, Answer, Ask, Booking, Checking, Counter, Fate, Pending, Refusal, Registry, Verdict,
+};
 use super::{refuse, reply};
 use crate::uid::Uid;
 
@@ -20,6 +22,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         };
         let mut holder_alive = false;
         let mut retry = None;
+        let mut round = None;
         match checking {
             Checking::Holder { handshake, waiter } => {
                 let notify = matches!(waiter.ask, Ask::Notify { .. });
@@ -79,7 +82,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
                         // Serving one at a time kept everyone else away from this uid, so
                         // the insert finds it free.
-                        booking.since = self.wall_clock;
+                        self.stamp(&mut booking);
                         holder_alive = self.bookings.insert(booking);
                         self.sweep_later(booking.since);
                         let answer = match (holder_alive, line) {
@@ -98,21 +101,46 @@ impl<R: Copy + PartialEq> Registry<R> {
                     self.users.give(user, Counter::Bookings);
                 }
             }
-            Checking::Probe { handshake } => match (verdict, self.holds(&uid, &handshake)) {
-                (Verdict::Dead, true) => {
-                    self.release(&uid);
-                    out.push(Action::Dropped { uid });
+            Checking::Probe {
+                handshake,
+                round: of,
+            } => {
+                round = of.map(|scope| (scope, handshake));
+                match (verdict, self.holds(&uid, &handshake)) {
+                    (Verdict::Dead, true) => {
+                        self.release(&uid);
+                        out.push(Action::Dropped { uid });
+                    }
+                    (
+                        Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
+                        true,
+                    ) => {
+                        holder_alive = true;
+                    }
+                    _ => {}
                 }
-                (
-                    Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                    true,
-                ) => {
-                    holder_alive = true;
-                }
-                _ => {}
-            },
+            }
+        }
+        if holder_alive {
+            self.checked_now(&uid);
         }
         self.serve_pending(uid, waiting, retry, holder_alive, out);
-        self.reclaim_verified(uid, out);
+        if let Some((scope, handshake)) = round {
+            self.round_verified(scope, uid, handshake, out);
+        }
+    }
+
+    /// The holder of `uid` was just proved alive or silent: it becomes the
+    /// most recently checked booking, the last a round of reclaiming picks.
+    fn checked_now(&mut self, uid: &Uid) {
+        self.checks += 1;
+        self.bookings.set_checked(uid, self.checks);
+    }
+
+    /// Stamps `booking`, granted now, with the time and the count of
+    /// checks.
+    pub(super) fn stamp(&self, booking: &mut Booking) {
+        booking.since = self.wall_clock;
+        booking.checked = self.checks;
     }
 }

@@ -13,10 +13,12 @@ use namaste::client::Client;
 use namaste::status::Status;
 use namaste::wire::Request;
 
-use super::answer_with;
+use super::{Running, answer_with, quiet_hold, stderr};
 
 /// The third user, besides root and `nobody`.
 pub const DAEMON: &str = "daemon";
+/// Its user id.
+pub const DAEMON_ID: u32 = 1;
 
 /// `namaste ARGS` run as `user` through `su`, its output collected.
 pub fn as_user(user: &str, args: &[&str]) -> Command {
@@ -86,4 +88,21 @@ pub fn send_and_keep(server: SocketAddr, request: &Request) -> TcpStream {
     let mut stream = TcpStream::connect(server).unwrap();
     stream.write_all(&request.encode()).unwrap();
     stream
+}
+
+/// `namaste hold NAME -- true` as root: its exit code.
+pub fn roots_hold(server: &Running, name: &str) -> Option<i32> {
+    quiet_hold(server.port, name, &[], &["true"])
+        .status()
+        .unwrap()
+        .code()
+}
+
+/// `namaste hold NAME -- true` as `user`: its exit code and standard error.
+pub fn users_hold(user: &str, server: &Running, name: &str) -> (Option<i32>, String) {
+    let port = server.port.to_string();
+    let output = as_user(user, &["hold", name, "--port", &port, "--", "true"])
+        .output()
+        .unwrap();
+    (output.status.code(), stderr(&output))
 }

@@ -38,9 +38,15 @@ pub fn as_nobody(args: &[&str]) -> Command {
 /// kernel gives as owner to the sockets created or accepted meanwhile, and
 /// to threads started meanwhile, for as long as they live.
 pub fn with_nobodys_sockets<T>(f: impl FnOnce() -> T) -> T {
+    with_sockets_of(NOBODY_ID, f)
+}
+
+/// Runs `f` on this thread with the file-system user id `user`, which the
+/// kernel gives as owner to the sockets created or accepted meanwhile.
+pub fn with_sockets_of<T>(user: u32, f: impl FnOnce() -> T) -> T {
     // SAFETY: setfsuid takes a plain integer and changes the credentials
     // of this thread alone.
-    unsafe { libc::setfsuid(NOBODY_ID) };
+    unsafe { libc::setfsuid(user) };
     let result = f();
     // SAFETY: as above; the tests run as root.
     unsafe { libc::setfsuid(0) };

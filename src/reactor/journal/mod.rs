@@ -239,6 +239,7 @@ mod tests {
             port: 4000 + u16::from(n),
             since: 1_800_000_000 + u64::from(n),
             user: 1000 + u32::from(n),
+            checked: 0,
         }
     }
 

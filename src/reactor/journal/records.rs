@@ -138,6 +138,8 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 port: u16::from_be_bytes([record[133], record[134]]),
                 since: u64::from_be_bytes(since),
                 user,
+                // The registry stamps what it restores.
+                checked: 0,
             };
             held.insert(uid, booking);
         } else {
@@ -203,6 +205,7 @@ mod tests {
             port: 4007,
             since: 1_800_000_007,
             user: 65534,
+            checked: 0,
         }
     }
 

@@ -47,6 +47,12 @@
 //!   except from root);
 //! - bookings are dropped only for their holder's proven death, whether a
 //!   contender, a reclaim at the bound or the sweep asked.
+//! - reclaiming at the bound runs at most one round per scope (a user's
+//!   share, or the total), of a few verifications of the scope's own
+//!   bookings; a request is parked only in its own user's round or the
+//!   total's, and for a bounded number of rounds;
+//! - a verification that keeps a holder makes its booking the most
+//!   recently checked of all, so rounds walk the table past live holders.
 
 mod world;
 

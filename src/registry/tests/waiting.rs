@@ -28,7 +28,7 @@ impl Harness {
         assert_eq!(self.verified(1, Verdict::Alive), [queued(client)]);
     }
 
-    fn tick(&mut self, now: Instant) -> Vec<Action<u32>> {
+    pub(super) fn tick(&mut self, now: Instant) -> Vec<Action<u32>> {
         let mut out = Vec::new();
         self.registry.handle_timeout(now, &mut out);
         out

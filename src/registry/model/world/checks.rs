@@ -43,6 +43,7 @@ impl World {
 
     pub(super) fn check(&self) {
         self.check_users();
+        self.check_rounds();
         assert_eq!(
             self.holders(),
             self.table,
@@ -78,7 +79,7 @@ impl World {
             .values()
             .map(|l| l.waiting.len())
             .sum::<usize>()
-            + self.registry.parked.len();
+            + self.parked().count();
         assert_eq!(pending, self.registry.pending_requests, "{:?}", self.trace);
         for pending in self.registry.pending.values() {
             // One more than the limit when a waiter from the queue goes

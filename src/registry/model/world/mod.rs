@@ -4,13 +4,14 @@
 mod answers;
 mod checks;
 mod lines;
+mod rounds;
 mod users;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Event, LOCAL, SENDER, TICK, attach, book, check_out, line, notify, uid, user, wait};
-use crate::registry::{Action, Limits, Registry, Verdict};
+use crate::registry::{Action, Booking, Limits, Registry, Verdict};
 use crate::uid::Uid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +241,9 @@ impl World {
                 if verdict == Verdict::Dead && self.table[u as usize] == Some(hs) {
                     self.table[u as usize] = None;
                 }
+                let before: Vec<Booking> = self.registry.bookings().copied().collect();
                 self.registry.verified(uid(u), verdict, &mut out);
+                self.check_checked(u, hs, verdict, &before);
             }
         }
         self.trace.push(event);

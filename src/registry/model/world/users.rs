@@ -29,7 +29,7 @@ impl World {
                 uses.entry(waiter.user).or_default().pending += 1;
             }
         }
-        for waiter in &registry.parked {
+        for waiter in self.parked() {
             uses.entry(waiter.user).or_default().pending += 1;
         }
         for (_, waiter) in registry.waiting.all() {
