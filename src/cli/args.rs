@@ -100,18 +100,8 @@ impl<'a> Args<'a> {
     /// The value of `name` as a TCP port, 1 to 65535, or also 0 when
     /// `zero_means` says what 0 would mean.
     pub fn port(&mut self, name: &str, zero_means: Option<&str>) -> Result<u16, Usage> {
-        let what = "a port number from 1 to 65535";
-        let text = self.text(name, what)?;
-        match text.parse::<u16>() {
-            Ok(0) if zero_means.is_none() => {
-                Err(Usage(format!("{name} takes {what}; 0 names no server")))
-            }
-            Ok(port) => Ok(port),
-            Err(_) => Err(Usage(format!(
-                "{name} takes {what}, not {}",
-                quoted(OsStr::new(text))
-            ))),
-        }
+        let value = self.raw(name)?;
+        port_named(name, value, zero_means)
     }
 
     /// The value of `name` as a whole number, at least `min`.
@@ -206,6 +196,35 @@ impl<'a> Args<'a> {
     /// The value of `name` as a path, whatever its bytes.
     pub fn path(&mut self, name: &str) -> Result<PathBuf, Usage> {
         Ok(PathBuf::from(self.raw(name)?))
+    }
+}
+
+/// The variable that names the server's port when `--port` does not.
+pub const PORT_VARIABLE: &str = "NAMASTE_PORT";
+
+/// The server's port: `given` by `--port`, else `NAMASTE_PORT`'s, else the
+/// default. A variable that is set but names no port is a usage error that
+/// names it, never a silent fall back to the default server.
+pub fn chosen_port(given: Option<u16>, zero_means: Option<&str>) -> Result<u16, Usage> {
+    if let Some(port) = given {
+        return Ok(port);
+    }
+    match std::env::var_os(PORT_VARIABLE) {
+        Some(value) => port_named(PORT_VARIABLE, &value, zero_means),
+        None => Ok(namaste::DEFAULT_PORT),
+    }
+}
+
+/// `value`, given as `name`, as a TCP port: 1 to 65535, or also 0 when
+/// `zero_means` says what 0 would mean.
+fn port_named(name: &str, value: &OsStr, zero_means: Option<&str>) -> Result<u16, Usage> {
+    let what = "a port number from 1 to 65535";
+    match value.to_str().map(str::parse::<u16>) {
+        Some(Ok(0)) if zero_means.is_none() => {
+            Err(Usage(format!("{name} takes {what}; 0 names no server")))
+        }
+        Some(Ok(port)) => Ok(port),
+        _ => Err(Usage(format!("{name} takes {what}, not {}", quoted(value)))),
     }
 }
 

@@ -4,9 +4,10 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use namaste::client::{Client, Notified};
+use namaste::client::Notified;
 
-use super::args::{Arg, Args, Usage, counted, quoted, unknown};
+use super::args::{Arg, Args, Usage, counted, unknown};
+use super::target::{Lock, Target};
 use super::{EX_NOPERM, EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
@@ -40,44 +41,45 @@ Options:
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut words: Vec<&OsStr> = Vec::new();
-    let mut uid = None;
-    let mut per_user = false;
-    let mut client = Client::new();
+    let mut target = Target::default();
+    let mut quiet = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
-            Arg::Option(option @ "--port") => {
-                client = client.with_port(args.port(option, None)?);
-            }
-            Arg::Option("--per-user") => per_user = true,
+            Arg::Option("-q" | "--quiet") => quiet = true,
+            Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("notify", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
-    let [name, message] = words[..] else {
-        return Err(Usage(format!(
-            "notify needs a NAME and a MESSAGE, not {}",
-            counted(words.len(), "word", "words")
-        )));
+    let (name, message) = match words[..] {
+        [name, message] => (Some(name), message),
+        [message] if target.names_a_lock() => (None, message),
+        _ => {
+            return Err(Usage(format!(
+                "notify needs a NAME and a MESSAGE, not {}",
+                counted(words.len(), "word", "words")
+            )));
+        }
     };
-    if name.is_empty() {
-        return Err(Usage("notify needs a NAME that is not empty".into()));
-    }
-    let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
-    let name = quoted(name);
+    let Lock { uid, shown: name } = target.lock("notify", name)?;
+    let client = target.client()?;
     let notified = match trust::vouched(client.port(), || client.notify(uid, message.as_bytes())) {
         Ok(notified) => notified,
         Err(untrusted) => return Ok(untrusted),
     };
     Ok(match notified {
         Ok(Notified::Delivered) => {
-            say(format_args!("the holder of {name} took the message"));
+            if !quiet {
+                say(format_args!("the holder of {name} took the message"));
+            }
             ExitCode::SUCCESS
         }
         Ok(Notified::NoHolder) => {
-            say(format_args!("no live process holds {name}"));
+            if !quiet {
+                say(format_args!("no live process holds {name}"));
+            }
             ExitCode::from(EX_TEMPFAIL)
         }
         Ok(Notified::Declined) => fail(format_args!(

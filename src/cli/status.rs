@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use namaste::client::Client;
 use namaste::status::{Holder, LockStatus, UserUse};
 
-use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
+use super::args::{Arg, Args, Usage, counted, escaped, unknown};
 use super::process::{Processes, command_line, holding};
+use super::target::{Lock, Target};
 use super::users::name_of;
-use super::{fail, out, say, trust};
+use super::{fail_request, out, say, trust};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters, or who holds a lock
@@ -55,50 +56,43 @@ Options:
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
-    let mut client = Client::new();
+    let mut target = Target::default();
     let mut words: Vec<&OsStr> = Vec::new();
-    let mut uid = None;
-    let mut per_user = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--port") => {
-                client = client.with_port(args.port(option, None)?);
-            }
-            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
-            Arg::Option("--per-user") => per_user = true,
+            Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("status", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
-    let uid = match (&words[..], uid) {
-        ([], None) if !per_user => return Ok(counters(&client)),
-        ([], Some(uid)) => uid,
-        ([name], None) if !name.is_empty() => super::id_of(name, per_user),
-        ([_], None) => return Err(Usage("status needs a NAME that is not empty".into())),
-        ([], None) => return Err(Usage("--per-user needs a NAME".into())),
-        ([_], Some(_)) => return Err(Usage("status takes a NAME or --uid, not both".into())),
-        (more, _) => {
+    let name = match words[..] {
+        [] if !target.names_a_lock() => {
+            let client = target.client()?;
+            return Ok(counters(&client));
+        }
+        [] => None,
+        [name] => Some(name),
+        _ => {
             return Err(Usage(format!(
                 "status takes at most one NAME, not {}",
-                counted(more.len(), "word", "words")
+                counted(words.len(), "word", "words")
             )));
         }
     };
+    let Lock { uid, shown } = target.lock("status", name)?;
+    let client = target.client()?;
     let queried = match trust::vouched(client.port(), || client.query(uid)) {
         Ok(queried) => queried,
         Err(untrusted) => return Ok(untrusted),
     };
     Ok(match queried {
         Ok(lock) => {
-            let name = words
-                .first()
-                .map_or_else(|| "the lock".into(), |name| quoted(name));
-            out(format_args!("{}\n", lock_line(&lock, &name)));
+            out(format_args!("{}\n", lock_line(&lock, &shown)));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     })
 }
 
@@ -116,7 +110,7 @@ fn counters(client: &Client) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     }
 }
 
