@@ -254,11 +254,17 @@ pub fn escaped(bytes: &[u8], longest: usize) -> String {
             text.push_str(&format!("\\x{byte:02x}"));
         }
     }
+    shortened(text, longest, bytes.len())
+}
+
+/// `text`, made of `bytes` bytes, cut after `longest` characters with a
+/// note of the whole length.
+pub fn shortened(text: String, longest: usize, bytes: usize) -> String {
     if text.chars().count() <= longest {
         return text;
     }
     let cut: String = text.chars().take(longest).collect();
-    format!("{cut}… ({} bytes in all)", bytes.len())
+    format!("{cut}… ({bytes} bytes in all)")
 }
 
 /// `n` and the noun, singular or plural as `n` wants.

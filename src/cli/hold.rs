@@ -25,6 +25,7 @@ pub const HELP: &str = "\
 namaste hold: run a command while holding a lock
 
 Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
+       namaste hold --uid HEX [OPTIONS] -- COMMAND [ARGS...]
 
 Books the lock NAME and runs COMMAND. If another live process holds NAME,
 prints one line and exits without running COMMAND.
@@ -46,10 +47,17 @@ the port any more) frees it. Without a line from the start, this process
 checks out when COMMAND exits.
 
 Options:
-  --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
+  --uid HEX       the lock's id as 128 hex digits, instead of the id of
+                  NAME; NAME may then be left out, and given only names the
+                  lock in messages (not with --per-user)
   --per-user      the id of NAME for this OS user alone: another user's
                   `hold --per-user NAME` is another lock
-  --port N        the server's port on 127.0.0.1 (default 64009)
+  --port N        the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                  set, else 64009)
+  -q, --quiet     no line when NAME is held elsewhere (errors are still
+                  said), as flock(1) is silent
+  --pass-messages COMMAND reads the messages sent to NAME instead of this
+                  process printing them: see below
   --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are
                   served in arrival order, the moment the lock frees
                   (0: try once, as without --wait)
@@ -69,12 +77,14 @@ Exit status:
   77              NAME is another OS user's per-user id (--uid): only that
                   user may hold it; COMMAND did not run
   126, 127        COMMAND was found but could not run, or was not found
+  68              no server answers on the port: COMMAND did not run
   69              the server on the port runs as another OS user than root,
                   yours or NAMASTE_SERVER_USER's: COMMAND did not run
   1               the lock was lost while COMMAND ran (the server restarted
                   without its state file, say) and COMMAND itself exited 0;
-                  or an error (no server answers, ...)
-  2               a command line that makes no sense
+                  or another error (the server closed without a reply, ...)
+  2               a command line that makes no sense, or a NAMASTE_PORT
+                  that names no port
 
 Messages sent to NAME with `namaste notify` (by your OS user, or root: the
 server hands over no others) are printed on standard error, one line each
@@ -87,6 +97,14 @@ SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
+
+With --pass-messages, COMMAND gets the read end of a pipe instead, whose
+descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
+sender's user, a colon and a space, then the message escaped as above and
+cut after 900 characters (a line is always whole), so a shell script reads
+one with `read -r message <&\"$NAMASTE_MESSAGE_FD\"`. This process never
+waits for COMMAND to read: what the pipe has no room for is dropped, and
+how many were is said when COMMAND exits.
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {

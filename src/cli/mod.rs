@@ -7,6 +7,7 @@ mod notify;
 mod printer;
 mod process;
 mod run;
+mod shell;
 mod status;
 mod systemd;
 mod target;

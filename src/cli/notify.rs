@@ -14,6 +14,7 @@ pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
 
 Usage: namaste notify NAME MESSAGE [OPTIONS]
+       namaste notify --uid HEX [NAME] MESSAGE [OPTIONS]
 
 The server proves the holder of NAME alive and hands it MESSAGE (at most
 64 KiB) on the same connection, with your OS user id. It hands messages over
@@ -28,15 +29,23 @@ Exit status, with one line saying which:
   73  the server refused the message at one of its limits (requests waiting
       for verifications): your OS user's share of it, or the total, as the
       message says
+  68  no server answers on the port
   69  the server on the port runs as another OS user than root, yours or
       NAMASTE_SERVER_USER's: the message was not sent
   1   the holder is alive but did not take it (a client of namaste 0.6.0,
-      say), the server could not tell the users apart, or an error
+      say), the server could not tell the users apart, or another error
+  2   a command line that makes no sense, or a NAMASTE_PORT that names no
+      port
 
 Options:
-  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME;
+                NAME may then be left out, and given only names the lock in
+                messages (not with --per-user)
   --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
-  --port N      the server's port on 127.0.0.1 (default 64009)
+  --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                set, else 64009)
+  -q, --quiet   no line when the holder took the message or nobody holds
+                NAME (errors and refusals are still said)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
