@@ -385,7 +385,10 @@ fn load_test_prints_a_table_only_over_rows() {
     };
     let only_handover = print("", "row=single tool=ours runs=4 p50=3\n");
     assert!(!only_handover.contains("cycles/s"), "{only_handover}");
-    assert!(only_handover.contains("Waiting for a lock"), "{only_handover}");
+    assert!(
+        only_handover.contains("Waiting for a lock"),
+        "{only_handover}"
+    );
     let unique = "server=ours mode=idle rss_kib=300\n\
         server=ours mode=unique rate=100 p50_us=1 p90_us=2 p99_us=3 max_us=4 errors=0 \
         wrong=0 violations=0 cpu_us_per_cycle=5 rss_end_kib=6 rss_start_kib=1 rss_settled_kib=2\n";

@@ -245,16 +245,26 @@ pub fn quoted(word: &OsStr) -> String {
 /// `bytes` as one line of printable text: control characters (escape
 /// sequences, newlines) and bytes that are not UTF-8 escaped, so that they
 /// can neither recolour nor break a terminal; cut after `longest`
-/// characters, with a note of the whole length.
+/// characters, with a note of the whole length. Escapes no more than it
+/// keeps: a 64 KiB message costs what its first line does.
 pub fn escaped(bytes: &[u8], longest: usize) -> String {
     let mut text = String::new();
+    let mut kept = 0;
     for chunk in bytes.utf8_chunks() {
-        text.extend(chunk.valid().escape_debug());
-        for byte in chunk.invalid() {
-            text.push_str(&format!("\\x{byte:02x}"));
+        let invalid = chunk.invalid().iter().flat_map(|byte| {
+            let [high, low] = [byte >> 4, byte & 0xf]
+                .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('?'));
+            ['\\', 'x', high, low]
+        });
+        for c in chunk.valid().escape_debug().chain(invalid) {
+            if kept == longest {
+                return format!("{text}… ({} bytes in all)", bytes.len());
+            }
+            text.push(c);
+            kept += 1;
         }
     }
-    shortened(text, longest, bytes.len())
+    text
 }
 
 /// `text`, made of `bytes` bytes, cut after `longest` characters with a
@@ -270,4 +280,19 @@ pub fn shortened(text: String, longest: usize, bytes: usize) -> String {
 /// `n` and the noun, singular or plural as `n` wants.
 pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_controls_and_bytes_and_cuts_long_text_with_its_length() {
+        assert_eq!(escaped(b"a\x1b[31m\xff\n", 100), r"a\u{1b}[31m\xff\n");
+        assert_eq!(escaped(b"abc", 3), "abc");
+        assert_eq!(escaped(b"abcdef", 3), "abc… (6 bytes in all)");
+        // An escape is cut as its characters are.
+        assert_eq!(escaped(b"a\xff", 3), r"a\x… (2 bytes in all)");
+        assert_eq!(escaped(&vec![b'm'; 65536], 2), "mm… (65536 bytes in all)");
+    }
 }
