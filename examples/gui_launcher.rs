@@ -2,7 +2,7 @@
 //! second launch hands its command line to the first and exits.
 //!
 //! ```text
-//! cargo run --release --features gui --example gui_launcher -- [--port N] [PROGRAM ...]
+//! cargo run --release --features gui --example gui_launcher -- [--port N] [--] [PROGRAM ...]
 //! ```
 //!
 //! Each PROGRAM is a command line ("xclock", "xterm -e top"). The window
@@ -22,6 +22,10 @@ use std::io::Write;
 use std::process::{Child, Command, ExitCode};
 use std::time::Duration;
 
+#[path = "gui_launcher/args.rs"]
+mod args;
+
+use args::{Parsed, USAGE};
 use eframe::egui;
 use namaste::Uid;
 use namaste::client::{Booking, Client, Error, LineState, Notified};
@@ -41,8 +45,15 @@ const CANDIDATES: &[&str] = &[
 ];
 
 fn main() -> ExitCode {
-    let (client, programs) = match parse(std::env::args().skip(1).collect()) {
-        Ok(parsed) => parsed,
+    let (client, programs) = match args::parse(std::env::args().skip(1).collect()) {
+        Ok(Parsed::Run { port, programs }) => match port {
+            Some(port) => (Client::new().with_port(port), programs),
+            None => (Client::new(), programs),
+        },
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("gui_launcher: {message}");
             return ExitCode::from(2);
@@ -87,25 +98,6 @@ fn main() -> ExitCode {
 fn id_of(name: &str) -> Uid {
     // SAFETY: geteuid has no preconditions and touches no memory.
     Uid::per_user(name.as_bytes(), unsafe { libc::geteuid() })
-}
-
-fn parse(args: Vec<String>) -> Result<(Client, Vec<String>), String> {
-    let mut client = Client::new();
-    let mut programs = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => {
-                let port = args.next().ok_or("--port needs a value")?;
-                client = client.with_port(port.parse().map_err(|e| format!("--port: {e}"))?);
-            }
-            "--help" | "-h" => {
-                return Err("usage: gui_launcher [--port N] [PROGRAM ...]".into());
-            }
-            _ => programs.push(arg),
-        }
-    }
-    Ok((client, programs))
 }
 
 fn fail(error: &Error) -> ExitCode {

@@ -221,7 +221,7 @@ fn arguments_that_are_not_utf8_never_crash_it() {
         ],
     ] {
         let output = with(&args);
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(68), "{args:?}");
         assert!(
             stderr(&output).contains("no Namaste server answers"),
             "{args:?}"
@@ -362,4 +362,39 @@ fn load_test_options_are_checked() {
         assert!(help.contains(word), "--help lacks {word}");
     }
     assert!(!help.contains("set -euo"), "{help}");
+}
+
+/// scripts/load-report.py, which prints load-test's report: rows of load
+/// make a table under its header; none (`--modes handover` alone) make no
+/// table at all, not a header over nothing.
+#[test]
+fn load_test_prints_a_table_only_over_rows() {
+    let report = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/load-report.py");
+    let scratch = common::Scratch::new("load-report");
+    let results = scratch.path("results");
+    let handover = scratch.path("handover");
+    let print = |results_text: &str, handover_text: &str| {
+        std::fs::write(&results, results_text).unwrap();
+        std::fs::write(&handover, handover_text).unwrap();
+        let output = Command::new(report)
+            .args([&results, &handover])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let only_handover = print("", "row=single tool=ours runs=4 p50=3\n");
+    assert!(!only_handover.contains("cycles/s"), "{only_handover}");
+    assert!(
+        only_handover.contains("Waiting for a lock"),
+        "{only_handover}"
+    );
+    let unique = "server=ours mode=idle rss_kib=300\n\
+        server=ours mode=unique rate=100 p50_us=1 p90_us=2 p99_us=3 max_us=4 errors=0 \
+        wrong=0 violations=0 cpu_us_per_cycle=5 rss_end_kib=6 rss_start_kib=1 rss_settled_kib=2\n";
+    let table = print(unique, "");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("cycles/s"), "{table}");
+    assert!(lines[1].trim_start().starts_with("unique"), "{table}");
+    assert!(!table.contains("Waiting for a lock"), "{table}");
 }

@@ -234,19 +234,34 @@ fn status_prints_the_counters() {
     assert!(line.contains(" bookings=0 "), "{line}");
 }
 
+/// No server on the port: a status of its own, 68, which a script tells
+/// from a lock held elsewhere (75) and from the command's failure (hold
+/// runs nothing), and a hint that starts a server on the port asked.
 #[test]
-fn client_commands_without_a_server_say_how_to_start_one() {
+fn client_commands_without_a_server_exit_68_and_say_how_to_start_one_there() {
     let port = common::dead_port().to_string();
     for args in [
         &["status", "--port", &port][..],
+        &["status", "x", "--port", &port],
         &["notify", "x", "y", "--port", &port],
-        &["hold", "x", "--port", &port, "--", "true"],
+        &[
+            "hold",
+            "x",
+            "--port",
+            &port,
+            "--",
+            "touch",
+            "/nonexistent/ran",
+        ],
     ] {
         let output = namaste(args);
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(68), "{args:?}");
         let text = stderr(&output);
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("start one with `namaste run`"), "{text}");
+        assert!(
+            text.contains(&format!("start one with `namaste run --port {port}`")),
+            "{text}"
+        );
     }
 }
 

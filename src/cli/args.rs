@@ -100,18 +100,8 @@ impl<'a> Args<'a> {
     /// The value of `name` as a TCP port, 1 to 65535, or also 0 when
     /// `zero_means` says what 0 would mean.
     pub fn port(&mut self, name: &str, zero_means: Option<&str>) -> Result<u16, Usage> {
-        let what = "a port number from 1 to 65535";
-        let text = self.text(name, what)?;
-        match text.parse::<u16>() {
-            Ok(0) if zero_means.is_none() => {
-                Err(Usage(format!("{name} takes {what}; 0 names no server")))
-            }
-            Ok(port) => Ok(port),
-            Err(_) => Err(Usage(format!(
-                "{name} takes {what}, not {}",
-                quoted(OsStr::new(text))
-            ))),
-        }
+        let value = self.raw(name)?;
+        port_named(name, value, zero_means)
     }
 
     /// The value of `name` as a whole number, at least `min`.
@@ -209,6 +199,35 @@ impl<'a> Args<'a> {
     }
 }
 
+/// The variable that names the server's port when `--port` does not.
+pub const PORT_VARIABLE: &str = "NAMASTE_PORT";
+
+/// The server's port: `given` by `--port`, else `NAMASTE_PORT`'s, else the
+/// default. A variable that is set but names no port is a usage error that
+/// names it, never a silent fall back to the default server.
+pub fn chosen_port(given: Option<u16>, zero_means: Option<&str>) -> Result<u16, Usage> {
+    if let Some(port) = given {
+        return Ok(port);
+    }
+    match std::env::var_os(PORT_VARIABLE) {
+        Some(value) => port_named(PORT_VARIABLE, &value, zero_means),
+        None => Ok(namaste::DEFAULT_PORT),
+    }
+}
+
+/// `value`, given as `name`, as a TCP port: 1 to 65535, or also 0 when
+/// `zero_means` says what 0 would mean.
+fn port_named(name: &str, value: &OsStr, zero_means: Option<&str>) -> Result<u16, Usage> {
+    let what = "a port number from 1 to 65535";
+    match value.to_str().map(str::parse::<u16>) {
+        Some(Ok(0)) if zero_means.is_none() => {
+            Err(Usage(format!("{name} takes {what}; 0 names no server")))
+        }
+        Some(Ok(port)) => Ok(port),
+        _ => Err(Usage(format!("{name} takes {what}, not {}", quoted(value)))),
+    }
+}
+
 /// The error for an option `command` does not have.
 pub fn unknown(command: &str, option: &str) -> Usage {
     Usage(format!(
@@ -226,23 +245,54 @@ pub fn quoted(word: &OsStr) -> String {
 /// `bytes` as one line of printable text: control characters (escape
 /// sequences, newlines) and bytes that are not UTF-8 escaped, so that they
 /// can neither recolour nor break a terminal; cut after `longest`
-/// characters, with a note of the whole length.
+/// characters, with a note of the whole length. Escapes no more than it
+/// keeps: a 64 KiB message costs what its first line does.
 pub fn escaped(bytes: &[u8], longest: usize) -> String {
     let mut text = String::new();
+    let mut kept = 0;
     for chunk in bytes.utf8_chunks() {
-        text.extend(chunk.valid().escape_debug());
-        for byte in chunk.invalid() {
-            text.push_str(&format!("\\x{byte:02x}"));
+        let invalid = chunk.invalid().iter().flat_map(|byte| {
+            let [high, low] = [byte >> 4, byte & 0xf]
+                .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('?'));
+            ['\\', 'x', high, low]
+        });
+        for c in chunk.valid().escape_debug().chain(invalid) {
+            if kept == longest {
+                return format!("{text}… ({} bytes in all)", bytes.len());
+            }
+            text.push(c);
+            kept += 1;
         }
     }
+    text
+}
+
+/// `text`, made of `bytes` bytes, cut after `longest` characters with a
+/// note of the whole length.
+pub fn shortened(text: String, longest: usize, bytes: usize) -> String {
     if text.chars().count() <= longest {
         return text;
     }
     let cut: String = text.chars().take(longest).collect();
-    format!("{cut}… ({} bytes in all)", bytes.len())
+    format!("{cut}… ({bytes} bytes in all)")
 }
 
 /// `n` and the noun, singular or plural as `n` wants.
 pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_controls_and_bytes_and_cuts_long_text_with_its_length() {
+        assert_eq!(escaped(b"a\x1b[31m\xff\n", 100), r"a\u{1b}[31m\xff\n");
+        assert_eq!(escaped(b"abc", 3), "abc");
+        assert_eq!(escaped(b"abcdef", 3), "abc… (6 bytes in all)");
+        // An escape is cut as its characters are.
+        assert_eq!(escaped(b"a\xff", 3), r"a\x… (2 bytes in all)");
+        assert_eq!(escaped(&vec![b'm'; 65536], 2), "mm… (65536 bytes in all)");
+    }
 }

@@ -16,13 +16,16 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
-use super::printer::{Printer, say_within_grace};
+use super::message_pipe::{self, CommandEnd, MESSAGE_FD_VARIABLE};
+use super::printer::{Printer, Sink, Unshown, say_within_grace};
+use super::target::{Lock, Target};
 use super::{EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
 namaste hold: run a command while holding a lock
 
 Usage: namaste hold NAME [OPTIONS] -- COMMAND [ARGS...]
+       namaste hold --uid HEX [OPTIONS] -- COMMAND [ARGS...]
 
 Books the lock NAME and runs COMMAND. If another live process holds NAME,
 prints one line and exits without running COMMAND.
@@ -44,10 +47,17 @@ the port any more) frees it. Without a line from the start, this process
 checks out when COMMAND exits.
 
 Options:
-  --uid HEX       the lock's id as 128 hex digits, instead of the id of NAME
+  --uid HEX       the lock's id as 128 hex digits, instead of the id of
+                  NAME; NAME may then be left out, and given only names the
+                  lock in messages (not with --per-user)
   --per-user      the id of NAME for this OS user alone: another user's
                   `hold --per-user NAME` is another lock
-  --port N        the server's port on 127.0.0.1 (default 64009)
+  --port N        the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                  set, else 64009)
+  -q, --quiet     no line when NAME is held elsewhere (errors are still
+                  said), as flock(1) is silent
+  --pass-messages COMMAND reads the messages sent to NAME instead of this
+                  process printing them: see below
   --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are
                   served in arrival order, the moment the lock frees
                   (0: try once, as without --wait)
@@ -67,12 +77,14 @@ Exit status:
   77              NAME is another OS user's per-user id (--uid): only that
                   user may hold it; COMMAND did not run
   126, 127        COMMAND was found but could not run, or was not found
+  68              no server answers on the port: COMMAND did not run
   69              the server on the port runs as another OS user than root,
                   yours or NAMASTE_SERVER_USER's: COMMAND did not run
   1               the lock was lost while COMMAND ran (the server restarted
                   without its state file, say) and COMMAND itself exited 0;
-                  or an error (no server answers, ...)
-  2               a command line that makes no sense
+                  or another error (the server closed without a reply, ...)
+  2               a command line that makes no sense, or a NAMASTE_PORT
+                  that names no port
 
 Messages sent to NAME with `namaste notify` (by your OS user, or root: the
 server hands over no others) are printed on standard error, one line each
@@ -85,35 +97,38 @@ SIGTERM, SIGINT and SIGHUP sent to this process are passed on to COMMAND,
 and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
+
+With --pass-messages, COMMAND gets the read end of a pipe instead, whose
+descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
+sender's user, a colon and a space, then the message escaped as above and
+cut after 900 characters (a line is always whole), so a shell script reads
+one with `read -r message <&\"$NAMASTE_MESSAGE_FD\"`. This process never
+waits for COMMAND to read: what the pipe has no room for is dropped, and
+how many were is said when COMMAND exits.
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut name = None;
-    let mut uid = None;
-    // An ATTACH would carry the handshake to whatever listens on the
-    // port, which hold does not vouch for after its request: after a
-    // restart its bookings stay under the call-back rules.
-    let mut client = Client::new().with_reattach(false);
+    let mut target = Target::default();
     let mut wait = None;
     let mut inherit = true;
+    let mut quiet = false;
+    let mut pass_messages = false;
     let mut conflict = EX_TEMPFAIL;
-    let mut per_user = false;
     let mut command: &[OsString] = &[];
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
-            Arg::Option(option @ "--port") => {
-                client = client.with_port(args.port(option, None)?);
-            }
             Arg::Option(option @ "--wait") => wait = Some(args.seconds(option, true, None)?),
             Arg::Option("--no-inherit") => inherit = false,
-            Arg::Option("--per-user") => per_user = true,
+            Arg::Option("-q" | "--quiet") => quiet = true,
+            Arg::Option("--pass-messages") => pass_messages = true,
             Arg::Option(option @ ("-E" | "--conflict-exit-code")) => {
                 let code = args.count(option, 0)?;
                 conflict = u8::try_from(code)
                     .map_err(|_| Usage(format!("{option} takes an exit status from 0 to 255")))?;
             }
+            Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
             Arg::Positional(word) => {
@@ -125,15 +140,14 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Rest(rest) => command = rest,
         }
     }
-    let name = name.ok_or_else(|| Usage("hold needs a NAME".into()))?;
-    if name.is_empty() {
-        return Err(Usage("hold needs a NAME that is not empty".into()));
-    }
+    let Lock { uid, shown } = target.lock("hold", name)?;
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
-    let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
-    let shown = quoted(name);
+    // An ATTACH would carry the handshake to whatever listens on the
+    // port, which hold does not vouch for after its request: after a
+    // restart its bookings stay under the call-back rules.
+    let client = target.client()?.with_reattach(false);
     let booked = match trust::vouched(client.port(), || match wait {
         Some(timeout) => client.book_wait(uid, timeout),
         None => client.book(uid),
@@ -143,12 +157,24 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     };
     Ok(match booked {
         Ok(Some(booking)) => {
+            let (sink, message_end) = if pass_messages {
+                match message_pipe::open() {
+                    Ok((end, writer)) => (Sink::Pipe(writer), Some(end)),
+                    Err(e) => {
+                        return Ok(fail(format_args!(
+                            "cannot open a pipe for the messages: {e}"
+                        )));
+                    }
+                }
+            } else {
+                (Sink::Stderr, None)
+            };
             let (to_print, queue) = Printer::queue();
             booking.forward_messages(to_print);
             // Only once forwarding has begun is this all that came before.
             let earlier = booking.messages().try_iter().collect();
-            let printer = Printer::start(shown.clone(), earlier, queue);
-            let (code, succeeded) = run_holding(&booking, command, inherit);
+            let printer = Printer::start(shown.clone(), earlier, queue, sink);
+            let (code, succeeded) = run_holding(&booking, command, inherit, message_end);
             // The lock ends with the command, before anything more is
             // written (standard error may take nothing): checked out, or,
             // on a line handed down, left to whatever of the command's
@@ -164,10 +190,15 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
                 LineState::Unattached if inherit => left_after_restart(&client, booking),
                 _ => booking.check_out(),
             };
-            let unprinted = printer.finish();
+            let Unshown { unprinted, dropped } = printer.finish();
             if unprinted > 0 {
                 say_within_grace(format_args!(
                     "{unprinted} messages for {shown} were not printed: standard error did not take them in time"
+                ));
+            }
+            if dropped > 0 {
+                say_within_grace(format_args!(
+                    "{dropped} messages for {shown} were dropped: the command's {MESSAGE_FD_VARIABLE} had no room for them"
                 ));
             }
             match checked_out {
@@ -189,9 +220,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             let waited = wait
                 .filter(|t| !t.is_zero())
                 .map_or(String::new(), |t| format!(" (waited {t:?})"));
-            say(format_args!(
-                "{shown} is held by another live process{waited}"
-            ));
+            if !quiet {
+                say(format_args!(
+                    "{shown} is held by another live process{waited}"
+                ));
+            }
             ExitCode::from(conflict)
         }
         Err(e) => fail_request(e),
@@ -226,7 +259,14 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
     Ok(ours)
 }
 
-fn run_holding(booking: &Booking, command: &[OsString], inherit: bool) -> (ExitCode, bool) {
+/// With `message_end`, the command gets that end of the messages' pipe,
+/// and this process's copy is closed once it has started.
+fn run_holding(
+    booking: &Booking,
+    command: &[OsString],
+    inherit: bool,
+    message_end: Option<CommandEnd>,
+) -> (ExitCode, bool) {
     let (events, inbox) = mpsc::channel();
     // Registered before the command starts, so no signal meant for it is
     // missed.
@@ -243,10 +283,14 @@ fn run_holding(booking: &Booking, command: &[OsString], inherit: bool) -> (ExitC
         ));
         return (failed, false);
     }
+    if let Some(end) = &message_end {
+        end.hand_to(&mut to_run);
+    }
     let spawned = to_run.spawn();
     // The command's copy of the lock's socket is all it needs; ours would
     // keep the port listening after this process's responder stops.
     drop(to_run);
+    drop(message_end);
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {

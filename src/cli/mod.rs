@@ -2,12 +2,15 @@
 
 mod args;
 mod hold;
+mod message_pipe;
 mod notify;
 mod printer;
 mod process;
 mod run;
+mod shell;
 mod status;
 mod systemd;
+mod target;
 mod trust;
 mod users;
 
@@ -33,6 +36,12 @@ const EX_CANTCREAT: u8 = 73;
 /// user (notify), or another user's per-user id; as sysexits.h's EX_NOPERM.
 const EX_NOPERM: u8 = 77;
 
+/// The exit status when no server answers on the port (nothing listens
+/// there), as sysexits.h's EX_NOHOST: the server named does not exist.
+/// Its own, so that a script tells it from a lock held elsewhere (75), a
+/// server not believed (69) and the command's own failure.
+const EX_NOHOST: u8 = 68;
+
 /// The exit status of a command line that makes no sense.
 const EX_USAGE: u8 = 2;
 
@@ -46,18 +55,53 @@ Usage:
   namaste notify NAME MESSAGE [OPTIONS] hand MESSAGE to the holder of NAME
   namaste status [NAME] [OPTIONS]       print the server's counters, or who
                                         holds the lock NAME
-  namaste version                       print the version
+  namaste version                       print the version and the protocol
   namaste help [COMMAND]                print this help, or a command's
 
-Every command takes --help. Exit statuses: 0 success, 1 failure, 2 a
-command line that makes no sense, 75 (hold, notify) nobody free or nobody
-there: the lock is held elsewhere, or nobody holds it, 73 (hold, notify)
-refused at one of the server's limits (your OS user's share of it, or the
-total; the message says which), 77 (hold, notify) the lock is another OS
-user's: another user holds it (notify), or its id is another user's
-per-user id, 69 (hold, notify, status) the server runs as
-another OS user than root, yours or the one NAMASTE_SERVER_USER names
-(default: namaste), so it is not believed.
+Every command takes --help. The client commands ask the server on port
+NAMASTE_PORT of 127.0.0.1 when the variable is set (--port wins over it),
+else on 64009.
+
+Exit statuses: 0 success, 1 failure, 2 a command line that makes no sense
+(or a NAMASTE_PORT that names no port), 75 (hold, notify) nobody free or
+nobody there: the lock is held elsewhere, or nobody holds it, 73 (hold,
+notify) refused at one of the server's limits (your OS user's share of it,
+or the total; the message says which), 77 (hold, notify) the lock is
+another OS user's: another user holds it (notify), or its id is another
+user's per-user id, 68 (hold, notify, status) no server answers on the
+port, 69 (hold, notify, status) the server runs as another OS user than
+root, yours or the one NAMASTE_SERVER_USER names (default: namaste), so it
+is not believed. `hold` exits with its command's status otherwise.
+";
+
+/// What `namaste version` prints: the version, and every request and reply
+/// this build adds to the wire protocol of namaste 0.6.0, so that one can
+/// tell what a client of it may ask.
+const VERSION_LINE: &str = concat!(
+    "namaste ",
+    env!("CARGO_PKG_VERSION"),
+    " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE and ATTACH, ",
+    "and the replies for another OS user, a user unknown, no line, and a limit reached)\n"
+);
+
+const VERSION_HELP: &str = "\
+namaste version: print the version and the protocol
+
+Usage: namaste version
+
+Prints one line: this build's version, and the requests and replies it adds
+to the wire protocol of namaste 0.6.0 (whose BOOK and CHECK OUT it keeps
+byte for byte). Exits with 0, or 2 when given any word.
+";
+
+const HELP_HELP: &str = "\
+namaste help: print the help of namaste, or of one command
+
+Usage: namaste help [COMMAND]
+
+COMMAND is one of run, hold, notify, status, version and help; without it,
+prints what every command is for and every exit status. Exits with 0, or 2
+for a COMMAND there is none of.
 ";
 
 /// Runs the command line `args` (without the program name).
@@ -73,20 +117,29 @@ pub fn main(args: &[OsString]) -> ExitCode {
     };
     let result = match command {
         "run" | "hold" | "notify" | "status" if args::asks_for_help(rest) => help(Some(command)),
+        "version" | "--version" | "-V" if args::asks_for_help(rest) => help(Some("version")),
+        "help" | "--help" | "-h" if args::asks_for_help(rest) => help(Some("help")),
         "run" => run::main(rest),
         "hold" => hold::main(rest),
         "notify" => notify::main(rest),
         "status" => status::main(rest),
-        "version" | "--version" | "-V" => {
-            out(format_args!(
-                "namaste {} (wire protocol of namaste 0.6.0, with STATUS, NOTIFY and WAIT)\n",
-                env!("CARGO_PKG_VERSION")
-            ));
-            Ok(ExitCode::SUCCESS)
-        }
-        "help" | "--help" | "-h" => match rest.first() {
-            None => help(None),
-            Some(word) => match word.to_str() {
+        "version" | "--version" | "-V" => match rest.first() {
+            None => {
+                out(VERSION_LINE);
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(word) => Err(Usage(format!(
+                "version takes no words, not {}",
+                quoted(word)
+            ))),
+        },
+        "help" | "--help" | "-h" => match rest {
+            [] => help(None),
+            [_, extra, ..] => Err(Usage(format!(
+                "help takes at most one COMMAND, not also {}",
+                quoted(extra)
+            ))),
+            [word] => match word.to_str() {
                 Some(word) => help(Some(word)),
                 None => Err(Usage(format!(
                     "no help for {}: no such command",
@@ -109,6 +162,8 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("hold") => hold::HELP,
         Some("notify") => notify::HELP,
         Some("status") => status::HELP,
+        Some("version") => VERSION_HELP,
+        Some("help") => HELP_HELP,
         Some(other) => {
             return Err(Usage(format!(
                 "no help for {}: no such command",
@@ -122,7 +177,9 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
 
 fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
     let see = match command {
-        Some(command @ ("run" | "hold" | "notify" | "status")) => format!("namaste help {command}"),
+        Some(command @ ("run" | "hold" | "notify" | "status" | "version")) => {
+            format!("namaste help {command}")
+        }
         _ => "namaste help".to_string(),
     };
     say(format_args!("{usage}; see `{see}`"));
@@ -139,11 +196,20 @@ fn id_of(name: &OsStr, per_user: bool) -> Uid {
     }
 }
 
-/// Reports a failed request in one line: a refusal at a limit or for
-/// another user's id with its own status, anything else with status 1.
+/// Reports a failed request in one line: no server, a refusal at a limit
+/// or for another user's id each with its own status, anything else with
+/// status 1.
 fn fail_request(e: namaste::client::Error) -> ExitCode {
     use namaste::client::Error;
     let code = match e {
+        // The hint names the port asked, so that it starts the server
+        // this command would have found.
+        Error::NoServer { port, source } => {
+            say(format_args!(
+                "no Namaste server answers on 127.0.0.1:{port} ({source}); start one with `namaste run --port {port}`"
+            ));
+            return ExitCode::from(EX_NOHOST);
+        }
         Error::Full { .. } => EX_CANTCREAT,
         Error::OtherUsersId => EX_NOPERM,
         e => return fail(e),

@@ -4,15 +4,17 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use namaste::client::{Client, Notified};
+use namaste::client::Notified;
 
-use super::args::{Arg, Args, Usage, counted, quoted, unknown};
+use super::args::{Arg, Args, Usage, counted, unknown};
+use super::target::{Lock, Target};
 use super::{EX_NOPERM, EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
 namaste notify: hand a message to the holder of a lock
 
 Usage: namaste notify NAME MESSAGE [OPTIONS]
+       namaste notify --uid HEX [NAME] MESSAGE [OPTIONS]
 
 The server proves the holder of NAME alive and hands it MESSAGE (at most
 64 KiB) on the same connection, with your OS user id. It hands messages over
@@ -27,57 +29,66 @@ Exit status, with one line saying which:
   73  the server refused the message at one of its limits (requests waiting
       for verifications): your OS user's share of it, or the total, as the
       message says
+  68  no server answers on the port
   69  the server on the port runs as another OS user than root, yours or
       NAMASTE_SERVER_USER's: the message was not sent
   1   the holder is alive but did not take it (a client of namaste 0.6.0,
-      say), the server could not tell the users apart, or an error
+      say), the server could not tell the users apart, or another error
+  2   a command line that makes no sense, or a NAMASTE_PORT that names no
+      port
 
 Options:
-  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME;
+                NAME may then be left out, and given only names the lock in
+                messages (not with --per-user)
   --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
-  --port N      the server's port on 127.0.0.1 (default 64009)
+  --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                set, else 64009)
+  -q, --quiet   no line when the holder took the message or nobody holds
+                NAME (errors and refusals are still said)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut words: Vec<&OsStr> = Vec::new();
-    let mut uid = None;
-    let mut per_user = false;
-    let mut client = Client::new();
+    let mut target = Target::default();
+    let mut quiet = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
-            Arg::Option(option @ "--port") => {
-                client = client.with_port(args.port(option, None)?);
-            }
-            Arg::Option("--per-user") => per_user = true,
+            Arg::Option("-q" | "--quiet") => quiet = true,
+            Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("notify", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
-    let [name, message] = words[..] else {
-        return Err(Usage(format!(
-            "notify needs a NAME and a MESSAGE, not {}",
-            counted(words.len(), "word", "words")
-        )));
+    let (name, message) = match words[..] {
+        [name, message] => (Some(name), message),
+        [message] if target.names_a_lock() => (None, message),
+        _ => {
+            return Err(Usage(format!(
+                "notify needs a NAME and a MESSAGE, not {}",
+                counted(words.len(), "word", "words")
+            )));
+        }
     };
-    if name.is_empty() {
-        return Err(Usage("notify needs a NAME that is not empty".into()));
-    }
-    let uid = uid.unwrap_or_else(|| super::id_of(name, per_user));
-    let name = quoted(name);
+    let Lock { uid, shown: name } = target.lock("notify", name)?;
+    let client = target.client()?;
     let notified = match trust::vouched(client.port(), || client.notify(uid, message.as_bytes())) {
         Ok(notified) => notified,
         Err(untrusted) => return Ok(untrusted),
     };
     Ok(match notified {
         Ok(Notified::Delivered) => {
-            say(format_args!("the holder of {name} took the message"));
+            if !quiet {
+                say(format_args!("the holder of {name} took the message"));
+            }
             ExitCode::SUCCESS
         }
         Ok(Notified::NoHolder) => {
-            say(format_args!("no live process holds {name}"));
+            if !quiet {
+                say(format_args!("no live process holds {name}"));
+            }
             ExitCode::from(EX_TEMPFAIL)
         }
         Ok(Notified::Declined) => fail(format_args!(

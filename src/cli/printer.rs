@@ -8,11 +8,14 @@
 //! full (standard error does not take them) further messages are
 //! declined, as a library holder's unread ones are, and `hold` keeps no
 //! more. What is still queued when `hold` is done is dropped, and counted.
+//! With `--pass-messages` the lines go to the command's pipe instead, which
+//! never blocks: what it cannot take at once is dropped, and counted.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,6 +24,7 @@ use std::time::Duration;
 use namaste::client::{MAX_UNREAD_MESSAGES, Message};
 
 use super::args::escaped;
+use super::message_pipe::PipeWriter;
 use super::users::described;
 
 /// How long `hold`, its command done and its lock released, gives standard
@@ -37,10 +41,31 @@ struct Unprinted {
     writing: bool,
 }
 
+/// Where the messages go.
+pub enum Sink {
+    /// Standard error, which may block, in lines that say the lock and the
+    /// sender.
+    Stderr,
+    /// The command's pipe (`--pass-messages`), which never blocks, in lines
+    /// of the sender and the message.
+    Pipe(PipeWriter),
+}
+
 /// The running printer of one lock's messages.
 pub struct Printer {
     unprinted: Arc<Mutex<Unprinted>>,
+    /// Messages the command's pipe had no room for.
+    dropped: Arc<AtomicUsize>,
     done: Receiver<()>,
+}
+
+/// What became of the messages that were not passed on, once `hold` is
+/// done.
+pub struct Unshown {
+    /// Still waiting for standard error to take them.
+    pub unprinted: usize,
+    /// Dropped because the command's pipe had no room (or no reader).
+    pub dropped: usize,
 }
 
 impl Printer {
@@ -54,30 +79,57 @@ impl Printer {
     /// Starts printing messages for the lock `name`: those in `earlier`
     /// (which arrived before the booking forwarded them to the queue)
     /// first, then those of `queue`.
-    pub fn start(name: String, earlier: Vec<Message>, queue: Receiver<Message>) -> Printer {
+    pub fn start(
+        name: String,
+        earlier: Vec<Message>,
+        queue: Receiver<Message>,
+        mut sink: Sink,
+    ) -> Printer {
         let unprinted = Arc::new(Mutex::new(Unprinted {
             earlier: earlier.into_iter().rev().collect(),
             queue,
             writing: false,
         }));
+        let dropped = Arc::new(AtomicUsize::new(0));
         let (finished, done) = mpsc::channel();
         let shared = unprinted.clone();
+        let dropping = dropped.clone();
         thread::spawn(move || {
             while let Some(message) = next(&shared) {
-                show(&name, &message);
+                match &mut sink {
+                    Sink::Stderr => show(&name, &message),
+                    Sink::Pipe(pipe) => {
+                        if !pipe.offer(pipe_line(&message).as_bytes()) {
+                            dropping.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 if let Ok(mut unprinted) = shared.lock() {
                     unprinted.writing = false;
                 }
             }
             let _ = finished.send(());
         });
-        Printer { unprinted, done }
+        Printer {
+            unprinted,
+            dropped,
+            done,
+        }
     }
 
     /// Waits a moment for the messages still queued to be written, once
     /// every sender of the queue is gone (the booking is dropped); answers
-    /// how many could not be, and are dropped.
-    pub fn finish(self) -> usize {
+    /// how many could not be, and are dropped, and how many the command's
+    /// pipe had no room for.
+    pub fn finish(self) -> Unshown {
+        let unprinted = self.unprinted_after_grace();
+        Unshown {
+            unprinted,
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn unprinted_after_grace(&self) -> usize {
         match self.done.recv_timeout(GRACE) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => 0,
             // Stuck writing, so it holds the lock no longer than a
@@ -119,6 +171,18 @@ fn show(name: &str, message: &Message) {
         escaped(&message.bytes, 1000)
     );
     let _ = io::stderr().write_all(line.as_bytes());
+}
+
+/// A message for the command's pipe: the sender's user, a colon and a
+/// space, and the message, escaped as on standard error; cut so that the
+/// line fits one write to the pipe (the sender's name after 64 characters,
+/// the message after 900, each at most 4 bytes).
+fn pipe_line(message: &Message) -> String {
+    format!(
+        "{}: {}\n",
+        escaped(described(message.sender).as_bytes(), 64),
+        escaped(&message.bytes, 900)
+    )
 }
 
 /// Like `say`, but gives up after [`GRACE`] if standard error takes

@@ -55,18 +55,17 @@ pub fn holding(responder: SocketAddr, owner: Option<u32>) -> Processes {
     found
 }
 
-/// The command line of `pid`, its arguments separated by spaces.
-pub fn command_line(pid: u32) -> Option<Vec<u8>> {
+/// The command line of `pid`, one item per argument.
+pub fn command_line(pid: u32) -> Option<Vec<Vec<u8>>> {
     let mut line = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     if line.last() == Some(&0) {
         line.pop();
     }
-    for byte in &mut line {
-        if *byte == 0 {
-            *byte = b' ';
-        }
+    // A zombie, or a kernel thread: no command line at all.
+    if line.is_empty() {
+        return None;
     }
-    Some(line)
+    Some(line.split(|&byte| byte == 0).map(<[u8]>::to_vec).collect())
 }
 
 /// Whether a descriptor in the directory `fds` links to `link`; `None` when
@@ -94,7 +93,10 @@ mod tests {
         assert!(found.listening);
         assert_eq!(found.pids, [std::process::id()]);
         let command = command_line(std::process::id()).unwrap();
-        assert!(!command.contains(&0));
+        let mine: Vec<Vec<u8>> = std::env::args_os()
+            .map(|arg| arg.into_encoded_bytes())
+            .collect();
+        assert_eq!(command, mine);
     }
 
     #[test]

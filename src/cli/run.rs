@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use log::LevelFilter;
 use namaste::reactor::{Config, MAX_DURATION, Server};
 
-use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::args::{Arg, Args, Usage, chosen_port, quoted, unknown};
 use super::{fail, systemd};
 
 pub const HELP: &str = "\
@@ -19,7 +19,8 @@ namaste run: run the lock server in the foreground
 Usage: namaste run [OPTIONS]
 
 Options:
-  --port N               port to listen on (default 64009; 0 picks a free one)
+  --port N               port to listen on (default NAMASTE_PORT if set, else
+                         64009; 0 picks a free one)
   --bind ADDR            loopback address to listen on (default 127.0.0.1)
   --rw-timeout SECS      time a client has to send its request, and a holder
                          to answer a verification (default 3; fractions allowed)
@@ -69,13 +70,13 @@ a socket passed by socket activation (LISTEN_FDS) instead of binding one.
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut config = Config::default();
     let mut ip: IpAddr = config.addr.ip();
-    let mut port = config.addr.port();
+    let mut port = None;
     let mut level = LevelFilter::Info;
     let mut state = State::Default;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(name @ "--port") => port = args.port(name, Some("a free port"))?,
+            Arg::Option(name @ "--port") => port = Some(args.port(name, Some("a free port"))?),
             Arg::Option(name @ "--bind") => ip = args.ip(name)?,
             Arg::Option(name @ "--rw-timeout") => {
                 config.rw_timeout = args.seconds(name, false, Some(MAX_DURATION))?
@@ -110,6 +111,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Rest(_) => return Err(Usage("run takes nothing after --".into())),
         }
     }
+    let port = chosen_port(port, Some("a free port"))?;
     config.addr.set_ip(ip);
     config.addr.set_port(port);
     config.state = match state {

@@ -7,15 +7,18 @@ use std::process::ExitCode;
 use namaste::client::Client;
 use namaste::status::{Holder, LockStatus, UserUse};
 
-use super::args::{Arg, Args, Usage, counted, escaped, quoted, unknown};
+use super::args::{Arg, Args, Usage, counted, escaped, shortened, unknown};
 use super::process::{Processes, command_line, holding};
+use super::shell;
+use super::target::{Lock, Target};
 use super::users::name_of;
-use super::{fail, out, say, trust};
+use super::{fail_request, out, say, trust};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters, or who holds a lock
 
 Usage: namaste status [NAME] [OPTIONS]
+       namaste status --uid HEX [NAME] [OPTIONS]
 
 Without NAME, prints one line: the server's version, bookings held, open
 connections, requests served, verifications that found no live process,
@@ -38,67 +41,66 @@ waiters how many `hold --wait` queue for it; pid every process that has the
 responder open (`hold` and its command both do): the socket listening at
 the exact address and port the server calls, owned by that user, found
 through the kernel and /proc as lslocks finds them; command the first
-one's command line, escaped, to the end of the line. A value nobody can
-tell is `?`; when the holder's processes are hidden (they belong to
-another user and you are not root), one line on standard error says so.
+one's command line to the end of the line, each argument a word quoted
+as a shell would (`sleep '10 20'`: one argument after sleep), what a
+terminal would act on written as $'\\xHH' escapes. A value nobody can tell
+is `?`; when the holder's processes are hidden (they belong to another
+user and you are not root), one line on standard error says so.
 The holder is not verified: a holder that died since its last
 verification still shows as held.
 
-Exits with 1 and says so when no server answers, and with 69 when the
-server on the port runs as another OS user than root, yours or
-NAMASTE_SERVER_USER's.
+Exits with 68 and says so when no server answers on the port, with 69
+when the server on the port runs as another OS user than root, yours or
+NAMASTE_SERVER_USER's, with 2 for a command line that makes no sense (or a
+NAMASTE_PORT that names no port), and with 1 for another error.
 
 Options:
-  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME
+  --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME;
+                NAME may then be left out, and given only names the lock in
+                messages (not with --per-user)
   --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
-  --port N      the server's port on 127.0.0.1 (default 64009)
+  --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                set, else 64009)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
-    let mut client = Client::new();
+    let mut target = Target::default();
     let mut words: Vec<&OsStr> = Vec::new();
-    let mut uid = None;
-    let mut per_user = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
-            Arg::Option(option @ "--port") => {
-                client = client.with_port(args.port(option, None)?);
-            }
-            Arg::Option(option @ "--uid") => uid = Some(args.uid(option)?),
-            Arg::Option("--per-user") => per_user = true,
+            Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("status", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
     }
-    let uid = match (&words[..], uid) {
-        ([], None) if !per_user => return Ok(counters(&client)),
-        ([], Some(uid)) => uid,
-        ([name], None) if !name.is_empty() => super::id_of(name, per_user),
-        ([_], None) => return Err(Usage("status needs a NAME that is not empty".into())),
-        ([], None) => return Err(Usage("--per-user needs a NAME".into())),
-        ([_], Some(_)) => return Err(Usage("status takes a NAME or --uid, not both".into())),
-        (more, _) => {
+    let name = match words[..] {
+        [] if !target.names_a_lock() => {
+            let client = target.client()?;
+            return Ok(counters(&client));
+        }
+        [] => None,
+        [name] => Some(name),
+        _ => {
             return Err(Usage(format!(
                 "status takes at most one NAME, not {}",
-                counted(more.len(), "word", "words")
+                counted(words.len(), "word", "words")
             )));
         }
     };
+    let Lock { uid, shown } = target.lock("status", name)?;
+    let client = target.client()?;
     let queried = match trust::vouched(client.port(), || client.query(uid)) {
         Ok(queried) => queried,
         Err(untrusted) => return Ok(untrusted),
     };
     Ok(match queried {
         Ok(lock) => {
-            let name = words
-                .first()
-                .map_or_else(|| "the lock".into(), |name| quoted(name));
-            out(format_args!("{}\n", lock_line(&lock, &name)));
+            out(format_args!("{}\n", lock_line(&lock, &shown)));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     })
 }
 
@@ -116,7 +118,7 @@ fn counters(client: &Client) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail_request(e),
     }
 }
 
@@ -175,7 +177,10 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
         .pids
         .first()
         .and_then(|pid| command_line(*pid))
-        .map_or_else(unknown, |line| escaped(&line, 1000));
+        .map_or_else(unknown, |args| {
+            let bytes = args.iter().map(|arg| arg.len() + 1).sum::<usize>() - 1;
+            shortened(shell::words(&args), 1000, bytes)
+        });
     format!(
         "state=held since={} user={} user_id={} port={port} waiters={} pid={} command={command}",
         since.map_or_else(unknown, utc),

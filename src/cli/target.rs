@@ -1,0 +1,81 @@
+//! What `hold`, `notify` and `status` share: which server they ask (`--port`,
+//! else `NAMASTE_PORT`) and which lock they mean (NAME, `--per-user`,
+//! `--uid`), read and checked in one place so that the three agree.
+
+use std::ffi::OsStr;
+
+use namaste::Uid;
+use namaste::client::Client;
+
+use super::args::{Args, Usage, chosen_port, quoted};
+
+/// The options the client commands share, as given.
+#[derive(Default)]
+pub struct Target {
+    port: Option<u16>,
+    uid: Option<Uid>,
+    per_user: bool,
+}
+
+/// The lock a command names: its id, and how messages name it.
+pub struct Lock {
+    pub uid: Uid,
+    /// NAME in quotes, or the id's first digits when only `--uid` was given.
+    pub shown: String,
+}
+
+impl Target {
+    /// Takes `option`, with its value from `args`, if it is one of the
+    /// shared ones; answers whether it was.
+    pub fn take(&mut self, option: &str, args: &mut Args) -> Result<bool, Usage> {
+        match option {
+            "--port" => self.port = Some(args.port(option, None)?),
+            "--uid" => self.uid = Some(args.uid(option)?),
+            "--per-user" => self.per_user = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A client of the server on the port asked for.
+    pub fn client(&self) -> Result<Client, Usage> {
+        Ok(Client::new().with_port(chosen_port(self.port, None)?))
+    }
+
+    /// Whether a lock was named by an option alone (`--uid`, `--per-user`),
+    /// for `status`, which without one prints the counters.
+    pub fn names_a_lock(&self) -> bool {
+        self.uid.is_some() || self.per_user
+    }
+
+    /// The lock `command` names with `name` and the options. With `--uid`
+    /// NAME may be left out; given, it only names the lock in messages.
+    /// `--uid` and `--per-user` together name it twice, and are refused
+    /// rather than one silently winning.
+    pub fn lock(&self, command: &str, name: Option<&OsStr>) -> Result<Lock, Usage> {
+        if name.is_some_and(OsStr::is_empty) {
+            return Err(Usage(format!("{command} needs a NAME that is not empty")));
+        }
+        match (self.uid, name) {
+            (Some(_), _) if self.per_user => Err(Usage(
+                "--uid and --per-user each choose the id: give one of them".into(),
+            )),
+            (Some(uid), name) => Ok(Lock {
+                uid,
+                shown: name.map_or_else(|| shown_id(&uid), quoted),
+            }),
+            (None, Some(name)) => Ok(Lock {
+                uid: super::id_of(name, self.per_user),
+                shown: quoted(name),
+            }),
+            (None, None) => Err(Usage(format!("{command} needs a NAME (or --uid HEX)"))),
+        }
+    }
+}
+
+/// An id given without a name, for messages: its first 16 digits, enough
+/// to tell it apart.
+fn shown_id(uid: &Uid) -> String {
+    let hex = uid.to_string();
+    format!("the lock {}…", &hex[..16.min(hex.len())])
+}
