@@ -13,18 +13,44 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+/// Declares modules that are this crate's own business: private, or with
+/// the `internals` feature (this crate's tests, examples and fuzz targets
+/// only) public but hidden from the docs.
+macro_rules! internal_modules {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
 pub mod client;
 mod deadlines;
 mod nonblocking;
 #[cfg(feature = "server")]
-pub mod owner;
-#[cfg(feature = "server")]
-pub mod reactor;
-#[cfg(feature = "server")]
-pub mod registry;
+pub mod server;
 pub mod status;
 pub mod uid;
-pub mod wire;
+
+internal_modules! {
+    handshake;
+    #[cfg(feature = "server")]
+    reactor;
+    #[cfg(feature = "server")]
+    registry;
+    wire;
+}
+
+/// Which OS user owns a socket. The command line of this package asks it
+/// who runs the server; it is no API of the library, so it is hidden from
+/// the docs.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod owner;
 
 pub use uid::Uid;
 

@@ -16,9 +16,10 @@ use common::hogs::{
     user_exists_or_skip,
 };
 use common::users::{NOBODY, NOBODY_ID, as_nobody, root_or_skip, with_nobodys_sockets};
-use common::{Responder, Running, Scratch, quiet_hold, random, send_bytes, stderr};
+use common::{Responder, Running, Scratch, quiet_hold, random, secret, send_bytes, stderr};
 use namaste::Uid;
 use namaste::client::{Booking, Client, Error};
+use namaste::handshake::Handshake;
 use namaste::wire::{Limit, REPLY_OTHER_USER, Request};
 
 /// The limits the hogs run into: a user's share is 16 bookings, 8
@@ -276,7 +277,7 @@ fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
             .iter()
             .flat_map(|uid| (0..10).map(move |_| *uid))
             .map(|uid| {
-                let handshake = random();
+                let handshake = secret();
                 send_and_keep(
                     server.addr(),
                     &Request::Book {
@@ -298,12 +299,15 @@ fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
     status_within_a_second(server.port);
     // Root's contender for a silent holder's id is pending, not refused:
     // it is denied once the holder's verification ends in silence.
-    let responder = Responder::honest(ids[0], Uid::from_name("root's"));
+    let responder = Responder::honest(
+        ids[0],
+        Handshake::from_bytes(*Uid::from_name("root's").as_bytes()),
+    );
     let reply = send_bytes(
         server.addr(),
         &Request::Book {
             uid: ids[0],
-            handshake: Uid::from_name("root's"),
+            handshake: Handshake::from_bytes(*Uid::from_name("root's").as_bytes()),
             port: responder.port,
         }
         .encode(),
@@ -318,7 +322,7 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
     }
     let server = Running::start(&[]);
     let roots = Uid::per_user(b"x", 0);
-    let handshake = Uid::from_name("nobody's");
+    let handshake = Handshake::from_bytes(*Uid::from_name("nobody's").as_bytes());
     let wait = |line| Request::Wait {
         uid: roots,
         handshake,
@@ -379,7 +383,7 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
 fn a_table_full_of_dead_bookings_takes_a_new_one() {
     let server = Running::start(&["--max-bookings", "8", "--shares", "1"]);
     for _ in 0..8 {
-        let (uid, handshake) = (random(), random());
+        let (uid, handshake) = (random(), secret());
         let responder = Responder::honest(uid, handshake);
         let request = Request::Book {
             uid,
@@ -398,7 +402,7 @@ fn a_table_full_of_dead_bookings_takes_a_new_one() {
 fn the_sweep_frees_a_dead_call_back_booking_within_its_period_and_keeps_a_silent_one() {
     let server = Running::start(&["--sweep-interval", "0.1", "--sweep-age", "0"]);
     let (dead, silent) = (random(), random());
-    let handshake = random();
+    let handshake = secret();
     let responder = Responder::honest(dead, handshake);
     let request = Request::Book {
         uid: dead,

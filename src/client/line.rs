@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use crate::wire::{Limit, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_YES, Request};
 
@@ -155,7 +156,7 @@ impl Line {
     pub fn watcher(
         &self,
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         server_port: u16,
         rw_timeout: Duration,
     ) -> Watch {

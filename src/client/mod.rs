@@ -37,6 +37,7 @@ pub use booking::{Booking, Message};
 pub use error::Error;
 pub use line::LineState;
 
+use crate::handshake::Handshake;
 use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
@@ -220,13 +221,13 @@ impl Client {
             .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 
-    fn check_out(&self, uid: Uid, handshake: Uid) -> Result<bool, Error> {
+    fn check_out(&self, uid: Uid, handshake: Handshake) -> Result<bool, Error> {
         Ok(self.ask(&Request::CheckOut { uid, handshake })? != REPLY_NO)
     }
 
     /// Checks out on the booking's `line`; `None` when the line gave no
     /// answer (the server had closed it), so that a new connection must.
-    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Uid) -> Option<bool> {
+    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Handshake) -> Option<bool> {
         let request = Request::CheckOut { uid, handshake }.encode();
         line.set_write_timeout(Some(self.rw_timeout))
             .and_then(|()| line.write_all(&request))

@@ -52,6 +52,7 @@ use table::Table;
 use users::{Counter, Users};
 use waiting::{Due, Waiting};
 
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use admit::{first_full, may_ask};
 
@@ -115,7 +116,7 @@ struct Pending<R> {
 enum Checking<R> {
     /// The holder with this handshake, on behalf of `waiter`: a book or
     /// wait that contends for its uid, or a notify for it.
-    Holder { handshake: Uid, waiter: Waiter<R> },
+    Holder { handshake: Handshake, waiter: Waiter<R> },
     /// The booker `from` of a free uid, and the booking it gets if it
     /// passes.
     Candidate {
@@ -129,7 +130,7 @@ enum Checking<R> {
         line: bool,
     },
     /// The holder with this handshake, probed because someone waits.
-    Probe { handshake: Uid },
+    Probe { handshake: Handshake },
 }
 
 /// What a candidate's verdict may still decide.
@@ -205,6 +206,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// WAITs queued for held uids, in all.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn waiters(&self) -> usize {
         self.waiting.count()
     }
@@ -243,6 +245,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// Whether any uid has a verification in flight.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
@@ -282,7 +285,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     pub fn grant_undelivered(
         &mut self,
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         out: &mut Vec<Action<R>>,
     ) -> bool {
         let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
@@ -355,7 +358,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// Whether `uid` is held with `handshake`.
-    fn holds(&self, uid: &Uid, handshake: &Uid) -> bool {
+    fn holds(&self, uid: &Uid, handshake: &Handshake) -> bool {
         self.bookings
             .get(uid)
             .is_some_and(|holder| holder.handshake == *handshake)
