@@ -79,6 +79,23 @@ impl Uid {
         Uid(bytes)
     }
 
+    /// The id of a name for the OS user this process runs as (its
+    /// effective user id, the one the server sees): [`Uid::per_user`]
+    /// without looking the user up yourself.
+    ///
+    /// ```
+    /// use namaste::Uid;
+    ///
+    /// let mine = Uid::per_user_for_me(b"editor");
+    /// assert!(mine.per_user_owner().is_some());
+    /// assert_eq!(mine, Uid::per_user(b"editor", mine.per_user_owner().unwrap()));
+    /// ```
+    pub fn per_user_for_me(name: &[u8]) -> Uid {
+        // SAFETY: geteuid has no preconditions, cannot fail and touches
+        // no memory.
+        Uid::per_user(name, unsafe { libc::geteuid() })
+    }
+
     /// The OS user whose per-user id this is ([`Uid::per_user`]), if it is
     /// one. A plain name's digest begins with the marker by chance once in
     /// 2^64 names.
@@ -133,6 +150,7 @@ impl fmt::Debug for Uid {
 
 /// Why a text is not a hex [`Uid`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseUidError {
     /// The text does not have exactly 128 characters (its length is given).
     Length(usize),
@@ -229,6 +247,13 @@ mod tests {
             ParseUidError::NotHex(5).to_string(),
             "character 6 of the id is not a hex digit"
         );
+    }
+
+    #[test]
+    fn per_user_for_me_is_the_id_of_this_process_user() {
+        // SAFETY: as in per_user_for_me.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(Uid::per_user_for_me(b"x"), Uid::per_user(b"x", me));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct Message {
 /// open and its liveness responder answers the server; dropping it checks
 /// out (best effort) and stops the responder, so no thread, socket or
 /// port outlives it.
+#[must_use = "dropping a Booking checks out at once: keep it while the work it protects runs"]
 pub struct Booking {
     pub(super) uid: Uid,
     pub(super) handshake: Handshake,

@@ -9,6 +9,7 @@ use crate::wire::{Limit, MAX_MESSAGE_LEN, REPLY_OTHER_USER};
 
 /// Why a request got no answer.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Nothing accepted the connection: no server runs on this port.
     NoServer {

@@ -45,6 +45,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
 /// How the server knows that a booking's holder is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LineState {
     /// The server keeps the booking's line open: contenders are answered
     /// at once, and the line's close (every process that has it gone)
