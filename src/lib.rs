@@ -6,6 +6,33 @@
 //! responder is gone frees the id: a process that crashed leaves no stale
 //! lock behind, and one that is merely slow keeps its lock. The wire
 //! protocol is that of namaste 0.6.0, byte for byte.
+//!
+//! The library is the client ([`client::Client`], [`client::Booking`]),
+//! the ids ([`Uid`]), what STATUS and QUERY answer ([`status`]) and, with
+//! the `server` feature (a default), the server itself ([`server`]). A
+//! program that only books and notifies builds without the server:
+//! `default-features = false`.
+//!
+//! ```no_run
+//! use namaste::Uid;
+//! use namaste::client::{Client, Error};
+//!
+//! fn main() -> Result<(), Error> {
+//!     // 127.0.0.1, on the port NAMASTE_PORT names or 64009.
+//!     let client = Client::new();
+//!     let id = Uid::from_name("com.example.nightly-backup");
+//!     match client.book(id)? {
+//!         // Held until `booking` is dropped, even if this process is
+//!         // killed: the server frees the lock once its holder is gone.
+//!         Some(booking) => {
+//!             println!("backing up under lock {:?}", booking.uid());
+//!             booking.check_out()?;
+//!         }
+//!         None => println!("another backup runs; not starting a second"),
+//!     }
+//!     Ok(())
+//! }
+//! ```
 
 // Every public item says what it is for.
 #![warn(missing_docs)]

@@ -32,9 +32,16 @@ impl std::error::Error for PortVarError {}
 /// an error when it holds anything but a number from 1 to 65535.
 ///
 /// ```
-/// // Unset here: the caller's default applies.
-/// # unsafe { std::env::remove_var("NAMASTE_PORT") };
-/// assert_eq!(namaste::client::port_from_env(), Ok(None));
+/// use namaste::client::port_from_env;
+///
+/// let port = match port_from_env() {
+///     Ok(port) => port.unwrap_or(namaste::DEFAULT_PORT),
+///     Err(e) => {
+///         eprintln!("{e}"); // NAMASTE_PORT="abc" is not a port (...)
+///         std::process::exit(64)
+///     }
+/// };
+/// # let _ = port;
 /// ```
 pub fn port_from_env() -> Result<Option<u16>, PortVarError> {
     match env::var_os(PORT_VAR) {

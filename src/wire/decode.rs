@@ -66,9 +66,12 @@ impl Decoder {
     /// soon as the bytes cannot be a request.
     ///
     /// ```
-    /// use namaste::{Uid, wire::{Decoder, Request}};
+    /// use namaste::Uid;
+    /// use namaste::handshake::Handshake;
+    /// use namaste::wire::{Decoder, Request};
     ///
-    /// let request = Request::CheckOut { uid: Uid::from_name("a"), handshake: Handshake::from_name("b") };
+    /// let handshake = Handshake::from_bytes([0x5e; 64]);
+    /// let request = Request::CheckOut { uid: Uid::from_name("a"), handshake };
     /// let bytes = request.encode();
     /// let mut decoder = Decoder::new();
     /// assert_eq!(decoder.feed(&bytes[..100]), Ok(None));
