@@ -22,8 +22,8 @@
 //!     let client = Client::new();
 //!     let id = Uid::from_name("com.example.nightly-backup");
 //!     match client.book(id)? {
-//!         // Held until `booking` is dropped, even if this process is
-//!         // killed: the server frees the lock once its holder is gone.
+//!         // Held until `booking` checks out or is dropped; should this
+//!         // process be killed, the lock is freed once it is gone.
 //!         Some(booking) => {
 //!             println!("backing up under lock {:?}", booking.uid());
 //!             booking.check_out()?;
