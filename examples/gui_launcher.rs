@@ -83,6 +83,13 @@ fn main() -> ExitCode {
                     );
                     return ExitCode::FAILURE;
                 }
+                // An answer this build does not know: no hand-over either.
+                Ok(other) => {
+                    eprintln!(
+                        "gui_launcher: the running launcher did not take the hand-over ({other:?})"
+                    );
+                    return ExitCode::FAILURE;
+                }
                 Err(e) => return fail(&e),
             },
             Err(e) => return fail(&e),
@@ -96,8 +103,7 @@ fn main() -> ExitCode {
 /// launcher, and the programs it starts, are no concern of ours (the same
 /// id as `namaste hold --per-user NAME`).
 fn id_of(name: &str) -> Uid {
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    Uid::per_user(name.as_bytes(), unsafe { libc::geteuid() })
+    Uid::per_user_for_me(name.as_bytes())
 }
 
 fn fail(error: &Error) -> ExitCode {

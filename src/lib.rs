@@ -6,6 +6,33 @@
 //! responder is gone frees the id: a process that crashed leaves no stale
 //! lock behind, and one that is merely slow keeps its lock. The wire
 //! protocol is that of namaste 0.6.0, byte for byte.
+//!
+//! The library is the client ([`client::Client`], [`client::Booking`]),
+//! the ids ([`Uid`]), what STATUS and QUERY answer ([`status`]) and, with
+//! the `server` feature (a default), the server itself ([`server`]). A
+//! program that only books and notifies builds without the server:
+//! `default-features = false`.
+//!
+//! ```no_run
+//! use namaste::Uid;
+//! use namaste::client::{Client, Error};
+//!
+//! fn main() -> Result<(), Error> {
+//!     // 127.0.0.1, on the port NAMASTE_PORT names or 64009.
+//!     let client = Client::new();
+//!     let id = Uid::from_name("com.example.nightly-backup");
+//!     match client.book(id)? {
+//!         // Held until `booking` checks out or is dropped; should this
+//!         // process be killed, the lock is freed once it is gone.
+//!         Some(booking) => {
+//!             println!("backing up under lock {:?}", booking.uid());
+//!             booking.check_out()?;
+//!         }
+//!         None => println!("another backup runs; not starting a second"),
+//!     }
+//!     Ok(())
+//! }
+//! ```
 
 // Every public item says what it is for.
 #![warn(missing_docs)]
@@ -13,18 +40,44 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+/// Declares modules that are this crate's own business: private, or with
+/// the `internals` feature (this crate's tests, examples and fuzz targets
+/// only) public but hidden from the docs.
+macro_rules! internal_modules {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
 pub mod client;
 mod deadlines;
 mod nonblocking;
 #[cfg(feature = "server")]
-pub mod owner;
-#[cfg(feature = "server")]
-pub mod reactor;
-#[cfg(feature = "server")]
-pub mod registry;
+pub mod server;
 pub mod status;
 pub mod uid;
-pub mod wire;
+
+internal_modules! {
+    handshake;
+    #[cfg(feature = "server")]
+    reactor;
+    #[cfg(feature = "server")]
+    registry;
+    wire;
+}
+
+/// Which OS user owns a socket. The command line of this package asks it
+/// who runs the server; it is no API of the library, so it is hidden from
+/// the docs.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod owner;
 
 pub use uid::Uid;
 

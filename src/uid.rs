@@ -1,5 +1,4 @@
-//! Ids: the 64-byte names that processes book, and the handshakes that
-//! prove who holds them.
+//! Ids: the 64-byte names that processes book.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +11,8 @@ pub const UID_LEN: usize = 64;
 /// What the bytes of a per-user id begin with.
 const PER_USER_MARKER: &[u8; 8] = b"\xffNMSTPU\x01";
 
-/// A 64-byte id: what a process books, and also the secret handshake the
-/// server sends back to a holder to prove it is alive.
+/// A 64-byte id: the name of a lock, what a process books. Its bytes are
+/// no secret; those of a handshake are, and have a type of their own.
 ///
 /// ```
 /// use namaste::Uid;
@@ -23,7 +22,7 @@ const PER_USER_MARKER: &[u8; 8] = b"\xffNMSTPU\x01";
 /// assert_eq!(id.to_string().parse::<Uid>(), Ok(id));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Uid(pub [u8; UID_LEN]);
+pub struct Uid([u8; UID_LEN]);
 
 impl Uid {
     /// The id of a name: the SHA3-512 digest of its UTF-8 bytes, so every
@@ -80,6 +79,23 @@ impl Uid {
         Uid(bytes)
     }
 
+    /// The id of a name for the OS user this process runs as (its
+    /// effective user id, the one the server sees): [`Uid::per_user`]
+    /// without looking the user up yourself.
+    ///
+    /// ```
+    /// use namaste::Uid;
+    ///
+    /// let mine = Uid::per_user_for_me(b"editor");
+    /// assert!(mine.per_user_owner().is_some());
+    /// assert_eq!(mine, Uid::per_user(b"editor", mine.per_user_owner().unwrap()));
+    /// ```
+    pub fn per_user_for_me(name: &[u8]) -> Uid {
+        // SAFETY: geteuid has no preconditions, cannot fail and touches
+        // no memory.
+        Uid::per_user(name, unsafe { libc::geteuid() })
+    }
+
     /// The OS user whose per-user id this is ([`Uid::per_user`]), if it is
     /// one. A plain name's digest begins with the marker by chance once in
     /// 2^64 names.
@@ -89,23 +105,17 @@ impl Uid {
         (marker == PER_USER_MARKER).then(|| u32::from_be_bytes(*user))
     }
 
-    /// A fresh id from the operating system's random source, for handshakes:
-    /// a handshake is a secret, so it must be unguessable and new per booking.
+    /// A fresh id from the operating system's random source: a lock no
+    /// other program names.
     pub fn random() -> Result<Uid, getrandom::Error> {
         let mut bytes = [0; UID_LEN];
         getrandom::fill(&mut bytes)?;
         Ok(Uid(bytes))
     }
 
-    /// Compares secrets in time that does not depend on where they differ,
-    /// so a peer cannot learn a handshake byte by byte from how fast
-    /// wrong guesses are rejected.
-    pub fn matches_secret(&self, other: &Uid) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0, |differences, (a, b)| differences | (a ^ b))
-            == 0
+    /// The id with these bytes, as read from the wire or a file.
+    pub const fn from_bytes(bytes: [u8; UID_LEN]) -> Uid {
+        Uid(bytes)
     }
 
     /// The raw bytes, as they travel on the wire.
@@ -140,6 +150,7 @@ impl fmt::Debug for Uid {
 
 /// Why a text is not a hex [`Uid`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseUidError {
     /// The text does not have exactly 128 characters (its length is given).
     Length(usize),
@@ -239,14 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn matches_secret_is_equality() {
-        let id = Uid::from_name("secret");
-        assert!(id.matches_secret(&id));
-        for at in [0, 31, 63] {
-            let mut other = id;
-            other.0[at] ^= 0x80;
-            assert!(!id.matches_secret(&other));
-        }
+    fn per_user_for_me_is_the_id_of_this_process_user() {
+        // SAFETY: as in per_user_for_me.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(Uid::per_user_for_me(b"x"), Uid::per_user(b"x", me));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Responder, Running, TestServer, random, read_reply, send_bytes};
+use common::{Responder, Running, TestServer, random, read_reply, secret, send_bytes};
 use namaste::client::{Client, Error};
 use namaste::reactor::Config;
 use namaste::wire::{Limit, MAX_MESSAGE_LEN, Request};
@@ -104,7 +104,7 @@ fn requests_stuck_behind_silent_responders_cannot_take_every_slot() {
     // taken over by a listener that never accepts.
     let (held, _listeners): (Vec<_>, Vec<_>) = (0..16)
         .map(|_| {
-            let (uid, hs) = (random(), random());
+            let (uid, hs) = (random(), secret());
             let honest = Responder::honest(uid, hs);
             let request = Request::Book {
                 uid,
@@ -198,7 +198,7 @@ fn the_booking_limit_is_logged_and_recovers() {
 #[test]
 fn a_responder_that_floods_proves_nothing() {
     let server = TestServer::start();
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let flood = thread::spawn(move || {
@@ -246,7 +246,7 @@ fn half_closed_and_reset_connections_leave_it_healthy() {
     let server = TestServer::start();
     let book = Request::Book {
         uid: random(),
-        handshake: random(),
+        handshake: secret(),
         port: 1,
     }
     .encode();
@@ -273,7 +273,7 @@ fn a_trickle_is_cut_off_at_the_rw_timeout() {
     });
     let book = Request::Book {
         uid: random(),
-        handshake: random(),
+        handshake: secret(),
         port: 1,
     }
     .encode();
@@ -343,9 +343,9 @@ fn a_book_naming_the_servers_own_port_is_denied() {
         ..Config::default()
     });
     for _ in 0..5 {
-        assert_eq!(server.book(random(), random(), server.port()), DENIED);
+        assert_eq!(server.book(random(), secret(), server.port()), DENIED);
     }
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let honest = Responder::honest(uid, hs);
     assert_eq!(server.book(uid, hs, honest.port), GRANTED);
 }

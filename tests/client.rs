@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::users::{NOBODY_ID, root_or_skip, run_as_nobody, with_nobodys_sockets};
-use common::{Flood, Responder, TestServer, random};
+use common::{Flood, Responder, TestServer, random, secret};
 use namaste::client::{Client, Error, MAX_UNREAD_MESSAGES, Notified};
 use namaste::wire::MAX_MESSAGE_LEN;
 
@@ -187,7 +187,7 @@ fn notify_without_a_holder_says_so() {
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::NoHolder);
     // A holder without a line (a BOOK) that is gone without checking out,
     // too: its booking stands until the message finds its port closed.
-    let handshake = random();
+    let handshake = secret();
     let responder = Responder::honest(uid, handshake);
     assert_eq!(server.book(uid, handshake, responder.port), Some(1));
     let port = responder.port;
@@ -204,8 +204,8 @@ fn a_published_client_holder_declines_messages() {
     let client = client_of(&server);
     let uid = random();
     let holder = namaste06::client::Client::book(
-        uid.0,
-        random().0,
+        *uid.as_bytes(),
+        *random().as_bytes(),
         Some(server.port()),
         namaste::DEFAULT_RW_TIMEOUT,
     )
@@ -246,7 +246,7 @@ fn status_counts() {
     let booking = client.book(random()).unwrap().expect("granted");
     // A booker whose responder is gone fails its verification.
     assert_eq!(
-        server.book(random(), random(), common::dead_port()),
+        server.book(random(), secret(), common::dead_port()),
         Some(0)
     );
     let second = client.status().unwrap();
@@ -352,10 +352,10 @@ fn messages_and_verifications_get_through_a_flood_on_the_responder() {
 fn a_dead_holders_port_reused_by_another_responder_frees_the_lock() {
     let server = TestServer::start();
     let client = client_of(&server);
-    let (uid, dead_holder) = (random(), random());
+    let (uid, dead_holder) = (random(), secret());
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
-    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    let booked = common::answer_with(listener.clone(), *uid.as_bytes(), 1);
     assert_eq!(server.book(uid, dead_holder, port), Some(1));
     booked.join().unwrap();
     let other = client.book(random()).unwrap().expect("granted");

@@ -211,8 +211,8 @@ fn notify_reports_each_outcome_with_its_status() {
     // A published client holds it: alive, but it does not take messages.
     let other = Uid::from_name("old-editor");
     let published = namaste06::client::Client::book(
-        other.0,
-        random().0,
+        *other.as_bytes(),
+        *random().as_bytes(),
         Some(server.port),
         namaste::DEFAULT_RW_TIMEOUT,
     )

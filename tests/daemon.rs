@@ -13,7 +13,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Running, Scratch, random, read_reply, stderr};
+use common::{Running, Scratch, random, read_reply, secret, stderr};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::Request;
@@ -30,9 +30,9 @@ fn bookings_survive_a_killed_server() {
     let holder = client.book(live).unwrap().expect("granted");
     // A holder that dies without checking out: its port, kept by the
     // test so that nobody else takes it, then answers something else.
-    let dead_hs = random();
+    let dead_hs = secret();
     let dying = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
-    let alive = common::answer_with(dying.clone(), dead.0, 1);
+    let alive = common::answer_with(dying.clone(), *dead.as_bytes(), 1);
     let book = Request::Book {
         uid: dead,
         handshake: dead_hs,
@@ -148,7 +148,7 @@ fn a_corrupt_record_starts_with_what_came_before_and_keeps_the_file() {
 #[test]
 fn sigterm_lets_requests_in_flight_finish() {
     let mut server = Running::start(&["--log-level", "debug"]);
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     // A responder that answers only when the test says so.
     let slow = TcpListener::bind("127.0.0.1:0").unwrap();
     let slow_port = slow.local_addr().unwrap().port();

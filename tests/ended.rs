@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Responder, TestServer, answer_with, random, read_reply};
+use common::{Responder, TestServer, answer_with, random, read_reply, secret};
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::reactor::Config;
@@ -31,10 +31,10 @@ fn quick_server() -> TestServer {
 /// never another: each later one takes the rw timeout, which keeps the
 /// uid's pending requests long. Dropping the listener kills the holder.
 fn silent_holder(server: &TestServer) -> (Uid, Arc<TcpListener>) {
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
-    let answered = answer_with(listener.clone(), uid.0, 1);
+    let answered = answer_with(listener.clone(), *uid.as_bytes(), 1);
     assert_eq!(server.book(uid, handshake, port), GRANTED);
     answered.join().unwrap();
     (uid, listener)
@@ -62,7 +62,7 @@ fn notifies(server: &TestServer, uid: Uid, n: usize) -> Vec<TcpStream> {
 /// A BOOK from a live process whose request is pending, and its
 /// responder.
 fn pending_book(server: &TestServer, uid: Uid) -> (TcpStream, Responder) {
-    let handshake = random();
+    let handshake = secret();
     let responder = Responder::honest(uid, handshake);
     let request = Request::Book {
         uid,
@@ -85,7 +85,7 @@ fn waits_closed_by_patience_never_join_the_queue() {
         .map(|_| {
             let wait = Request::Wait {
                 uid,
-                handshake: random(),
+                handshake: secret(),
                 port: 1,
                 wait: Duration::from_secs(60),
                 line: false,

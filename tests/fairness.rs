@@ -16,9 +16,10 @@ use common::hogs::{
     user_exists_or_skip, users_hold,
 };
 use common::users::{NOBODY, NOBODY_ID, as_nobody, root_or_skip, with_nobodys_sockets};
-use common::{Responder, Running, Scratch, quiet_hold, random, send_bytes, stderr};
+use common::{Responder, Running, Scratch, quiet_hold, random, secret, send_bytes, stderr};
 use namaste::Uid;
 use namaste::client::{Booking, Client, Error};
+use namaste::handshake::Handshake;
 use namaste::wire::{Limit, REPLY_OTHER_USER, Request};
 
 /// The limits the hogs run into: a user's share is 16 bookings, 8
@@ -259,7 +260,7 @@ fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
             .iter()
             .flat_map(|uid| (0..10).map(move |_| *uid))
             .map(|uid| {
-                let handshake = random();
+                let handshake = secret();
                 send_and_keep(
                     server.addr(),
                     &Request::Book {
@@ -281,12 +282,15 @@ fn nobodys_hog_of_pending_requests_leaves_room_for_others() {
     status_within_a_second(server.port);
     // Root's contender for a silent holder's id is pending, not refused:
     // it is denied once the holder's verification ends in silence.
-    let responder = Responder::honest(ids[0], Uid::from_name("root's"));
+    let responder = Responder::honest(
+        ids[0],
+        Handshake::from_bytes(*Uid::from_name("root's").as_bytes()),
+    );
     let reply = send_bytes(
         server.addr(),
         &Request::Book {
             uid: ids[0],
-            handshake: Uid::from_name("root's"),
+            handshake: Handshake::from_bytes(*Uid::from_name("root's").as_bytes()),
             port: responder.port,
         }
         .encode(),
@@ -301,7 +305,7 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
     }
     let server = Running::start(&[]);
     let roots = Uid::per_user(b"x", 0);
-    let handshake = Uid::from_name("nobody's");
+    let handshake = Handshake::from_bytes(*Uid::from_name("nobody's").as_bytes());
     let wait = |line| Request::Wait {
         uid: roots,
         handshake,

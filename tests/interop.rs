@@ -22,7 +22,7 @@ use namaste06::client::Client;
 fn the_published_clients_own_sequence() -> std::io::Result<()> {
     let server = TestServer::start();
     let port = Some(server.port());
-    let (uid, hs) = (random().0, random().0);
+    let (uid, hs) = (*random().as_bytes(), *random().as_bytes());
     for (uid, hs) in [(uid, hs), (hs, uid)] {
         let client = Client::book(uid, hs, port, DEFAULT_RW_TIMEOUT)?.expect("granted");
         assert!(Client::book(uid, hs, port, DEFAULT_RW_TIMEOUT)?.is_none());
@@ -44,16 +44,20 @@ fn published_clients_contending_get_one_grant() {
     const CONTENDERS: usize = 8;
     let server = Arc::new(TestServer::start());
     for round in 0..20 {
-        let uid = random().0;
+        let uid = *random().as_bytes();
         let barrier = Arc::new(Barrier::new(CONTENDERS));
         let grants: usize = (0..CONTENDERS)
             .map(|_| {
                 let (server, barrier) = (server.clone(), barrier.clone());
                 thread::spawn(move || {
                     barrier.wait();
-                    let booking =
-                        Client::book(uid, random().0, Some(server.port()), DEFAULT_RW_TIMEOUT)
-                            .expect("server answers");
+                    let booking = Client::book(
+                        uid,
+                        *random().as_bytes(),
+                        Some(server.port()),
+                        DEFAULT_RW_TIMEOUT,
+                    )
+                    .expect("server answers");
                     barrier.wait();
                     usize::from(booking.is_some())
                 })

@@ -10,8 +10,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Responder, Running, Scratch, TestServer, dead_port, random, read_reply, silent_port};
+use common::{
+    Responder, Running, Scratch, TestServer, dead_port, random, read_reply, secret, silent_port,
+};
 use namaste::Uid;
+use namaste::handshake::Handshake;
 use namaste::reactor::Config;
 use namaste::wire::{REPLY_NO_LINE, Request};
 
@@ -31,7 +34,7 @@ fn send(addr: SocketAddr, request: &Request) -> TcpStream {
 }
 
 /// A LINE for `uid`, waiting at most `wait`.
-fn line_request(uid: Uid, handshake: Uid, port: u16, wait: Duration) -> Request {
+fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration) -> Request {
     Request::Wait {
         uid,
         handshake,
@@ -43,8 +46,8 @@ fn line_request(uid: Uid, handshake: Uid, port: u16, wait: Duration) -> Request 
 
 /// Books `uid` on a line whose responder port nobody listens on: no
 /// call-back could prove it alive. Answers the line, and its handshake.
-fn lined(addr: SocketAddr, uid: Uid) -> (TcpStream, Uid) {
-    let handshake = random();
+fn lined(addr: SocketAddr, uid: Uid) -> (TcpStream, Handshake) {
+    let handshake = secret();
     let request = line_request(uid, handshake, dead_port(), Duration::ZERO);
     let mut line = send(addr, &request);
     assert_eq!(read_reply(&mut line), GRANTED, "a line with no call-back");
@@ -98,10 +101,10 @@ fn a_contender_is_answered_at_once_while_the_lined_holders_responder_is_silent()
     let (_silent, port) = silent_port();
     let mut line = send(
         server.addr,
-        &line_request(uid, random(), port, Duration::ZERO),
+        &line_request(uid, secret(), port, Duration::ZERO),
     );
     assert_eq!(read_reply(&mut line), GRANTED);
-    let handshake = random();
+    let handshake = secret();
     let contender = Responder::honest(uid, handshake);
     let started = Instant::now();
     assert_eq!(server.book(uid, handshake, contender.port), DENIED);
@@ -118,7 +121,7 @@ fn the_lines_close_frees_the_lock_and_grants_the_queued_waiter_at_once() {
     let server = slow_probes();
     let uid = random();
     let (line, _) = lined(server.addr, uid);
-    let handshake = random();
+    let handshake = secret();
     let mut waiter = send(
         server.addr,
         &line_request(uid, handshake, dead_port(), Duration::from_secs(20)),
@@ -175,7 +178,7 @@ fn a_check_out_on_another_connection_closes_the_line() {
     let uid = random();
     let (mut line, handshake) = lined(server.addr, uid);
     // A forged one changes nothing.
-    assert_eq!(server.check_out(uid, random()), DENIED);
+    assert_eq!(server.check_out(uid, secret()), DENIED);
     assert!(query(server.addr, uid).contains(" line=yes "));
     assert_eq!(server.check_out(uid, handshake), GRANTED);
     assert!(closed_without_a_byte(&mut line));
@@ -192,7 +195,7 @@ fn anything_else_on_the_line_closes_it_and_ends_the_booking() {
             "garbage" => vec![0x7f; 8],
             "a wrong handshake" => Request::CheckOut {
                 uid,
-                handshake: random(),
+                handshake: secret(),
             }
             .encode(),
             _ => Request::CheckOut {
@@ -215,7 +218,7 @@ fn past_max_lines_a_line_is_granted_by_call_back_without_one() {
     });
     let (_line, _) = lined(server.addr, random());
     // A second one is verified: alive, it is granted without a line ...
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let responder = Responder::honest(uid, handshake);
     let mut second = send(
         server.addr,
@@ -227,7 +230,7 @@ fn past_max_lines_a_line_is_granted_by_call_back_without_one() {
     // ... and with nobody at its port, not at all.
     let mut third = send(
         server.addr,
-        &line_request(random(), random(), dead_port(), Duration::ZERO),
+        &line_request(random(), secret(), dead_port(), Duration::ZERO),
     );
     assert_eq!(read_reply(&mut third), DENIED);
 }
@@ -245,7 +248,7 @@ fn lines_past_what_the_open_files_limit_leaves_room_for_are_not_kept() {
     let said = server.log_line_with("lines are kept");
     assert!(said.contains("at most 3 lines are kept"), "{said}");
     let lines: Vec<_> = (0..3).map(|_| lined(server.addr(), random())).collect();
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let responder = Responder::honest(uid, handshake);
     let mut fourth = send(
         server.addr(),
@@ -275,7 +278,7 @@ fn after_a_restart_a_booking_is_kept_and_attached_with_its_handshake_only() {
     let said = query(server.addr, attached);
     assert!(said.contains(" line=no "), "{said}");
     // Call-back rules: its port is dead, so a contender gets it.
-    let contender = random();
+    let contender = secret();
     let responder = Responder::honest(deserted, contender);
     assert_eq!(server.book(deserted, contender, responder.port), GRANTED);
     let attach = |handshake| {
@@ -287,7 +290,7 @@ fn after_a_restart_a_booking_is_kept_and_attached_with_its_handshake_only() {
             },
         )
     };
-    assert_eq!(read_reply(&mut attach(random())), DENIED);
+    assert_eq!(read_reply(&mut attach(secret())), DENIED);
     let mut line = attach(handshake);
     assert_eq!(read_reply(&mut line), GRANTED);
     assert!(query(server.addr, attached).contains(" line=yes "));
@@ -320,7 +323,7 @@ fn many_lines_take_no_client_slots() {
         .status()
         .unwrap();
     assert_eq!(status.lines, Some(20));
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let responder = Responder::honest(uid, handshake);
     assert_eq!(server.book(uid, handshake, responder.port), GRANTED);
     drop(lines);

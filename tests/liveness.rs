@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{Running, Scratch, exited, quiet_hold, random, signal, wait_until_exited};
+use common::{Running, Scratch, exited, quiet_hold, random, secret, signal, wait_until_exited};
 use namaste::client::Client;
 
 /// The server's rw timeout in these tests: how long a silent holder costs
@@ -174,14 +174,14 @@ fn a_port_that_answers_wrongly_is_dead_and_one_that_is_silent_is_not() {
         rw_timeout: Duration::from_millis(300),
         ..Default::default()
     });
-    let (uid, holder) = (random(), random());
+    let (uid, holder) = (random(), secret());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let listener = std::sync::Arc::new(listener);
-    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    let booked = common::answer_with(listener.clone(), *uid.as_bytes(), 1);
     assert_eq!(server.book(uid, holder, port), Some(1));
     booked.join().unwrap();
-    let contender = random();
+    let contender = secret();
     let contender_responder = common::Responder::honest(uid, contender);
     // Nobody accepts: the call waits in the backlog until it times out.
     assert_eq!(
@@ -212,11 +212,11 @@ fn a_published_client_holder_parked_by_silent_connections_keeps_its_booking() {
         rw_timeout: Duration::from_millis(300),
         ..Default::default()
     });
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let proxy = BookingProxy::start(server.port());
     let _holder = namaste06::client::Client::book(
-        uid.0,
-        handshake.0,
+        *uid.as_bytes(),
+        *handshake.as_bytes(),
         Some(proxy.port),
         Duration::from_secs(2),
     )

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Responder, TestServer, random, read_reply};
+use common::{Responder, TestServer, random, read_reply, secret};
 use namaste::Uid;
 use namaste::wire::Request;
 
@@ -183,7 +183,7 @@ fn read_line(output: &mut impl BufRead) -> String {
 fn contend(args: &[String]) {
     let port: u16 = args[0].parse().unwrap();
     let uid: Uid = args[1].parse().unwrap();
-    let handshake = random();
+    let handshake = secret();
     let responder = Responder::honest(uid, handshake);
     let request = Request::Book {
         uid,

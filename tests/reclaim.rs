@@ -17,14 +17,14 @@ use common::hogs::{
     users_hold,
 };
 use common::users::{root_or_skip, with_nobodys_sockets, with_sockets_of};
-use common::{Responder, Running, random, send_bytes};
+use common::{Responder, Running, random, secret, send_bytes};
 use namaste::client::Client;
 use namaste::wire::Request;
 
 /// Books a fresh id with a raw BOOK whose responder answers honestly for
 /// as long as it is kept: drop it, and its holder is dead.
 fn book_with_responder(server: &Running) -> Responder {
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let responder = Responder::honest(uid, handshake);
     let request = Request::Book {
         uid,
@@ -94,7 +94,7 @@ fn nobodys_rounds_of_silent_holders_do_not_hold_up_daemons_own_reclaim() {
                 while !stop.load(Ordering::SeqCst) && Instant::now() < until {
                     let book = Request::Book {
                         uid: random(),
-                        handshake: random(),
+                        handshake: secret(),
                         port: 1,
                     };
                     kept.push_back(send_and_keep(server.addr(), &book));
@@ -117,7 +117,7 @@ fn nobodys_rounds_of_silent_holders_do_not_hold_up_daemons_own_reclaim() {
 fn the_sweep_frees_a_dead_call_back_booking_within_its_period_and_keeps_a_silent_one() {
     let server = Running::start(&["--sweep-interval", "0.1", "--sweep-age", "0"]);
     let (dead, silent) = (random(), random());
-    let handshake = random();
+    let handshake = secret();
     let responder = Responder::honest(dead, handshake);
     let request = Request::Book {
         uid: dead,

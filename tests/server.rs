@@ -9,9 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Behaviour, Responder, TestServer, dead_port, random, read_reply, send_bytes, silent_port,
+    Behaviour, Responder, TestServer, dead_port, random, read_reply, secret, send_bytes,
+    silent_port,
 };
 use namaste::DEFAULT_RW_TIMEOUT;
+use namaste::handshake::Handshake;
 use namaste::reactor::Config;
 use namaste::wire::Request;
 
@@ -29,7 +31,7 @@ fn quick(rw_timeout: Duration) -> Config {
 #[test]
 fn book_check_out_and_book_again() {
     let server = TestServer::start();
-    let (uid, holder, other) = (random(), random(), random());
+    let (uid, holder, other) = (random(), secret(), secret());
     let responder = Responder::honest(uid, holder);
     assert_eq!(server.book(uid, holder, responder.port), GRANTED);
     let other_responder = Responder::honest(uid, other);
@@ -44,17 +46,18 @@ fn book_check_out_and_book_again() {
 #[test]
 fn a_forged_check_out_never_releases_a_booking() {
     let server = TestServer::start();
-    let (uid, holder) = (random(), random());
+    let (uid, holder) = (random(), secret());
     let responder = Responder::honest(uid, holder);
     assert_eq!(server.book(uid, holder, responder.port), GRANTED);
     for _ in 0..10 {
-        assert_eq!(server.check_out(uid, random()), Some(0));
+        assert_eq!(server.check_out(uid, secret()), Some(0));
     }
     // Knowing the uid is not enough either.
-    let mut forged = holder;
-    forged.0[63] ^= 1;
+    let mut forged = *holder.as_bytes();
+    forged[63] ^= 1;
+    let forged = Handshake::from_bytes(forged);
     assert_eq!(server.check_out(uid, forged), Some(0));
-    let contender = random();
+    let contender = secret();
     let contender_responder = Responder::honest(uid, contender);
     assert_eq!(
         server.book(uid, contender, contender_responder.port),
@@ -67,11 +70,11 @@ fn a_forged_check_out_never_releases_a_booking() {
 fn a_booker_that_cannot_prove_alive_is_denied() {
     let server = TestServer::with(quick(Duration::from_millis(300)));
     let uid = random();
-    assert_eq!(server.book(uid, random(), dead_port()), DENIED);
+    assert_eq!(server.book(uid, secret(), dead_port()), DENIED);
     let (_silent, port) = silent_port();
-    assert_eq!(server.book(uid, random(), port), DENIED);
+    assert_eq!(server.book(uid, secret(), port), DENIED);
     static WRONG: [u8; 64] = [7; 64];
-    let hs = random();
+    let hs = secret();
     let wrong = Responder::new(uid, hs, Behaviour::Answers(&WRONG));
     assert_eq!(server.book(uid, hs, wrong.port), DENIED);
     let short = Responder::new(uid, hs, Behaviour::Answers(&WRONG[..32]));
@@ -80,7 +83,7 @@ fn a_booker_that_cannot_prove_alive_is_denied() {
     // The server's own port: it hears the handshake as a broken request.
     assert_eq!(server.book(uid, hs, server.port()), DENIED);
     // Nothing was granted along the way.
-    let honest_hs = random();
+    let honest_hs = secret();
     let honest = Responder::honest(uid, honest_hs);
     assert_eq!(server.book(uid, honest_hs, honest.port), GRANTED);
 }
@@ -90,10 +93,10 @@ fn a_booker_that_cannot_prove_alive_is_denied() {
 #[test]
 fn a_dead_holder_loses_its_booking() {
     let server = TestServer::start();
-    let (uid, first, second) = (random(), random(), random());
+    let (uid, first, second) = (random(), secret(), secret());
     let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
-    let alive = common::answer_with(listener.clone(), uid.0, 1);
+    let alive = common::answer_with(listener.clone(), *uid.as_bytes(), 1);
     assert_eq!(server.book(uid, first, port), GRANTED);
     alive.join().unwrap();
     let _gone = common::answer_with(listener, [0x5a; 64], 1);
@@ -109,6 +112,7 @@ fn a_dead_holder_loses_its_booking() {
 fn malformed_input_is_closed_without_a_reply() {
     let server = TestServer::with(quick(Duration::from_millis(300)));
     let uid = random();
+    let same = Handshake::from_bytes(*uid.as_bytes());
     for command in 0x06..=0xff_u8 {
         let mut bytes = vec![command];
         bytes.extend_from_slice(&[0xaa; 130]);
@@ -120,12 +124,12 @@ fn malformed_input_is_closed_without_a_reply() {
     }
     let book_same = Request::Book {
         uid,
-        handshake: uid,
+        handshake: same,
         port: 1,
     };
     let check_out_same = Request::CheckOut {
         uid,
-        handshake: uid,
+        handshake: same,
     };
     assert_eq!(server.send(&book_same), CLOSED);
     assert_eq!(server.send(&check_out_same), CLOSED);
@@ -133,7 +137,7 @@ fn malformed_input_is_closed_without_a_reply() {
     // Cut short, then the writer half closes.
     let book = Request::Book {
         uid,
-        handshake: random(),
+        handshake: secret(),
         port: 1,
     }
     .encode();
@@ -154,7 +158,7 @@ fn malformed_input_is_closed_without_a_reply() {
     let mut stream = TcpStream::connect(server.addr).unwrap();
     assert_eq!(read_reply(&mut stream), CLOSED);
 
-    let hs = random();
+    let hs = secret();
     let responder = Responder::honest(uid, hs);
     assert_eq!(server.book(uid, hs, responder.port), GRANTED);
     assert_eq!(server.check_out(uid, hs), Some(1));
@@ -163,7 +167,7 @@ fn malformed_input_is_closed_without_a_reply() {
 #[test]
 fn a_request_sent_one_byte_at_a_time_works() {
     let server = TestServer::start();
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let responder = Responder::honest(uid, hs);
     let bytes = Request::Book {
         uid,
@@ -183,7 +187,7 @@ fn a_request_sent_one_byte_at_a_time_works() {
 #[test]
 fn bytes_after_a_request_are_ignored() {
     let server = TestServer::start();
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let responder = Responder::honest(uid, hs);
     let mut bytes = Request::Book {
         uid,
@@ -212,7 +216,7 @@ fn simultaneous_contenders_get_exactly_one_grant() {
             .map(|_| {
                 let (server, barrier) = (server.clone(), barrier.clone());
                 thread::spawn(move || {
-                    let hs = random();
+                    let hs = secret();
                     let responder = Responder::honest(uid, hs);
                     let request = Request::Book {
                         uid,
@@ -258,7 +262,7 @@ fn silent_peers_do_not_delay_other_clients() {
         .map(|&(_, port)| {
             let server = server.clone();
             thread::spawn(move || {
-                let reply = server.book(random(), random(), port);
+                let reply = server.book(random(), secret(), port);
                 (reply, Instant::now())
             })
         })
@@ -290,7 +294,7 @@ fn cycles(server: &TestServer, n: u32) -> String {
     let mut slowest = Duration::ZERO;
     let started = Instant::now();
     for _ in 0..n {
-        let (uid, hs) = (random(), random());
+        let (uid, hs) = (random(), secret());
         let responder = Responder::honest(uid, hs);
         let cycle = Instant::now();
         assert_eq!(server.book(uid, hs, responder.port), GRANTED);
@@ -312,7 +316,7 @@ fn past_max_connections_the_oldest_silent_connection_makes_room() {
     let mut first = TcpStream::connect(server.addr).unwrap();
     let mut second = TcpStream::connect(server.addr).unwrap();
     thread::sleep(Duration::from_millis(100));
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let responder = Responder::honest(uid, hs);
     let started = Instant::now();
     assert_eq!(server.book(uid, hs, responder.port), GRANTED);
@@ -346,11 +350,11 @@ fn past_max_connections_whole_requests_are_waited_for() {
     let slow: Vec<_> = (0..2)
         .map(|_| {
             let server = server.clone();
-            thread::spawn(move || server.book(random(), random(), silent_port))
+            thread::spawn(move || server.book(random(), secret(), silent_port))
         })
         .collect();
     thread::sleep(Duration::from_millis(100));
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let responder = Responder::honest(uid, hs);
     let started = Instant::now();
     assert_eq!(server.book(uid, hs, responder.port), GRANTED);
@@ -369,7 +373,7 @@ fn past_max_bookings_a_book_is_closed_without_a_reply() {
         max_bookings: 1,
         ..Config::default()
     });
-    let (a, b, hs) = (random(), random(), random());
+    let (a, b, hs) = (random(), random(), secret());
     let ra = Responder::honest(a, hs);
     let rb = Responder::honest(b, hs);
     assert_eq!(server.book(a, hs, ra.port), GRANTED);
@@ -389,13 +393,13 @@ fn past_max_waiting_a_request_is_closed_without_a_reply() {
     let (_silent, port) = silent_port();
     let booker = |port| {
         let server = server.clone();
-        thread::spawn(move || server.book(uid, random(), port))
+        thread::spawn(move || server.book(uid, secret(), port))
     };
     let verifying = booker(port);
     thread::sleep(Duration::from_millis(100));
     let waiting = booker(port);
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(server.book(uid, random(), port), CLOSED);
+    assert_eq!(server.book(uid, secret(), port), CLOSED);
     assert_eq!(verifying.join().unwrap(), DENIED);
     assert_eq!(waiting.join().unwrap(), DENIED);
 }
@@ -412,14 +416,14 @@ fn verification_calls_back_the_requesters_address() {
         addr: "[::1]:0".parse().unwrap(),
         ..Config::default()
     });
-    let (uid, hs) = (random(), random());
+    let (uid, hs) = (random(), secret());
     let responder = std::net::TcpListener::bind("[::1]:0").unwrap();
     let port = responder.local_addr().unwrap().port();
     let answering = thread::spawn(move || {
         let (mut stream, _) = responder.accept().unwrap();
         let mut heard = [0; 64];
         stream.read_exact(&mut heard).unwrap();
-        assert_eq!(heard, hs.0);
+        assert_eq!(&heard, hs.as_bytes());
         stream.write_all(uid.as_bytes()).unwrap();
     });
     assert_eq!(server.book(uid, hs, port), GRANTED);

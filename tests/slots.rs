@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{Responder, Running, random, send_bytes};
+use common::{Responder, Running, random, secret, send_bytes};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::{MAX_MESSAGE_LEN, Request};
@@ -34,7 +34,7 @@ const AT_ONCE: Duration = Duration::from_secs(1);
 fn silent_holders(port: u16) -> (Vec<Uid>, Vec<TcpListener>) {
     (0..HELD)
         .map(|_| {
-            let (uid, handshake) = (random(), random());
+            let (uid, handshake) = (random(), secret());
             let honest = Responder::honest(uid, handshake);
             let request = Request::Book {
                 uid,

@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::{Running, Scratch, random, stderr};
+use common::{Running, Scratch, random, secret, stderr};
 use namaste::client::Client;
 
 fn running_as_root() -> bool {
@@ -282,10 +282,10 @@ fn a_holder_proven_dead_stays_released_after_a_restart() {
     let state = dir.path("bookings");
     let args = ["--state", state.to_str().unwrap()];
     let mut server = Running::start(&args);
-    let (uid, handshake) = (random(), random());
+    let (uid, handshake) = (random(), secret());
     let listener = std::sync::Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
-    let booked = common::answer_with(listener.clone(), uid.0, 1);
+    let booked = common::answer_with(listener.clone(), *uid.as_bytes(), 1);
     let request = namaste::wire::Request::Book {
         uid,
         handshake,

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Running, Scratch, quiet_hold, random, read_reply};
+use common::{Running, Scratch, quiet_hold, random, read_reply, secret};
 use namaste::Uid;
 use namaste::client::Client;
+use namaste::handshake::Handshake;
 use namaste::wire::{Limit, Request};
 
 /// Six waiters, each queued after the one before, are granted in the
@@ -129,7 +130,7 @@ fn a_full_queue_refuses_with_the_limit_in_the_reply() {
     let client = Client::new().with_port(server.port);
     let uid = random();
     let _holder = client.book(uid).unwrap().unwrap();
-    let wait = |handshake: Uid| {
+    let wait = |handshake: Handshake| {
         let responder = common::Responder::honest(uid, handshake);
         let mut stream = TcpStream::connect(server.addr()).unwrap();
         let request = Request::Wait {
@@ -142,9 +143,9 @@ fn a_full_queue_refuses_with_the_limit_in_the_reply() {
         stream.write_all(&request.encode()).unwrap();
         (stream, responder)
     };
-    let (mut queued, _first) = wait(random());
+    let (mut queued, _first) = wait(secret());
     thread::sleep(Duration::from_millis(200));
-    let (mut refused, _second) = wait(random());
+    let (mut refused, _second) = wait(secret());
     let reply = read_reply(&mut refused).expect("a reply");
     assert!(
         matches!(

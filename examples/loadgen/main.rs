@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use namaste::Uid;
+use namaste::handshake::Handshake;
 use namaste::wire::Request;
 
 mod lines;
@@ -203,7 +204,7 @@ fn hostile(server: &Server, workers: usize, duration: Duration) -> Report {
                 while !stop.load(Ordering::Relaxed) {
                     let request = Request::Book {
                         uid: Uid::random().expect("random id"),
-                        handshake: Uid::random().expect("random handshake"),
+                        handshake: Handshake::random().expect("random handshake"),
                         port: silent_port,
                     };
                     match server.ask(&request) {

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use namaste::Uid;
+use namaste::handshake::Handshake;
 use namaste::wire::Request;
 
 use super::PATIENCE;
@@ -77,7 +78,7 @@ impl Responder {
     pub fn start() -> Responder {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind responder");
         let port = listener.local_addr().unwrap().port();
-        let mut key = Uid::random().expect("random key").0;
+        let mut key = *Handshake::random().expect("random key").as_bytes();
         key[0] |= 1; // never all zero, so a handshake never equals its uid
         thread::spawn(move || {
             for stream in listener.incoming() {
@@ -93,13 +94,13 @@ impl Responder {
         Responder { port, key }
     }
 
-    pub fn handshake(&self, uid: &Uid) -> Uid {
-        let mut handshake = uid.0;
+    pub fn handshake(&self, uid: &Uid) -> Handshake {
+        let mut handshake = *uid.as_bytes();
         handshake
             .iter_mut()
             .zip(self.key)
             .for_each(|(h, k)| *h ^= k);
-        Uid(handshake)
+        Handshake::from_bytes(handshake)
     }
 
     pub fn book(&self, uid: Uid) -> Request {

@@ -189,8 +189,7 @@ fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
 /// The id of `name`: for everyone, or for this OS user alone.
 fn id_of(name: &OsStr, per_user: bool) -> Uid {
     if per_user {
-        // SAFETY: geteuid has no preconditions and touches no memory.
-        Uid::per_user(name.as_bytes(), unsafe { libc::geteuid() })
+        Uid::per_user_for_me(name.as_bytes())
     } else {
         Uid::from_name_bytes(name.as_bytes())
     }

@@ -110,6 +110,10 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         Ok(Notified::UserUnknown) => fail(format_args!(
             "the server could not tell whether the holder of {name} runs as your OS user, so it did not hand the message over"
         )),
+        // Notified may grow: an answer this build does not know.
+        Ok(other) => fail(format_args!(
+            "the holder of {name} did not take the message ({other:?})"
+        )),
         Err(e) => fail_request(e),
     })
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use log::LevelFilter;
-use namaste::reactor::{Config, MAX_DURATION, Server};
+use namaste::server::{Config, MAX_DURATION, Server};
 
 use super::args::{Arg, Args, Usage, chosen_port, quoted, unknown};
 use super::{fail, systemd};

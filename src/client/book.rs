@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::responder::Responder;
 use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request};
 
@@ -113,11 +114,11 @@ impl Client {
         &self,
         uid: Uid,
         wait: Duration,
-        make: impl FnOnce(Uid, u16) -> Request,
+        make: impl FnOnce(Handshake, u16) -> Request,
     ) -> Result<Option<Booking>, Error> {
         let handshake = loop {
-            let handshake = Uid::random().map_err(Error::Random)?;
-            if handshake != uid {
+            let handshake = Handshake::random().map_err(Error::Random)?;
+            if handshake.as_bytes() != uid.as_bytes() {
                 break handshake;
             }
         };
@@ -157,7 +158,7 @@ impl Client {
 }
 
 /// A LINE (when `line`) or a WAIT for `uid`.
-fn line_request(uid: Uid, handshake: Uid, port: u16, wait: Duration, line: bool) -> Request {
+fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration, line: bool) -> Request {
     Request::Wait {
         uid,
         handshake,

@@ -4,6 +4,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::responder::Responder;
 use super::{Client, Error, LineState};
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 
 /// A NOTIFY message, as its holder receives it.
@@ -21,9 +22,10 @@ pub struct Message {
 /// open and its liveness responder answers the server; dropping it checks
 /// out (best effort) and stops the responder, so no thread, socket or
 /// port outlives it.
+#[must_use = "dropping a Booking checks out at once: keep it while the work it protects runs"]
 pub struct Booking {
     pub(super) uid: Uid,
-    pub(super) handshake: Uid,
+    pub(super) handshake: Handshake,
     pub(super) client: Client,
     pub(super) responder: Responder,
     pub(super) messages: Receiver<Message>,
@@ -51,7 +53,7 @@ impl Booking {
 
     /// The messages other processes send with [`Client::notify`], in the
     /// order they arrived (unless [`forward_messages`](Booking::forward_messages)
-    /// sends them elsewhere). At most [`MAX_UNREAD_MESSAGES`] wait here
+    /// sends them elsewhere). At most [`MAX_UNREAD_MESSAGES`](super::MAX_UNREAD_MESSAGES) wait here
     /// unread; further ones are declined, and their senders told so.
     pub fn messages(&self) -> &Receiver<Message> {
         &self.messages

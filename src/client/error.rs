@@ -9,6 +9,7 @@ use crate::wire::{Limit, MAX_MESSAGE_LEN, REPLY_OTHER_USER};
 
 /// Why a request got no answer.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Nothing accepted the connection: no server runs on this port.
     NoServer {
@@ -62,7 +63,8 @@ impl fmt::Display for Error {
         match self {
             Error::NoServer { port, source } => write!(
                 f,
-                "no Namaste server answers on 127.0.0.1:{port} ({source}); start one with `namaste run`"
+                "no Namaste server answers on 127.0.0.1:{port} ({source}); start one with `namaste run{}`",
+                if *port == crate::DEFAULT_PORT { String::new() } else { format!(" --port {port}") }
             ),
             Error::NotAccepted { port, waited } => write!(
                 f,

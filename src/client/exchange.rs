@@ -8,6 +8,7 @@ use mio::net::TcpStream;
 
 use super::Message;
 use super::responder::Deliver;
+use crate::handshake::Handshake;
 use crate::nonblocking::{Io, read_some, write_some};
 use crate::uid::{UID_LEN, Uid};
 use crate::wire::{MAX_MESSAGE_LEN, MESSAGE_ACK, MESSAGE_HEADER_LEN};
@@ -48,7 +49,7 @@ pub(super) enum Step {
 impl Exchange {
     /// Moves the exchange on as far as the socket allows; answers whether
     /// it is over.
-    pub fn advance(&mut self, uid: &Uid, handshake: &Uid, deliver: &Mutex<Deliver>) -> bool {
+    pub fn advance(&mut self, uid: &Uid, handshake: &Handshake, deliver: &Mutex<Deliver>) -> bool {
         loop {
             let io = match &mut self.step {
                 Step::Handshake { got, heard } => {
@@ -56,7 +57,7 @@ impl Exchange {
                     if let Io::Done(n) = io {
                         *got += n;
                         if *got == UID_LEN {
-                            let own = Uid(*heard).matches_secret(handshake);
+                            let own = Handshake::from_bytes(*heard).matches(handshake);
                             // A handshake not ours is a call for a booking
                             // that once had this port, now dead. Answered
                             // with itself, never the uid it was sent for

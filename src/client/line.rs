@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use crate::wire::{Limit, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_YES, Request};
 
@@ -44,6 +45,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
 /// How the server knows that a booking's holder is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LineState {
     /// The server keeps the booking's line open: contenders are answered
     /// at once, and the line's close (every process that has it gone)
@@ -155,7 +157,7 @@ impl Line {
     pub fn watcher(
         &self,
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         server_port: u16,
         rw_timeout: Duration,
     ) -> Watch {

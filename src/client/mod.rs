@@ -21,6 +21,7 @@
 
 mod book;
 mod booking;
+mod env;
 mod error;
 mod exchange;
 mod inherit;
@@ -33,15 +34,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+pub use crate::wire::Limit;
 pub use booking::{Booking, Message};
+pub use env::{PORT_VAR, PortVarError, port_from_env};
 pub use error::Error;
 pub use line::LineState;
 
+use crate::handshake::Handshake;
 use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
-    Limit, MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER,
-    REPLY_USER_UNKNOWN, REPLY_YES, Request,
+    MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
+    REPLY_YES, Request,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -85,6 +89,7 @@ impl Default for Client {
 
 /// What became of a NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notified {
     /// The holder took the message.
     Delivered,
@@ -102,10 +107,25 @@ pub enum Notified {
 }
 
 impl Client {
-    /// A client of the server on 127.0.0.1:64009 with a 3 s rw timeout.
+    /// A client of the server on 127.0.0.1 with a 3 s rw timeout, on the
+    /// port `NAMASTE_PORT` names, else 64009. A `NAMASTE_PORT` that is no
+    /// port (see [`port_from_env`]) is ignored: the client asks 64009;
+    /// [`Client::from_env`] reports it instead.
     pub fn new() -> Client {
+        Client::from_env().unwrap_or_else(|_| Client::on_port(crate::DEFAULT_PORT))
+    }
+
+    /// As [`Client::new`], but a `NAMASTE_PORT` that is set and not a port
+    /// is an error, for a program that should say so rather than ask
+    /// another server.
+    pub fn from_env() -> Result<Client, PortVarError> {
+        let port = port_from_env()?.unwrap_or(crate::DEFAULT_PORT);
+        Ok(Client::on_port(port))
+    }
+
+    fn on_port(port: u16) -> Client {
         Client {
-            port: crate::DEFAULT_PORT,
+            port,
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
             lines: Arc::new(AtomicBool::new(true)),
             reattach: true,
@@ -220,13 +240,13 @@ impl Client {
             .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 
-    fn check_out(&self, uid: Uid, handshake: Uid) -> Result<bool, Error> {
+    fn check_out(&self, uid: Uid, handshake: Handshake) -> Result<bool, Error> {
         Ok(self.ask(&Request::CheckOut { uid, handshake })? != REPLY_NO)
     }
 
     /// Checks out on the booking's `line`; `None` when the line gave no
     /// answer (the server had closed it), so that a new connection must.
-    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Uid) -> Option<bool> {
+    fn check_out_on(&self, mut line: TcpStream, uid: Uid, handshake: Handshake) -> Option<bool> {
         let request = Request::CheckOut { uid, handshake }.encode();
         line.set_write_timeout(Some(self.rw_timeout))
             .and_then(|()| line.write_all(&request))

@@ -29,6 +29,7 @@ use super::Message;
 use super::exchange::{Exchange, Step};
 use super::line::{ATTACH, LINE, Line, Watch};
 use crate::deadlines::{ConnRef, Deadlines};
+use crate::handshake::Handshake;
 use crate::uid::{UID_LEN, Uid};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -66,7 +67,7 @@ impl Responder {
     /// on 127.0.0.1:`server_port` if the server closes it.
     pub fn start(
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         rw_timeout: Duration,
         server_port: u16,
         messages: SyncSender<Message>,
@@ -146,7 +147,7 @@ struct Serve {
     poll: Poll,
     listener: TcpListener,
     uid: Uid,
-    handshake: Uid,
+    handshake: Handshake,
     deliver: Arc<Mutex<Deliver>>,
     exchanges: Slab<Exchange>,
     deadlines: Deadlines,

@@ -7,6 +7,7 @@ use std::io::{self, ErrorKind, Read};
 use log::debug;
 use mio::net::TcpStream;
 
+use crate::handshake::Handshake;
 use crate::nonblocking::{Io, read_some, write_some};
 use crate::owner::{Owners, Unknown, UserId, may_message};
 use crate::registry::{ResponderIp, UNKNOWN_USER, User, Verdict, Withheld};
@@ -173,7 +174,7 @@ pub(super) fn read_request(stream: &mut TcpStream, decoder: &mut Decoder) -> Rea
 /// NOTIFY the message out and an acknowledgement back.
 pub(super) struct Verification {
     pub uid: Uid,
-    handshake: Uid,
+    handshake: Handshake,
     sent: usize,
     received: usize,
     answer: [u8; UID_LEN],
@@ -198,7 +199,7 @@ pub(super) struct MessageFrom<'a> {
 }
 
 impl Verification {
-    pub fn new(uid: Uid, handshake: Uid, message: Option<MessageFrom>) -> Verification {
+    pub fn new(uid: Uid, handshake: Handshake, message: Option<MessageFrom>) -> Verification {
         Verification {
             uid,
             handshake,
@@ -351,7 +352,7 @@ mod tests {
         holder_user: Option<UserId>,
         owners: &mut Owners,
     ) -> (Verdict, Vec<u8>) {
-        let (uid, handshake) = (Uid::from_name("held"), Uid::from_name("secret"));
+        let (uid, handshake) = (Uid::from_name("held"), Handshake::from_bytes([0x5e; UID_LEN]));
         let (port, holder) = holder(uid, holder_user);
         let message = MessageFrom {
             sender,

@@ -14,6 +14,7 @@ use log::{debug, error, info, warn};
 use super::Server;
 use super::conn::{Kept, Phase, ReadFailure, ReadProgress, is_open, read_request};
 use super::wait::watch_readable;
+use crate::handshake::Handshake;
 use crate::deadlines::ConnRef;
 use crate::registry::{Answer, UNKNOWN_USER};
 use crate::uid::Uid;
@@ -78,7 +79,7 @@ impl Server {
 
     /// A `Lined` answer could not be given: the connection is closed, and
     /// the registry undoes what the client never learnt of.
-    fn line_undelivered(&mut self, to: ConnRef, granted: Option<Uid>, uid: Uid) {
+    fn line_undelivered(&mut self, to: ConnRef, granted: Option<Handshake>, uid: Uid) {
         self.take(to);
         match granted {
             Some(handshake) => {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::User;
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 
 /// Who holds a uid, and how to reach it to prove it is still alive.
@@ -13,7 +14,7 @@ pub struct Booking {
     pub uid: Uid,
     /// The holder's secret: it alone checks out, and it is what the
     /// holder's responder expects to hear.
-    pub handshake: Uid,
+    pub handshake: Handshake,
     /// The holder's address, as the server saw it connect.
     pub ip: ResponderIp,
     /// The holder's liveness responder port.

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use crate::wire::{
     Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
@@ -44,7 +45,7 @@ pub enum Ask {
         /// The id to book.
         uid: Uid,
         /// The booker's secret.
-        handshake: Uid,
+        handshake: Handshake,
         /// The booker's liveness responder port.
         port: u16,
     },
@@ -53,7 +54,7 @@ pub enum Ask {
         /// The id to release.
         uid: Uid,
         /// The holder's secret, if the asker is the holder.
-        handshake: Uid,
+        handshake: Handshake,
     },
     /// Hand a message to the live holder of `uid`.
     Notify {
@@ -67,7 +68,7 @@ pub enum Ask {
         /// The id to book.
         uid: Uid,
         /// The booker's secret.
-        handshake: Uid,
+        handshake: Handshake,
         /// The booker's liveness responder port.
         port: u16,
         /// When the request arrived: the registry reads no clock.
@@ -86,7 +87,7 @@ pub enum Ask {
         /// The id held.
         uid: Uid,
         /// The holder's secret.
-        handshake: Uid,
+        handshake: Handshake,
     },
 }
 
@@ -224,7 +225,7 @@ pub enum Action<R> {
     },
     /// The request of `to` is pending behind a verification of its uid,
     /// and may wait for several: bound how long it may keep its slot, and
-    /// report its connection's end with [`Registry::ended`].
+    /// report its connection's end with [`Registry::ended`](super::Registry::ended).
     Pending {
         /// The requester.
         to: R,
@@ -237,7 +238,7 @@ pub enum Action<R> {
         uid: Uid,
     },
     /// The WAIT of `to` joined its uid's queue and may wait long: watch its
-    /// connection, and report its end with [`Registry::ended`].
+    /// connection, and report its end with [`Registry::ended`](super::Registry::ended).
     Queued {
         /// The waiter.
         to: R,
@@ -258,12 +259,12 @@ pub enum Action<R> {
         to: R,
     },
     /// Call the liveness responder at `at`: send `handshake`, expect `uid`
-    /// back. Report the outcome with [`Registry::verified`].
+    /// back. Report the outcome with [`Registry::verified`](super::Registry::verified).
     Verify {
         /// The id whose holder or candidate is being checked.
         uid: Uid,
         /// The secret to send.
-        handshake: Uid,
+        handshake: Handshake,
         /// The responder's address.
         at: SocketAddr,
         /// Whose NOTIFY message to hand over once the responder has proved

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use super::{Action, Answer, Booking, Counter, Registry, User, reply};
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 
 impl<R: Copy + PartialEq> Registry<R> {
@@ -70,11 +71,11 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// The ATTACH of `from`: the booking of `uid`, if held with
     /// `handshake`, gets `from`'s connection as its line, unless it has
     /// one or no more can be kept.
-    pub(super) fn attach(&mut self, from: R, uid: Uid, handshake: Uid, out: &mut Vec<Action<R>>) {
+    pub(super) fn attach(&mut self, from: R, uid: Uid, handshake: Handshake, out: &mut Vec<Action<R>>) {
         let held = self
             .bookings
             .get(&uid)
-            .filter(|holder| holder.handshake.matches_secret(&handshake))
+            .filter(|holder| holder.handshake.matches(&handshake))
             .map(|holder| holder.user);
         // The line counts against the share of the booking's user, as
         // the booking does.

@@ -54,6 +54,7 @@ use table::Table;
 use users::{Counter, Users};
 use waiting::{Due, Waiting};
 
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use admit::{first_full, may_ask};
 
@@ -119,7 +120,7 @@ struct Pending<R> {
 enum Checking<R> {
     /// The holder with this handshake, on behalf of `waiter`: a book or
     /// wait that contends for its uid, or a notify for it.
-    Holder { handshake: Uid, waiter: Waiter<R> },
+    Holder { handshake: Handshake, waiter: Waiter<R> },
     /// The booker `from` of a free uid, and the booking it gets if it
     /// passes.
     Candidate {
@@ -136,7 +137,7 @@ enum Checking<R> {
     /// probed because someone waits, swept, or in the round of reclaiming
     /// of `round`.
     Probe {
-        handshake: Uid,
+        handshake: Handshake,
         round: Option<Scope>,
     },
 }
@@ -215,6 +216,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// WAITs queued for held uids, in all.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn waiters(&self) -> usize {
         self.waiting.count()
     }
@@ -254,6 +256,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// Whether any uid has a verification in flight.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
@@ -293,7 +296,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     pub fn grant_undelivered(
         &mut self,
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         out: &mut Vec<Action<R>>,
     ) -> bool {
         let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
@@ -372,7 +375,7 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// Whether `uid` is held with `handshake`.
-    fn holds(&self, uid: &Uid, handshake: &Uid) -> bool {
+    fn holds(&self, uid: &Uid, handshake: &Handshake) -> bool {
         self.bookings
             .get(uid)
             .is_some_and(|holder| holder.handshake == *handshake)

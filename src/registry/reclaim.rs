@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::sweep::later;
 use super::{Action, Booking, Checking, Counter, Refusal, Registry, User, Waiter, refuse};
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 
 /// Verifications in one round: enough to make room for a few requests,
@@ -49,7 +50,7 @@ pub(super) enum Scope {
 pub(super) struct Reclaim<R> {
     /// The bookings its round verifies, as uid and handshake; empty
     /// between rounds.
-    pub(super) round: Vec<(Uid, Uid)>,
+    pub(super) round: Vec<(Uid, Handshake)>,
     /// Whether a booking of the round left the table.
     freed: bool,
     /// The requests waiting for the round to end, in arrival order.
@@ -168,7 +169,7 @@ impl<R: Copy + PartialEq> Registry<R> {
         &mut self,
         scope: Scope,
         uid: Uid,
-        handshake: Uid,
+        handshake: Handshake,
         out: &mut Vec<Action<R>>,
     ) {
         let left = !self.holds(&uid, &handshake);

@@ -9,6 +9,7 @@ use super::{
     Action, Answer, Ask, Booking, Checking, Counter, Fate, Refusal, Registry, ResponderIp, User,
     Waiter, first_full, refuse, reply,
 };
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 use crate::wire::Limit;
 
@@ -66,7 +67,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 let by_holder = self
                     .bookings
                     .get(&uid)
-                    .is_some_and(|holder| holder.handshake.matches_secret(&handshake));
+                    .is_some_and(|holder| holder.handshake.matches(&handshake));
                 if by_holder || on_line {
                     self.release(&uid);
                     *holder_alive = false;
@@ -296,7 +297,7 @@ impl<R: Copy + PartialEq> Registry<R> {
 
 /// The booking a request for `uid` gets if granted; its time and check
 /// are stamped when it is.
-fn new_booking(uid: Uid, handshake: Uid, ip: ResponderIp, port: u16, user: User) -> Booking {
+fn new_booking(uid: Uid, handshake: Handshake, ip: ResponderIp, port: u16, user: User) -> Booking {
     Booking {
         uid,
         handshake,

@@ -159,14 +159,15 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::handshake::Handshake;
     use crate::registry::ResponderIp;
 
     fn booking(n: u32) -> Booking {
         let mut uid = [0; 64];
         uid[..4].copy_from_slice(&n.to_be_bytes());
         Booking {
-            uid: Uid(uid),
-            handshake: Uid([0xee; 64]),
+            uid: Uid::from_bytes(uid),
+            handshake: Handshake::from_bytes([0xee; 64]),
             ip: ResponderIp::LOCALHOST,
             port: n as u16,
             since: 0,

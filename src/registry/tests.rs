@@ -1,3 +1,4 @@
+use crate::handshake::Handshake;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -45,12 +46,12 @@ impl Harness {
         out
     }
 
-    fn grant_undelivered(&mut self, uid: Uid, handshake: Uid) -> bool {
+    fn grant_undelivered(&mut self, uid: Uid, handshake: Handshake) -> bool {
         self.registry
             .grant_undelivered(uid, handshake, &mut Vec::new())
     }
 
-    fn holder_handshake(&self, u: u8) -> Option<Uid> {
+    fn holder_handshake(&self, u: u8) -> Option<Handshake> {
         self.registry
             .holder(&uid(u))
             .map(|booking| booking.handshake)

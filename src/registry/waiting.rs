@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::User;
 use super::booking::ResponderIp;
+use crate::handshake::Handshake;
 use crate::uid::Uid;
 
 /// A WAIT in a uid's queue.
@@ -21,7 +22,7 @@ pub(super) struct Queued<R> {
     pub from: R,
     pub ip: ResponderIp,
     pub user: User,
-    pub handshake: Uid,
+    pub handshake: Handshake,
     pub port: u16,
     pub until: Instant,
     /// Names its deadline in the heap.

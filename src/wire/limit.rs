@@ -13,6 +13,7 @@ pub const FULL_SHARE: u8 = 0x08;
 /// A bound of the server's, one user's share of which is
 /// `max(1, bound / --shares)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Limit {
     /// Bookings held at once (`--max-bookings`).
     Bookings,

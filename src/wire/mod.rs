@@ -6,10 +6,15 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::handshake::Handshake;
 use crate::uid::{UID_LEN, Uid};
 
+#[cfg(feature = "server")]
+mod decode;
 mod limit;
-pub use limit::{FULL_SHARE, Limit, REPLY_FULL};
+#[cfg(feature = "server")]
+pub use decode::{DecodeError, Decoder};
+pub use limit::Limit;
 
 /// Command byte of BOOK: uid, handshake, listener port follow.
 pub const CMD_BOOK: u8 = 0x00;
@@ -40,17 +45,22 @@ pub const CMD_ATTACH: u8 = 0x07;
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
 /// Length of a whole CHECK OUT request.
+#[cfg(any(test, feature = "server"))]
 pub const CHECK_OUT_LEN: usize = 1 + 2 * UID_LEN;
 /// Length of a NOTIFY request before its message.
+#[cfg(any(test, feature = "server"))]
 pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
-/// Length of a whole WAIT request.
-pub const WAIT_LEN: usize = BOOK_LEN + 4;
 /// Length of a whole QUERY request.
+#[cfg(any(test, feature = "server"))]
 pub const QUERY_LEN: usize = 1 + UID_LEN;
 /// Length of a whole LINE request, laid out as WAIT.
+#[cfg(any(test, feature = "server"))]
 pub const LINE_LEN: usize = WAIT_LEN;
 /// Length of a whole ATTACH request, laid out as CHECK OUT.
+#[cfg(any(test, feature = "server"))]
 pub const ATTACH_LEN: usize = CHECK_OUT_LEN;
+/// Length of a whole WAIT request.
+pub const WAIT_LEN: usize = BOOK_LEN + 4;
 /// Length of the longest fixed part of a request, the size of a decoder's
 /// buffer.
 pub const MAX_REQUEST_LEN: usize = WAIT_LEN;
@@ -97,7 +107,7 @@ pub enum Request {
         /// The id to book.
         uid: Uid,
         /// The booker's secret for this booking.
-        handshake: Uid,
+        handshake: Handshake,
         /// The booker's liveness responder port.
         port: u16,
     },
@@ -106,7 +116,7 @@ pub enum Request {
         /// The id to release.
         uid: Uid,
         /// The secret given when the id was booked.
-        handshake: Uid,
+        handshake: Handshake,
     },
     /// Ask for the server's counters.
     Status,
@@ -125,7 +135,7 @@ pub enum Request {
         /// The id to book.
         uid: Uid,
         /// The booker's secret for this booking.
-        handshake: Uid,
+        handshake: Handshake,
         /// The booker's liveness responder port.
         port: u16,
         /// The longest wait, at most [`MAX_WAIT`]; carried in whole
@@ -145,7 +155,7 @@ pub enum Request {
         /// The id held.
         uid: Uid,
         /// The secret given when the id was booked.
-        handshake: Uid,
+        handshake: Handshake,
     },
 }
 
@@ -217,6 +227,7 @@ pub const MESSAGE_HEADER_LEN: usize = 8;
 /// What goes before a message on the way to its holder, once the holder has
 /// answered its uid: the sender's OS user id and the message's length,
 /// both u32, big-endian.
+#[cfg(feature = "server")]
 pub fn message_header(sender: u32, message: &[u8]) -> [u8; MESSAGE_HEADER_LEN] {
     let mut header = [0; MESSAGE_HEADER_LEN];
     header[..4].copy_from_slice(&sender.to_be_bytes());
@@ -248,170 +259,6 @@ impl fmt::Display for Request {
             Request::Query { uid } => write!(f, "query {uid:?}"),
             Request::Attach { uid, .. } => write!(f, "attach {uid:?}"),
         }
-    }
-}
-
-/// Why bytes are not a request. The server closes such a connection
-/// without a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The first byte is no command this server knows.
-    UnknownCommand(u8),
-    /// The handshake equals the uid, which would let anyone who knows the
-    /// uid answer a verification.
-    HandshakeIsUid,
-    /// A NOTIFY message announced as longer than [`MAX_MESSAGE_LEN`].
-    MessageTooLong(usize),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::UnknownCommand(byte) => write!(f, "unknown command byte {byte:#04x}"),
-            DecodeError::HandshakeIsUid => f.write_str("handshake equals uid"),
-            DecodeError::MessageTooLong(len) => {
-                write!(f, "message of {len} bytes, more than {MAX_MESSAGE_LEN}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Assembles one request from bytes as they arrive, one at a time or all at
-/// once. Bytes after a complete request are ignored.
-#[derive(Clone)]
-pub struct Decoder {
-    /// The fixed part of the request.
-    buf: [u8; MAX_REQUEST_LEN],
-    len: usize,
-    /// A NOTIFY message, grown as its bytes arrive rather than as its
-    /// length claims.
-    message: Vec<u8>,
-}
-
-impl Default for Decoder {
-    fn default() -> Decoder {
-        Decoder::new()
-    }
-}
-
-impl Decoder {
-    /// A decoder that has seen nothing yet.
-    pub fn new() -> Decoder {
-        Decoder {
-            buf: [0; MAX_REQUEST_LEN],
-            len: 0,
-            message: Vec::new(),
-        }
-    }
-
-    /// Takes the next bytes of the stream. Answers the request once it is
-    /// complete, `Ok(None)` while more bytes are needed, and an error as
-    /// soon as the bytes cannot be a request.
-    ///
-    /// ```
-    /// use namaste::{Uid, wire::{Decoder, Request}};
-    ///
-    /// let request = Request::CheckOut { uid: Uid::from_name("a"), handshake: Uid::from_name("b") };
-    /// let bytes = request.encode();
-    /// let mut decoder = Decoder::new();
-    /// assert_eq!(decoder.feed(&bytes[..100]), Ok(None));
-    /// assert_eq!(decoder.feed(&bytes[100..]), Ok(Some(request)));
-    /// ```
-    pub fn feed(&mut self, input: &[u8]) -> Result<Option<Request>, DecodeError> {
-        let Some(&command) = self.buf[..self.len].first().or(input.first()) else {
-            return Ok(None);
-        };
-        let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
-        let take = input.len().min(fixed - self.len);
-        self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
-        self.len += take;
-        if self.len < fixed {
-            return Ok(None);
-        }
-        if command != CMD_NOTIFY {
-            return self.request().map(Some);
-        }
-        let len_bytes = &self.buf[1 + UID_LEN..NOTIFY_HEADER_LEN];
-        let want =
-            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-        if want > MAX_MESSAGE_LEN {
-            return Err(DecodeError::MessageTooLong(want));
-        }
-        let rest = &input[take..];
-        let more = rest.len().min(want - self.message.len());
-        self.message.extend_from_slice(&rest[..more]);
-        if self.message.len() < want {
-            return Ok(None);
-        }
-        Ok(Some(Request::Notify {
-            uid: self.uid_at(1),
-            message: std::mem::take(&mut self.message),
-        }))
-    }
-
-    fn request(&self) -> Result<Request, DecodeError> {
-        match self.buf[0] {
-            CMD_STATUS => return Ok(Request::Status),
-            CMD_QUERY => {
-                return Ok(Request::Query {
-                    uid: self.uid_at(1),
-                });
-            }
-            _ => {}
-        }
-        let uid = self.uid_at(1);
-        let handshake = self.uid_at(1 + UID_LEN);
-        if uid == handshake {
-            return Err(DecodeError::HandshakeIsUid);
-        }
-        let port = u16::from_be_bytes([self.buf[BOOK_LEN - 2], self.buf[BOOK_LEN - 1]]);
-        Ok(match self.buf[0] {
-            CMD_BOOK => Request::Book {
-                uid,
-                handshake,
-                port,
-            },
-            command @ (CMD_WAIT | CMD_LINE) => {
-                let millis = &self.buf[BOOK_LEN..WAIT_LEN];
-                Request::Wait {
-                    uid,
-                    handshake,
-                    port,
-                    wait: Duration::from_millis(u64::from(u32::from_be_bytes([
-                        millis[0], millis[1], millis[2], millis[3],
-                    ]))),
-                    line: command == CMD_LINE,
-                }
-            }
-            CMD_ATTACH => Request::Attach { uid, handshake },
-            _ => Request::CheckOut { uid, handshake },
-        })
-    }
-}
-
-impl Decoder {
-    fn uid_at(&self, offset: usize) -> Uid {
-        let mut bytes = [0; UID_LEN];
-        bytes.copy_from_slice(&self.buf[offset..offset + UID_LEN]);
-        Uid(bytes)
-    }
-}
-
-/// The length of the fixed part of a request starting with `command`, if
-/// it is one.
-fn fixed_len(command: u8) -> Option<usize> {
-    match command {
-        CMD_BOOK => Some(BOOK_LEN),
-        CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
-        CMD_STATUS => Some(1),
-        CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
-        CMD_WAIT => Some(WAIT_LEN),
-        CMD_QUERY => Some(QUERY_LEN),
-        CMD_LINE => Some(LINE_LEN),
-        CMD_ATTACH => Some(ATTACH_LEN),
-        _ => None,
     }
 }
 

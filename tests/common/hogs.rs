@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use namaste::Uid;
 use namaste::client::Client;
+use namaste::handshake::Handshake;
 use namaste::status::Status;
 use namaste::wire::Request;
 
@@ -66,8 +67,8 @@ pub fn status_within_a_second(port: u16) -> Status {
 pub fn book_then_fall_silent(server: SocketAddr, uid: Uid) -> Arc<TcpListener> {
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let port = listener.local_addr().unwrap().port();
-    let answered = answer_with(listener.clone(), uid.0, 1);
-    let handshake = Uid::random().unwrap();
+    let answered = answer_with(listener.clone(), *uid.as_bytes(), 1);
+    let handshake = Handshake::random().unwrap();
     let reply = super::send_bytes(
         server,
         &Request::Book {

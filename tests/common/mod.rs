@@ -16,6 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use namaste::Uid;
+use namaste::handshake::Handshake;
 use namaste::reactor::{Config, Server, Stopper};
 use namaste::wire::Request;
 
@@ -56,7 +57,7 @@ impl TestServer {
         send_bytes(self.addr, &request.encode())
     }
 
-    pub fn book(&self, uid: Uid, handshake: Uid, port: u16) -> Option<u8> {
+    pub fn book(&self, uid: Uid, handshake: Handshake, port: u16) -> Option<u8> {
         self.send(&Request::Book {
             uid,
             handshake,
@@ -64,7 +65,7 @@ impl TestServer {
         })
     }
 
-    pub fn check_out(&self, uid: Uid, handshake: Uid) -> Option<u8> {
+    pub fn check_out(&self, uid: Uid, handshake: Handshake) -> Option<u8> {
         self.send(&Request::CheckOut { uid, handshake })
     }
 }
@@ -121,11 +122,11 @@ pub struct Responder {
 }
 
 impl Responder {
-    pub fn honest(uid: Uid, handshake: Uid) -> Responder {
+    pub fn honest(uid: Uid, handshake: Handshake) -> Responder {
         Responder::new(uid, handshake, Behaviour::Honest)
     }
 
-    pub fn new(uid: Uid, handshake: Uid, behaviour: Behaviour) -> Responder {
+    pub fn new(uid: Uid, handshake: Handshake, behaviour: Behaviour) -> Responder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
         let port = listener.local_addr().unwrap().port();
         let stopped = Arc::new(AtomicBool::new(false));
@@ -150,7 +151,7 @@ impl Responder {
     }
 }
 
-fn respond(mut stream: TcpStream, uid: Uid, handshake: Uid, behaviour: Behaviour) {
+fn respond(mut stream: TcpStream, uid: Uid, handshake: Handshake, behaviour: Behaviour) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -159,7 +160,7 @@ fn respond(mut stream: TcpStream, uid: Uid, handshake: Uid, behaviour: Behaviour
         return;
     }
     let _ = match behaviour {
-        Behaviour::Honest if heard == handshake.0 => stream.write_all(uid.as_bytes()),
+        Behaviour::Honest if heard == *handshake.as_bytes() => stream.write_all(uid.as_bytes()),
         Behaviour::Honest => Ok(()),
         Behaviour::Answers(bytes) => stream.write_all(bytes),
     };
@@ -193,6 +194,11 @@ pub fn dead_port() -> u16 {
 
 pub fn random() -> Uid {
     Uid::random().expect("random id")
+}
+
+/// A fresh handshake, as a booker makes one per booking.
+pub fn secret() -> Handshake {
+    Handshake::random().expect("random handshake")
 }
 
 /// Runs the `namaste` binary to completion.

@@ -227,14 +227,15 @@ fn is_full(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::Handshake;
     use crate::registry::ResponderIp;
     use crate::uid::UID_LEN;
     use std::fs;
 
     fn booking(n: u8) -> Booking {
         Booking {
-            uid: Uid([n; UID_LEN]),
-            handshake: Uid([!n; UID_LEN]),
+            uid: Uid::from_bytes([n; UID_LEN]),
+            handshake: Handshake::from_bytes([!n; UID_LEN]),
             ip: ResponderIp::LOCALHOST,
             port: 4000 + u16::from(n),
             since: 1_800_000_000 + u64::from(n),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use log::{error, warn};
 
 use super::files::context;
+use crate::handshake::Handshake;
 use crate::registry::{Booking, ResponderIp, UNKNOWN_USER};
 use crate::uid::{UID_LEN, Uid};
 
@@ -133,7 +134,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
             };
             let booking = Booking {
                 uid,
-                handshake: uid_at(&record, 65),
+                handshake: Handshake::from_bytes(bytes_at(&record, 65)),
                 ip: ResponderIp::from_octets(octets),
                 port: u16::from_be_bytes([record[133], record[134]]),
                 since: u64::from_be_bytes(since),
@@ -188,9 +189,13 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn uid_at(record: &[u8], offset: usize) -> Uid {
+    Uid::from_bytes(bytes_at(record, offset))
+}
+
+fn bytes_at(record: &[u8], offset: usize) -> [u8; UID_LEN] {
     let mut bytes = [0; UID_LEN];
     bytes.copy_from_slice(&record[offset..offset + UID_LEN]);
-    Uid(bytes)
+    bytes
 }
 
 #[cfg(test)]
@@ -199,8 +204,8 @@ mod tests {
 
     fn booking() -> Booking {
         Booking {
-            uid: Uid([7; UID_LEN]),
-            handshake: Uid([!7; UID_LEN]),
+            uid: Uid::from_bytes([7; UID_LEN]),
+            handshake: Handshake::from_bytes([!7; UID_LEN]),
             ip: ResponderIp::LOCALHOST,
             port: 4007,
             since: 1_800_000_007,

@@ -56,6 +56,7 @@
 
 mod world;
 
+use crate::handshake::Handshake;
 use std::time::{Duration, Instant};
 
 pub use world::World;
@@ -109,21 +110,21 @@ pub fn uid(n: u8) -> Uid {
     let mut bytes = [n; 64];
     if n == PER_USER.0 {
         let per_user = Uid::per_user(b"", PER_USER.1);
-        bytes[..12].copy_from_slice(&per_user.0[..12]);
+        bytes[..12].copy_from_slice(&per_user.as_bytes()[..12]);
     }
-    Uid(bytes)
+    Uid::from_bytes(bytes)
 }
 
 /// The number of the id `uid`, made by [`uid`].
 pub fn number(uid: &Uid) -> u8 {
-    uid.0[63]
+    uid.as_bytes()[63]
 }
 
 /// The handshake of client `client`; never equal to an id.
-pub fn handshake(client: u32) -> Uid {
+pub fn handshake(client: u32) -> Handshake {
     let mut bytes = [0xff; 64];
     bytes[..4].copy_from_slice(&client.to_be_bytes());
-    Uid(bytes)
+    Handshake::from_bytes(bytes)
 }
 
 /// The responder port of client `client`.

@@ -1,10 +1,10 @@
 //! Carrying out the registry's actions in the modelled world, and
 //! checking every answer against what the world knows.
 
+use crate::handshake::Handshake;
 use super::{Kind, World, client_of};
 use crate::registry::model::{SENDER, handshake, number, uid};
 use crate::registry::{Action, Answer, Refusal};
-use crate::uid::Uid;
 
 impl World {
     /// Carries out the actions of one registry call. Grants that cannot be
@@ -78,7 +78,7 @@ impl World {
 
     /// Takes the answer to request `r`; answers the uid and handshake of a
     /// grant its requester can no longer receive.
-    fn answered(&mut self, r: u32, answer: Result<Answer, Refusal>) -> Option<(u8, Uid)> {
+    fn answered(&mut self, r: u32, answer: Result<Answer, Refusal>) -> Option<(u8, Handshake)> {
         let pending = self
             .pending
             .remove(&r)

@@ -1,15 +1,15 @@
 //! The promises the modelled world checks after every event, and at the
 //! end of a history.
 
+use crate::handshake::Handshake;
 use super::{Event, Kind, Pending, World};
 use crate::registry::model::{handshake, uid};
-use crate::uid::Uid;
 
 impl World {
     /// A grant to request `r`: the uid is free, the booker just proved
     /// alive (or asked on a line, whose open connection is its proof), a
     /// waiter's wait is not over, and nobody queued before it still waits.
-    pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Uid>, on_line: bool) {
+    pub(super) fn check_grant(&self, r: u32, pending: &Pending, mine: Option<Handshake>, on_line: bool) {
         let u = pending.uid;
         assert_eq!(
             self.table[u as usize], None,

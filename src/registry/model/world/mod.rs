@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Event, LOCAL, SENDER, TICK, attach, book, check_out, line, notify, uid, user, wait};
+use crate::handshake::Handshake;
 use crate::registry::{Action, Booking, Limits, Registry, Verdict};
-use crate::uid::Uid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -69,17 +69,17 @@ pub struct World {
     /// The wall clock, in seconds, as the registry is told it.
     wall_clock: u64,
     /// Per uid: the handshake sent by the verification in flight.
-    in_flight: Vec<Option<Uid>>,
+    in_flight: Vec<Option<Handshake>>,
     /// Per uid: the holder's handshake, as the legitimate events left it.
-    table: Vec<Option<Uid>>,
+    table: Vec<Option<Handshake>>,
     /// Per uid: the client whose connection is the booking's line, and
     /// the requester that connection is.
     lines: Vec<Option<(usize, u32)>>,
     /// The handshake whose verification the event being applied ended.
-    resolved: Option<Uid>,
+    resolved: Option<Handshake>,
     /// The handshake that the event being applied proved alive, if any:
     /// the only booker that may be granted now.
-    proved_alive: Option<Uid>,
+    proved_alive: Option<Handshake>,
     trace: Vec<Event>,
 }
 
@@ -294,7 +294,7 @@ impl World {
         }
     }
 
-    fn holders(&self) -> Vec<Option<Uid>> {
+    fn holders(&self) -> Vec<Option<Handshake>> {
         (0..self.uids)
             .map(|u| self.registry.holder(&uid(u)).map(|b| b.handshake))
             .collect()
@@ -307,6 +307,6 @@ impl World {
     }
 }
 
-fn client_of(hs: Uid) -> usize {
-    u32::from_be_bytes(hs.0[..4].try_into().unwrap()) as usize
+fn client_of(hs: Handshake) -> usize {
+    u32::from_be_bytes(hs.as_bytes()[..4].try_into().unwrap()) as usize
 }

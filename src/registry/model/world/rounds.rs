@@ -6,7 +6,7 @@ use super::World;
 use crate::registry::model::{number, uid};
 use crate::registry::reclaim::{ROUND, ROUNDS, Scope};
 use crate::registry::{Booking, Verdict, Waiter};
-use crate::uid::Uid;
+use crate::handshake::Handshake;
 
 impl World {
     /// The requests parked for rounds of reclaiming, in all scopes.
@@ -60,7 +60,7 @@ impl World {
     pub(super) fn check_checked(
         &self,
         u: u8,
-        handshake: Uid,
+        handshake: Handshake,
         verdict: Verdict,
         before: &[Booking],
     ) {

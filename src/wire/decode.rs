@@ -1,0 +1,179 @@
+//! Decoding requests, the server's side of the wire: an incremental
+//! decoder that assembles one request from bytes as they arrive.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::*;
+
+/// Why bytes are not a request. The server closes such a connection
+/// without a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The first byte is no command this server knows.
+    UnknownCommand(u8),
+    /// The handshake equals the uid, which would let anyone who knows the
+    /// uid answer a verification.
+    HandshakeIsUid,
+    /// A NOTIFY message announced as longer than [`MAX_MESSAGE_LEN`].
+    MessageTooLong(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::UnknownCommand(byte) => write!(f, "unknown command byte {byte:#04x}"),
+            DecodeError::HandshakeIsUid => f.write_str("handshake equals uid"),
+            DecodeError::MessageTooLong(len) => {
+                write!(f, "message of {len} bytes, more than {MAX_MESSAGE_LEN}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Assembles one request from bytes as they arrive, one at a time or all at
+/// once. Bytes after a complete request are ignored.
+#[derive(Clone)]
+pub struct Decoder {
+    /// The fixed part of the request.
+    buf: [u8; MAX_REQUEST_LEN],
+    len: usize,
+    /// A NOTIFY message, grown as its bytes arrive rather than as its
+    /// length claims.
+    pub(super) message: Vec<u8>,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder that has seen nothing yet.
+    pub fn new() -> Decoder {
+        Decoder {
+            buf: [0; MAX_REQUEST_LEN],
+            len: 0,
+            message: Vec::new(),
+        }
+    }
+
+    /// Takes the next bytes of the stream. Answers the request once it is
+    /// complete, `Ok(None)` while more bytes are needed, and an error as
+    /// soon as the bytes cannot be a request.
+    ///
+    /// ```
+    /// use namaste::Uid;
+    /// use namaste::handshake::Handshake;
+    /// use namaste::wire::{Decoder, Request};
+    ///
+    /// let handshake = Handshake::from_bytes([0x5e; 64]);
+    /// let request = Request::CheckOut { uid: Uid::from_name("a"), handshake };
+    /// let bytes = request.encode();
+    /// let mut decoder = Decoder::new();
+    /// assert_eq!(decoder.feed(&bytes[..100]), Ok(None));
+    /// assert_eq!(decoder.feed(&bytes[100..]), Ok(Some(request)));
+    /// ```
+    pub fn feed(&mut self, input: &[u8]) -> Result<Option<Request>, DecodeError> {
+        let Some(&command) = self.buf[..self.len].first().or(input.first()) else {
+            return Ok(None);
+        };
+        let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
+        let take = input.len().min(fixed - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
+        self.len += take;
+        if self.len < fixed {
+            return Ok(None);
+        }
+        if command != CMD_NOTIFY {
+            return self.request().map(Some);
+        }
+        let len_bytes = &self.buf[1 + UID_LEN..NOTIFY_HEADER_LEN];
+        let want =
+            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        if want > MAX_MESSAGE_LEN {
+            return Err(DecodeError::MessageTooLong(want));
+        }
+        let rest = &input[take..];
+        let more = rest.len().min(want - self.message.len());
+        self.message.extend_from_slice(&rest[..more]);
+        if self.message.len() < want {
+            return Ok(None);
+        }
+        Ok(Some(Request::Notify {
+            uid: self.uid_at(1),
+            message: std::mem::take(&mut self.message),
+        }))
+    }
+
+    fn request(&self) -> Result<Request, DecodeError> {
+        match self.buf[0] {
+            CMD_STATUS => return Ok(Request::Status),
+            CMD_QUERY => {
+                return Ok(Request::Query {
+                    uid: self.uid_at(1),
+                });
+            }
+            _ => {}
+        }
+        let uid = self.uid_at(1);
+        let handshake = Handshake::from_bytes(self.bytes_at(1 + UID_LEN));
+        if uid.as_bytes() == handshake.as_bytes() {
+            return Err(DecodeError::HandshakeIsUid);
+        }
+        let port = u16::from_be_bytes([self.buf[BOOK_LEN - 2], self.buf[BOOK_LEN - 1]]);
+        Ok(match self.buf[0] {
+            CMD_BOOK => Request::Book {
+                uid,
+                handshake,
+                port,
+            },
+            command @ (CMD_WAIT | CMD_LINE) => {
+                let millis = &self.buf[BOOK_LEN..WAIT_LEN];
+                Request::Wait {
+                    uid,
+                    handshake,
+                    port,
+                    wait: Duration::from_millis(u64::from(u32::from_be_bytes([
+                        millis[0], millis[1], millis[2], millis[3],
+                    ]))),
+                    line: command == CMD_LINE,
+                }
+            }
+            CMD_ATTACH => Request::Attach { uid, handshake },
+            _ => Request::CheckOut { uid, handshake },
+        })
+    }
+}
+
+impl Decoder {
+    fn uid_at(&self, offset: usize) -> Uid {
+        Uid::from_bytes(self.bytes_at(offset))
+    }
+
+    fn bytes_at(&self, offset: usize) -> [u8; UID_LEN] {
+        let mut bytes = [0; UID_LEN];
+        bytes.copy_from_slice(&self.buf[offset..offset + UID_LEN]);
+        bytes
+    }
+}
+
+/// The length of the fixed part of a request starting with `command`, if
+/// it is one.
+fn fixed_len(command: u8) -> Option<usize> {
+    match command {
+        CMD_BOOK => Some(BOOK_LEN),
+        CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
+        CMD_STATUS => Some(1),
+        CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
+        CMD_WAIT => Some(WAIT_LEN),
+        CMD_QUERY => Some(QUERY_LEN),
+        CMD_LINE => Some(LINE_LEN),
+        CMD_ATTACH => Some(ATTACH_LEN),
+        _ => None,
+    }
+}
+
