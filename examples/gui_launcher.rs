@@ -63,8 +63,8 @@ fn main() -> ExitCode {
     // Once more if the running instance quit between our book and notify.
     for _ in 0..2 {
         match client.book(me) {
-            Ok(Some(booking)) => return show_window(client, booking, programs),
-            Ok(None) => match hand_over(&client, me, &programs) {
+            Ok(booking) => return show_window(client, booking, programs),
+            Err(Error::Held) => match hand_over(&client, me, &programs) {
                 Ok(Notified::Delivered) => {
                     println!("already running; handed over to it");
                     return ExitCode::SUCCESS;
@@ -197,7 +197,7 @@ impl Program {
             return;
         }
         self.note = match client.book(id_of(&self.command)) {
-            Ok(Some(booking)) => {
+            Ok(booking) => {
                 let mut words = self.command.split_whitespace();
                 let mut command = Command::new(words.next().unwrap_or_default());
                 command.args(words);
@@ -215,7 +215,7 @@ impl Program {
                     Err(e) => Some(format!("cannot start {}: {e}", self.command)),
                 }
             }
-            Ok(None) => Some(format!(
+            Err(Error::Held) => Some(format!(
                 "{} is already running elsewhere; not launched again",
                 self.command
             )),

@@ -21,14 +21,15 @@
 //!     // 127.0.0.1, on the port NAMASTE_PORT names or 64009.
 //!     let client = Client::new();
 //!     let id = Uid::from_name("com.example.nightly-backup");
-//!     match client.book(id)? {
+//!     match client.book(id) {
 //!         // Held until `booking` checks out or is dropped; should this
 //!         // process be killed, the lock is freed once it is gone.
-//!         Some(booking) => {
+//!         Ok(booking) => {
 //!             println!("backing up under lock {:?}", booking.uid());
 //!             booking.check_out()?;
 //!         }
-//!         None => println!("another backup runs; not starting a second"),
+//!         Err(Error::Held) => println!("another backup runs; not starting a second"),
+//!         Err(e) => return Err(e),
 //!     }
 //!     Ok(())
 //! }

@@ -23,11 +23,11 @@ fn book_deny_check_out_book_again() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     assert_eq!(booking.uid(), uid);
-    assert!(client.book(uid).unwrap().is_none());
+    assert!(matches!(client.book(uid), Err(Error::Held)));
     assert!(booking.check_out().unwrap());
-    let again = client.book(uid).unwrap().expect("granted again");
+    let again = client.book(uid).expect("granted again");
     assert!(again.check_out().unwrap());
 }
 
@@ -36,16 +36,16 @@ fn dropping_a_booking_checks_out() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    drop(client.book(uid).unwrap().expect("granted"));
+    drop(client.book(uid).expect("granted"));
     assert_eq!(client.status().unwrap().bookings, 0);
-    assert!(client.book(uid).unwrap().is_some());
+    assert!(client.book(uid).is_ok());
 }
 
 #[test]
 fn nothing_outlives_a_booking() {
     let server = TestServer::start();
     let client = client_of(&server);
-    let booking = client.book(random()).unwrap().expect("granted");
+    let booking = client.book(random()).expect("granted");
     let port = booking.responder_port();
     let thread_name = format!("responder:{port}");
     assert!(thread_names().contains(&thread_name));
@@ -73,15 +73,18 @@ fn book_wait_gets_the_id_once_it_is_released() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let holder = client.book(uid).unwrap().expect("granted");
+    let holder = client.book(uid).expect("granted");
     let releaser = thread::spawn(move || {
         thread::sleep(Duration::from_millis(300));
         holder.check_out().unwrap()
     });
     let started = Instant::now();
-    let booking = client.book_wait(uid, Duration::from_secs(20)).unwrap();
+    let booking = client.book_wait(uid, Duration::from_secs(20));
     assert!(releaser.join().unwrap());
-    assert!(booking.is_some(), "not granted after the release");
+    assert!(
+        booking.is_ok(),
+        "not granted after the release: {booking:?}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
@@ -90,14 +93,12 @@ fn book_wait_gives_up_when_its_time_is_up() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let _holder = client.book(uid).unwrap().expect("granted");
+    let _holder = client.book(uid).expect("granted");
     let started = Instant::now();
-    assert!(
-        client
-            .book_wait(uid, Duration::from_millis(400))
-            .unwrap()
-            .is_none()
-    );
+    assert!(matches!(
+        client.book_wait(uid, Duration::from_millis(400)),
+        Err(Error::Held)
+    ));
     common::assert_ended_when_time_was_up(started, Duration::from_millis(400));
 }
 
@@ -106,7 +107,7 @@ fn notify_reaches_the_holder_with_the_senders_user_and_is_acknowledged() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     let longest = vec![0x5a; MAX_MESSAGE_LEN];
     for message in [&b"open notes.txt"[..], b"", &longest] {
         assert_eq!(client.notify(uid, message).unwrap(), Notified::Delivered);
@@ -119,7 +120,7 @@ fn notify_reaches_the_holder_with_the_senders_user_and_is_acknowledged() {
         assert_eq!(received.sender, unsafe { libc::geteuid() });
     }
     // Delivering kept the holder's booking.
-    assert!(client.book(uid).unwrap().is_none());
+    assert!(matches!(client.book(uid), Err(Error::Held)));
 
     // As root, the sender's user is 0, which an unfilled field holds too:
     // a holder whose sockets are nobody's, and a sender run as nobody.
@@ -127,7 +128,7 @@ fn notify_reaches_the_holder_with_the_senders_user_and_is_acknowledged() {
         return;
     }
     let uid = random();
-    let booking = with_nobodys_sockets(|| client.book(uid).unwrap().expect("granted"));
+    let booking = with_nobodys_sockets(|| client.book(uid).expect("granted"));
     let port = server.port().to_string();
     let uid_hex = uid.to_string();
     let sent = run_as_nobody(Command::new(env!("CARGO_BIN_EXE_namaste")))
@@ -158,7 +159,7 @@ fn unread_messages_are_bounded() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     let message = vec![0x5a; MAX_MESSAGE_LEN];
     let outcomes: Vec<Notified> = (0..MAX_UNREAD_MESSAGES + 8)
         .map(|_| client.notify(uid, &message).unwrap())
@@ -173,7 +174,7 @@ fn unread_messages_are_bounded() {
             .iter()
             .all(|&n| n == Notified::Declined)
     );
-    assert!(client.book(uid).unwrap().is_none(), "still held");
+    assert!(matches!(client.book(uid), Err(Error::Held)), "still held");
     // Reading makes room again.
     booking.messages().recv().unwrap();
     assert_eq!(client.notify(uid, b"more").unwrap(), Notified::Delivered);
@@ -212,7 +213,7 @@ fn a_published_client_holder_declines_messages() {
     .unwrap()
     .expect("granted");
     assert_eq!(client.notify(uid, b"hello").unwrap(), Notified::Declined);
-    assert!(client.book(uid).unwrap().is_none(), "still held");
+    assert!(matches!(client.book(uid), Err(Error::Held)), "still held");
     assert!(holder.check_out().unwrap());
 }
 
@@ -243,7 +244,7 @@ fn status_counts() {
         (0, 1, 0)
     );
     assert_eq!(first.connections, 1, "the status request's own");
-    let booking = client.book(random()).unwrap().expect("granted");
+    let booking = client.book(random()).expect("granted");
     // A booker whose responder is gone fails its verification.
     assert_eq!(
         server.book(random(), secret(), common::dead_port()),
@@ -271,14 +272,14 @@ fn silent_connections_to_a_responder_do_not_lose_the_booking() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(("127.0.0.1", booking.responder_port())).unwrap())
         .collect();
     for round in 0..5 {
         let started = Instant::now();
         assert!(
-            client.book(uid).unwrap().is_none(),
+            matches!(client.book(uid), Err(Error::Held)),
             "the holder looked dead"
         );
         let took = started.elapsed();
@@ -315,7 +316,7 @@ fn messages_and_verifications_get_through_a_flood_on_the_responder() {
     let server = TestServer::start();
     let client = client_of(&server);
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     let port = booking.responder_port();
     let flood = Flood::start(port, 3, 100);
     thread::sleep(Duration::from_millis(100));
@@ -324,7 +325,7 @@ fn messages_and_verifications_get_through_a_flood_on_the_responder() {
         outcomes.push(client.notify(uid, b"still there?").unwrap());
         while booking.messages().try_recv().is_ok() {}
         assert!(
-            client.book(uid).unwrap().is_none(),
+            matches!(client.book(uid), Err(Error::Held)),
             "granted in round {round}"
         );
     }
@@ -358,10 +359,10 @@ fn a_dead_holders_port_reused_by_another_responder_frees_the_lock() {
     let booked = common::answer_with(listener.clone(), *uid.as_bytes(), 1);
     assert_eq!(server.book(uid, dead_holder, port), Some(1));
     booked.join().unwrap();
-    let other = client.book(random()).unwrap().expect("granted");
+    let other = client.book(random()).expect("granted");
     let relay = relay_calls(listener, other.responder_port());
-    let taker = client.book(uid).unwrap();
-    assert!(taker.is_some(), "the dead holder's booking stands");
+    let taker = client.book(uid);
+    assert!(taker.is_ok(), "the dead holder's booking stands: {taker:?}");
     // The relay ends on its next connection, if the server made none.
     drop(TcpStream::connect(("127.0.0.1", port)));
     relay.join().unwrap();

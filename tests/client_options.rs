@@ -67,7 +67,6 @@ fn quiet_hold_and_notify_say_nothing_of_a_conflict_or_no_holder() {
     let _holder = Client::new()
         .with_port(server.port)
         .book(Uid::from_name("busy"))
-        .unwrap()
         .unwrap();
     for quiet in ["-q", "--quiet"] {
         let output = namaste(&["hold", "busy", quiet, "--port", &port, "--", "true"]);
@@ -109,11 +108,7 @@ fn uid_alone_names_the_lock() {
     let port = server.port.to_string();
     let uid = common::random();
     let hex = uid.to_string();
-    let _holder = Client::new()
-        .with_port(server.port)
-        .book(uid)
-        .unwrap()
-        .unwrap();
+    let _holder = Client::new().with_port(server.port).book(uid).unwrap();
     let output = namaste(&["hold", "--uid", &hex, "--port", &port, "--", "true"]);
     assert_eq!(output.status.code(), Some(75), "{}", stderr(&output));
     assert!(stderr(&output).contains(&hex[..16]), "{}", stderr(&output));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Running, namaste, random, stderr};
 use namaste::Uid;
-use namaste::client::Client;
+use namaste::client::{Client, Error};
 
 fn hold(server: &Running, name: &str, options: &[&str], command: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_namaste"));
@@ -46,7 +46,6 @@ fn hold_refuses_with_75_while_another_process_holds() {
     let server = Running::start(&[]);
     let holder = client(&server)
         .book(Uid::from_name("nightly-backup"))
-        .unwrap()
         .unwrap();
     let output = hold(&server, "nightly-backup", &[], &["echo", "ran"])
         .output()
@@ -72,10 +71,7 @@ fn hold_refuses_with_75_while_another_process_holds() {
 #[test]
 fn hold_wait_runs_once_the_holder_leaves() {
     let server = Running::start(&[]);
-    let holder = client(&server)
-        .book(Uid::from_name("deploy"))
-        .unwrap()
-        .unwrap();
+    let holder = client(&server).book(Uid::from_name("deploy")).unwrap();
     let waiter = hold(&server, "deploy", &["--wait", "30"], &["echo", "ran"])
         .stdout(Stdio::piped())
         .spawn()
@@ -91,7 +87,7 @@ fn hold_wait_runs_once_the_holder_leaves() {
 fn hold_with_uid_uses_that_id() {
     let server = Running::start(&[]);
     let uid = random();
-    let _holder = client(&server).book(uid).unwrap().unwrap();
+    let _holder = client(&server).book(uid).unwrap();
     let output = hold(&server, "anything", &["--uid", &uid.to_string()], &["true"])
         .output()
         .unwrap();
@@ -146,7 +142,10 @@ fn hold_and_its_command_killed_with_sigkill_leave_no_stale_lock() {
         .unwrap();
     server.wait_for_bookings(1);
     let uid = Uid::from_name("daemon");
-    assert!(client(&server).book(uid).unwrap().is_none(), "not held");
+    assert!(
+        matches!(client(&server).book(uid), Err(Error::Held)),
+        "not held"
+    );
     let children = Command::new("pgrep")
         .args(["-P", &holder.id().to_string()])
         .output()
@@ -160,8 +159,11 @@ fn hold_and_its_command_killed_with_sigkill_leave_no_stale_lock() {
     common::signal(command, "-KILL");
     // Killed is not yet gone: its socket closes as it exits.
     common::wait_until_exited(command);
-    let booking = client(&server).book(uid).unwrap();
-    assert!(booking.is_some(), "the dead holder's lock was stale");
+    let booking = client(&server).book(uid);
+    assert!(
+        booking.is_ok(),
+        "the dead holder's lock was stale: {booking:?}"
+    );
 }
 
 #[test]
@@ -295,7 +297,10 @@ fn hold_with_a_closed_standard_error_survives_a_message() {
         client(&server).notify(uid, b"hello").unwrap(),
         namaste::client::Notified::Delivered
     );
-    assert!(client(&server).book(uid).unwrap().is_none(), "still held");
+    assert!(
+        matches!(client(&server).book(uid), Err(Error::Held)),
+        "still held"
+    );
     scratch.touch("stop");
     assert_eq!(holder.wait().unwrap().code(), Some(0));
 }
@@ -353,7 +358,7 @@ fn hold_takes_any_wait() {
     let scratch = common::Scratch::new("any-wait");
     let uid = Uid::from_name("endless");
     for wait in ["1e19", "1e30", "inf"] {
-        let holder = client(&server).book(uid).unwrap().expect("free");
+        let holder = client(&server).book(uid).expect("free");
         let ran = scratch.path(wait);
         let mut waiter = hold(
             &server,

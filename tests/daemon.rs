@@ -27,7 +27,7 @@ fn bookings_survive_a_killed_server() {
     let port = server.port.to_string();
     let client = Client::new().with_port(server.port);
     let (live, dead) = (random(), random());
-    let holder = client.book(live).unwrap().expect("granted");
+    let holder = client.book(live).expect("granted");
     // A holder that dies without checking out: its port, kept by the
     // test so that nobody else takes it, then answers something else.
     let dead_hs = secret();
@@ -43,7 +43,7 @@ fn bookings_survive_a_killed_server() {
     let _gone = common::answer_with(dying, [0x5a; 64], 1);
     // A booking checked out before the crash stays checked out.
     let gone = random();
-    assert!(client.book(gone).unwrap().unwrap().check_out().unwrap());
+    assert!(client.book(gone).unwrap().check_out().unwrap());
     assert_eq!(
         fs::metadata(&state).unwrap().permissions().mode() & 0o777,
         0o600
@@ -56,18 +56,15 @@ fn bookings_survive_a_killed_server() {
     assert!(line.contains(" 2 bookings restored"), "{line}");
 
     assert!(
-        client.book(live).unwrap().is_none(),
+        matches!(client.book(live), Err(Error::Held)),
         "the live holder lost it"
     );
     assert!(
         holder.check_out().unwrap(),
         "the holder could not check out"
     );
-    assert!(
-        client.book(dead).unwrap().is_some(),
-        "the dead holder kept it"
-    );
-    assert!(client.book(gone).unwrap().is_some());
+    assert!(client.book(dead).is_ok(), "the dead holder kept it");
+    assert!(client.book(gone).is_ok());
 }
 
 #[test]
@@ -210,11 +207,11 @@ fn sigterm_under_load_leaves_no_request_hanging() {
                 let mut served = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     match client.book(random()) {
-                        Ok(Some(booking)) => {
+                        Ok(booking) => {
                             served += 1;
                             drop(booking);
                         }
-                        Ok(None) => panic!("a fresh id was held"),
+                        Err(Error::Held) => panic!("a fresh id was held"),
                         // The server is gone, or its last backlog entry
                         // was reset as it closed: a close, not a hang.
                         Err(Error::NoServer { .. } | Error::Refused) => break,
@@ -271,6 +268,6 @@ fn a_socket_passed_by_systemd_is_used() {
     drop(socket);
     assert_eq!(server.port, port, "it bound a socket of its own");
     let client = Client::new().with_port(port);
-    let booking = client.book(Uid::from_name("activated")).unwrap();
-    assert!(booking.expect("granted").check_out().unwrap());
+    let booking = client.book(Uid::from_name("activated")).expect("granted");
+    assert!(booking.check_out().unwrap());
 }

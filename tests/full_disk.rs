@@ -99,8 +99,8 @@ fn a_full_disk_refuses_the_book_and_leaves_the_state_file_whole() {
     let mut held = Vec::new();
     let refused = loop {
         match client.book(random()) {
-            Ok(Some(booking)) => held.push(booking),
-            Ok(None) => panic!("denied a free id"),
+            Ok(booking) => held.push(booking),
+            Err(Error::Held) => panic!("denied a free id"),
             Err(e) => break e,
         }
         assert!(held.len() < 1000, "the disk never filled");
@@ -124,7 +124,7 @@ fn a_full_disk_refuses_the_book_and_leaves_the_state_file_whole() {
         "a refused book left bytes"
     );
     fs::remove_file(&filler).unwrap();
-    let more = client.book(random()).unwrap().expect("room again");
+    let more = client.book(random()).expect("room again");
     drop(restarted);
 
     let restarted = Running::start(&state_args(&state));
@@ -154,7 +154,7 @@ fn a_first_start_on_a_full_disk_serves_and_writes_the_state_file_once_there_is_r
     assert_eq!(server.bookings(), 0);
     assert!(!state.exists(), "a state file on a full disk");
     fs::remove_file(&filler).unwrap();
-    let held = client.book(random()).unwrap().expect("room again");
+    let held = client.book(random()).expect("room again");
     drop(server);
 
     let restarted = Running::start(&state_args(&state));
@@ -176,12 +176,13 @@ fn a_compaction_that_fails_for_want_of_inodes_fails_no_request_and_is_retried() 
     let mut server = Running::start(&state_args(&state));
     let mut fillers = use_up_inodes(&disk);
     let client = Client::new().with_port(server.port);
-    let kept = client.book(random()).unwrap().expect("granted");
+    let kept = client.book(random()).expect("granted");
     // 208 bytes a cycle: the log passes 64 KiB, where it is rewritten,
     // after some 315 cycles.
     let cycle = |client: &Client, round: usize| {
         let booking = match client.book(random()) {
-            Ok(booking) => booking.expect("a free id denied"),
+            Ok(booking) => booking,
+            Err(Error::Held) => panic!("a free id denied in round {round}"),
             Err(e) => panic!("book {round} failed: {e:?}"),
         };
         assert!(booking.check_out().unwrap(), "check out {round} failed");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Running, Scratch, dead_port, exited, quiet_hold, signal, wait_until_exited};
 use namaste::Uid;
-use namaste::client::Client;
+use namaste::client::{Client, Error};
 
 /// The exit status of one `hold NAME --wait 0 -- true`: 0 granted, 75 held.
 fn try_hold(port: u16, name: &str) -> Option<i32> {
@@ -329,17 +329,14 @@ fn kill_9_of_a_holding_tree_200_times_never_leaves_a_lock_nor_grants_early() {
     for round in 0..rounds {
         let mut holder = holding_tree(server.port, "kill", &scratch, &format!("k{round}"));
         assert!(
-            client.book(uid).unwrap().is_none(),
+            matches!(client.book(uid), Err(Error::Held)),
             "round {round}: granted while the tree lives"
         );
         kill_tree(&holder);
         wait_until_tree_gone(&mut holder);
         let (is_held, _) = held(server.port, "kill");
         assert!(!is_held, "round {round}: held after the tree is gone");
-        let booking = client
-            .book(uid)
-            .unwrap()
-            .expect("free once the tree is gone");
+        let booking = client.book(uid).expect("free once the tree is gone");
         assert!(booking.check_out().unwrap());
     }
 }

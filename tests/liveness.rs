@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{Running, Scratch, exited, quiet_hold, random, secret, signal, wait_until_exited};
-use namaste::client::Client;
+use namaste::client::{Client, Error};
 
 /// The server's rw timeout in these tests: how long a silent holder costs
 /// each contender.
@@ -144,23 +144,26 @@ fn a_booking_left_to_a_child_stands_until_the_child_exits() {
     let client = Client::new().with_port(server.port);
     let scratch = Scratch::new("library");
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     let mut command = Command::new("sh");
     command.args(["-c", &scratch.wait_for_file("stop")]);
     booking.share_with(&mut command).unwrap();
     let mut child = command.spawn().unwrap();
     drop(command);
     booking.leave_to_children();
-    assert!(client.book(uid).unwrap().is_none(), "left to the child");
+    assert!(
+        matches!(client.book(uid), Err(Error::Held)),
+        "left to the child"
+    );
     scratch.touch("stop");
     child.wait().unwrap();
-    assert!(client.book(uid).unwrap().is_some(), "the child exited");
+    assert!(client.book(uid).is_ok(), "the child exited");
 
     // Not shared, a booking left to children is free at once.
     let uid = random();
-    let booking = client.book(uid).unwrap().expect("granted");
+    let booking = client.book(uid).expect("granted");
     booking.leave_to_children();
-    assert!(client.book(uid).unwrap().is_some());
+    assert!(client.book(uid).is_ok());
 }
 
 /// What a holder's port says decides: silence (nobody accepts) proves
@@ -229,7 +232,7 @@ fn a_published_client_holder_parked_by_silent_connections_keeps_its_booking() {
     let client = Client::new().with_port(server.port());
     let started = std::time::Instant::now();
     assert!(
-        client.book(uid).unwrap().is_none(),
+        matches!(client.book(uid), Err(Error::Held)),
         "the parked holder lost"
     );
     let took = started.elapsed();
@@ -339,8 +342,8 @@ fn a_flood_on_a_holders_responder_during_contention_never_grants_the_id() {
     while started.elapsed() < Duration::from_secs(8) {
         rounds += 1;
         match client.book(uid) {
-            Ok(None) => {}
-            Ok(Some(_)) => panic!("granted in round {rounds} while the holder ran"),
+            Err(Error::Held) => {}
+            Ok(_) => panic!("granted in round {rounds} while the holder ran"),
             Err(e) => panic!("round {rounds} was not answered: {e}"),
         }
     }

@@ -109,7 +109,8 @@ use namaste::client::{Client, Error};
 
 fn main() -> Result<(), Error> {
     let client = Client::new();
-    client.book(Uid::from_name("dropped"))?.expect("free");
+    let id = Uid::from_name("dropped");
+    client.book(id)?;
     Ok(())
 }
 "#;
@@ -119,6 +120,7 @@ fn main() -> Result<(), Error> {
     assert!(output.status.success(), "{stderr}");
     assert!(
         stderr.contains("unused `Booking` that must be used")
+            && stderr.contains("client.book(id)?;")
             && stderr.contains("checks out at once"),
         "{stderr}"
     );

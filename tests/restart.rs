@@ -148,14 +148,14 @@ fn per_user_names_do_not_collide() {
     // SAFETY: geteuid has no preconditions and touches no memory.
     let me = unsafe { libc::geteuid() };
     assert!(
-        client
-            .book(namaste::Uid::per_user(b"editor", me))
-            .unwrap()
-            .is_none(),
+        matches!(
+            client.book(namaste::Uid::per_user(b"editor", me)),
+            Err(namaste::client::Error::Held)
+        ),
         "the per-user id is the one held"
     );
-    let plain = client.book(namaste::Uid::from_name("editor")).unwrap();
-    assert!(plain.is_some(), "the plain name is another lock");
+    let plain = client.book(namaste::Uid::from_name("editor"));
+    assert!(plain.is_ok(), "the plain name is another lock: {plain:?}");
     drop(plain);
     let port = server.port.to_string();
     let notified = common::namaste(&["notify", "editor", "hi", "--per-user", "--port", &port]);

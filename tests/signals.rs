@@ -125,7 +125,7 @@ fn a_waiting_hold_stopped_and_continued_runs_once_the_lock_frees() {
     let scratch = Scratch::new("stop-cont-wait");
     let client = namaste::client::Client::new().with_port(server.port);
     let uid = namaste::Uid::from_name("stopped-waiter");
-    let holder = client.book(uid).unwrap().expect("granted");
+    let holder = client.book(uid).expect("granted");
     let ran = scratch.path("ran");
     let mut waiter = common::quiet_hold(
         server.port,

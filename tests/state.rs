@@ -139,7 +139,7 @@ fn a_planted_link_or_file_is_never_used_for_the_state() {
 
     let server = Running::start(&["--state", &state_name]);
     let client = Client::new().with_port(server.port);
-    let _held = client.book(random()).unwrap().expect("granted");
+    let _held = client.book(random()).expect("granted");
     for file in [&state, &lock] {
         let meta = fs::symlink_metadata(file).unwrap();
         assert!(meta.file_type().is_file(), "{}", file.display());

@@ -132,7 +132,7 @@ fn an_answer_from_a_server_that_took_over_the_port_is_not_believed() {
     let mut real = Running::spawn(run_on_port());
     let client = Client::new().with_port(real.port);
     let uid = Uid::from_name("job");
-    let held = client.book(uid).unwrap().expect("granted");
+    let held = client.book(uid).expect("granted");
     let marker = common::Scratch::new("taken-over");
     let ran = marker.path("ran");
     let mut hold = Command::new(env!("CARGO_BIN_EXE_namaste"))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Running, Scratch, quiet_hold, random, read_reply, secret};
 use namaste::Uid;
-use namaste::client::Client;
+use namaste::client::{Client, Error};
 use namaste::handshake::Handshake;
 use namaste::wire::{Limit, Request};
 
@@ -25,7 +25,7 @@ fn waiters_are_granted_in_arrival_order() {
     let server = Running::start(&["--probe-interval", "5"]);
     let client = Client::new().with_port(server.port);
     let uid = random();
-    let holder = client.book(uid).unwrap().expect("granted");
+    let holder = client.book(uid).expect("granted");
     // Each waiter notes when it was granted; it checks out right after.
     let order = Arc::new(Mutex::new(Vec::new()));
     let waiters: Vec<_> = (0..6)
@@ -35,7 +35,6 @@ fn waiters_are_granted_in_arrival_order() {
             let waiter = thread::spawn(move || {
                 let booking = client
                     .book_wait(uid, Duration::from_secs(60))
-                    .unwrap()
                     .expect("granted in time");
                 order.lock().unwrap().push((n, Instant::now()));
                 booking.check_out().unwrap();
@@ -68,13 +67,16 @@ fn a_wait_ends_with_none_when_its_time_is_up() {
     let server = Running::start(&[]);
     let client = Client::new().with_port(server.port);
     let uid = random();
-    let _holder = client.book(uid).unwrap().expect("granted");
+    let _holder = client.book(uid).expect("granted");
     let started = Instant::now();
-    let waited = client.book_wait(uid, Duration::from_millis(500)).unwrap();
-    assert!(waited.is_none());
+    let waited = client.book_wait(uid, Duration::from_millis(500));
+    assert!(matches!(waited, Err(Error::Held)), "{waited:?}");
     common::assert_ended_when_time_was_up(started, Duration::from_millis(500));
     // No time at all: one try.
-    assert!(client.book_wait(uid, Duration::ZERO).unwrap().is_none());
+    assert!(matches!(
+        client.book_wait(uid, Duration::ZERO),
+        Err(Error::Held)
+    ));
 }
 
 /// A waiter whose process is killed leaves the queue at once: the server
@@ -83,7 +85,7 @@ fn a_wait_ends_with_none_when_its_time_is_up() {
 fn a_waiter_killed_while_waiting_leaves_the_queue() {
     let mut server = Running::start(&["--log-level", "debug"]);
     let client = Client::new().with_port(server.port);
-    let holder = client.book(Uid::from_name("queue")).unwrap().unwrap();
+    let holder = client.book(Uid::from_name("queue")).unwrap();
     let mut first = quiet_hold(server.port, "queue", &["--wait", "60"], &["true"])
         .spawn()
         .unwrap();
@@ -129,7 +131,7 @@ fn a_full_queue_refuses_with_the_limit_in_the_reply() {
     let server = Running::start(&["--max-waiters-per-id", "1"]);
     let client = Client::new().with_port(server.port);
     let uid = random();
-    let _holder = client.book(uid).unwrap().unwrap();
+    let _holder = client.book(uid).unwrap();
     let wait = |handshake: Handshake| {
         let responder = common::Responder::honest(uid, handshake);
         let mut stream = TcpStream::connect(server.addr()).unwrap();

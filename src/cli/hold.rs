@@ -156,7 +156,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         Err(untrusted) => return Ok(untrusted),
     };
     Ok(match booked {
-        Ok(Some(booking)) => {
+        Ok(booking) => {
             let (sink, message_end) = if pass_messages {
                 match message_pipe::open() {
                     Ok((end, writer)) => (Sink::Pipe(writer), Some(end)),
@@ -215,7 +215,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
                 }
             }
         }
-        Ok(None) => {
+        Err(client::Error::Held) => {
             // `--wait 0` is one try: nothing was waited for.
             let waited = wait
                 .filter(|t| !t.is_zero())

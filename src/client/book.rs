@@ -12,8 +12,10 @@ use crate::uid::Uid;
 use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request};
 
 impl Client {
-    /// Books `uid`: answers the [`Booking`] when granted, `None` when
-    /// another live process holds it.
+    /// Books `uid`: answers the [`Booking`] when granted, [`Error::Held`]
+    /// when another live process holds it. Like a mutex guard, the booking
+    /// is the `Ok` value, so `client.book(uid)?;`, which would check out at
+    /// once, warns that it is unused.
     ///
     /// Our server grants it on a line (a LINE request): the connection
     /// stays open while the booking is held, and its close frees the lock
@@ -21,7 +23,7 @@ impl Client {
     /// lines, such as the published 0.6.0, closes that request; then this
     /// sends a plain BOOK, and, from then on, so does this client and its
     /// clones.
-    pub fn book(&self, uid: Uid) -> Result<Option<Booking>, Error> {
+    pub fn book(&self, uid: Uid) -> Result<Booking, Error> {
         if self.lines.load(Ordering::Relaxed) {
             match self.book_by(uid, Duration::ZERO, |handshake, port| {
                 line_request(uid, handshake, port, Duration::ZERO, true)
@@ -50,9 +52,9 @@ impl Client {
     }
 
     /// Books `uid`, waiting for at most `timeout` while another live
-    /// process holds it; `Duration::ZERO` tries once. Answers `None` when
-    /// the time is up; an error at once when no server answers the first
-    /// request.
+    /// process holds it; `Duration::ZERO` tries once. Answers
+    /// [`Error::Held`] when the time is up; another error at once when no
+    /// server answers the first request.
     ///
     /// Our server serves waiters in arrival order and grants the id the
     /// moment its holder checks out, proves dead or its line closes (a LINE
@@ -65,7 +67,7 @@ impl Client {
     /// jittered pauses up to a second, before it waits again, until the
     /// time is up. A server that has answered once and then stops
     /// answering is taken for one restarting.
-    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Option<Booking>, Error> {
+    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Booking, Error> {
         // Too far ahead for the clock to name: as good as for ever.
         let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_millis(20);
@@ -91,16 +93,16 @@ impl Client {
                 other => other,
             };
             match waited {
-                Ok(Some(booking)) => return Ok(Some(booking)),
+                Ok(booking) => return Ok(booking),
                 // Its time is up, or it was not granted for want of proof
                 // that this process is alive: try again while time is left.
-                Ok(None) | Err(Error::Refused) => answered = true,
+                Err(Error::Held | Error::Refused) => answered = true,
                 Err(Error::NoServer { .. }) if answered => {}
                 Err(e) => return Err(e),
             }
             let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
-                return Ok(None);
+                return Err(Error::Held);
             }
             std::thread::sleep(jittered(pause).min(left));
             pause = (pause * 2).min(Duration::from_secs(1));
@@ -115,7 +117,7 @@ impl Client {
         uid: Uid,
         wait: Duration,
         make: impl FnOnce(Handshake, u16) -> Request,
-    ) -> Result<Option<Booking>, Error> {
+    ) -> Result<Booking, Error> {
         let handshake = loop {
             let handshake = Handshake::random().map_err(Error::Random)?;
             if handshake.as_bytes() != uid.as_bytes() {
@@ -130,7 +132,7 @@ impl Client {
         let ours = matches!(request, Request::Wait { .. });
         let (reply, stream) = self.exchange(&request, wait)?;
         if reply == REPLY_NO {
-            return Ok(None);
+            return Err(Error::Held);
         }
         // A BOOK's reply is 0.6.0's: anything but no is yes.
         if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {
@@ -153,7 +155,7 @@ impl Client {
                 .keep(stream, reattach)
                 .map_err(Error::Io)?;
         }
-        Ok(Some(booking))
+        Ok(booking)
     }
 }
 

@@ -85,7 +85,8 @@ impl Booking {
     ///     }
     /// }
     ///
-    /// let booking = Client::new().book(Uid::from_name("editor"))?.expect("the only one");
+    /// // Held by another live process: Error::Held.
+    /// let booking = Client::new().book(Uid::from_name("editor"))?;
     /// let (events, inbox) = mpsc::sync_channel(16);
     /// booking.forward_messages(events.clone());
     /// std::thread::spawn(move || loop {

@@ -11,6 +11,9 @@ use crate::wire::{Limit, MAX_MESSAGE_LEN, REPLY_OTHER_USER};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
+    /// Another live process holds the id: a book was denied, or a wait's
+    /// time ran out before the id was granted.
+    Held,
     /// Nothing accepted the connection: no server runs on this port.
     NoServer {
         /// The port tried on 127.0.0.1.
@@ -61,6 +64,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Held => f.write_str("the lock is held by another live process"),
             Error::NoServer { port, source } => write!(
                 f,
                 "no Namaste server answers on 127.0.0.1:{port} ({source}); start one with `namaste run{}`",
@@ -98,6 +102,12 @@ impl fmt::Display for Error {
 }
 
 impl Error {
+    /// Whether this is [`Error::Held`]: the id was not granted because
+    /// another live process holds it, as opposed to the server failing.
+    pub fn is_held(&self) -> bool {
+        matches!(self, Error::Held)
+    }
+
     /// The refusal a reply byte to a WAIT, LINE or ATTACH stands for, if
     /// it is one; a NOTIFY reads `REPLY_OTHER_USER` as an answer of its
     /// own, so only limits count for it.

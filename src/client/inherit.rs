@@ -43,14 +43,14 @@ impl Booking {
     /// use namaste::client::Client;
     ///
     /// let client = Client::new();
-    /// if let Some(booking) = client.book(Uid::from_name("nightly-backup"))? {
-    ///     let mut command = Command::new("backup.sh");
-    ///     booking.share_with(&mut command)?;
-    ///     let status = command.status()?;
-    ///     // The script and whatever it left running held the lock; if we
-    ///     // had been killed meanwhile, they would still hold it.
-    ///     println!("backup.sh: {status}");
-    /// }
+    /// // Another backup running is an error here: Error::Held.
+    /// let booking = client.book(Uid::from_name("nightly-backup"))?;
+    /// let mut command = Command::new("backup.sh");
+    /// booking.share_with(&mut command)?;
+    /// let status = command.status()?;
+    /// // The script and whatever it left running held the lock; if we
+    /// // had been killed meanwhile, they would still hold it.
+    /// println!("backup.sh: {status}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn share_with<'c>(&self, command: &'c mut Command) -> Result<&'c mut Command, Error> {

@@ -2,19 +2,20 @@
 //!
 //! ```no_run
 //! use namaste::Uid;
-//! use namaste::client::Client;
+//! use namaste::client::{Client, Error};
 //!
 //! let client = Client::new();
-//! match client.book(Uid::from_name("com.example.editor"))? {
-//!     Some(booking) => {
+//! match client.book(Uid::from_name("com.example.editor")) {
+//!     Ok(booking) => {
 //!         // The only instance: do the work. Dropping `booking` checks out.
 //!         while let Ok(message) = booking.messages().recv() {
 //!             println!("another instance asked: {}", String::from_utf8_lossy(&message.bytes));
 //!         }
 //!     }
-//!     None => {
+//!     Err(Error::Held) => {
 //!         client.notify(Uid::from_name("com.example.editor"), b"open notes.txt")?;
 //!     }
+//!     Err(e) => return Err(e),
 //! }
 //! # Ok::<(), namaste::client::Error>(())
 //! ```

@@ -26,8 +26,7 @@ fn granted(uid: Uid) -> Granted {
     let client = Client::new()
         .with_port(server.local_addr().unwrap().port())
         .with_rw_timeout(Duration::from_secs(2));
-    let booker: JoinHandle<Result<Option<Booking>, Error>> =
-        thread::spawn(move || client.book(uid));
+    let booker: JoinHandle<Result<Booking, Error>> = thread::spawn(move || client.book(uid));
     let mut line = server.accept().unwrap().0;
     let request = read(&mut line, LINE_LEN);
     assert_eq!(request[0], CMD_LINE);
@@ -35,7 +34,7 @@ fn granted(uid: Uid) -> Granted {
     let mut handshake = [0; UID_LEN];
     handshake.copy_from_slice(&request[1 + UID_LEN..1 + 2 * UID_LEN]);
     line.write_all(&[0x01]).unwrap();
-    let booking = booker.join().unwrap().unwrap().expect("granted");
+    let booking = booker.join().unwrap().expect("granted");
     assert_eq!(booking.line_state(), LineState::Open);
     Granted {
         server,
