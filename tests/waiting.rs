@@ -63,7 +63,7 @@ fn waiters_are_granted_in_arrival_order() {
 }
 
 #[test]
-fn a_wait_ends_with_none_when_its_time_is_up() {
+fn a_wait_ends_held_when_its_time_is_up() {
     let server = Running::start(&[]);
     let client = Client::new().with_port(server.port);
     let uid = random();
