@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::status::ParseStatusError;
 use crate::wire::{Limit, MAX_MESSAGE_LEN, REPLY_OTHER_USER};
 
-/// Why a request got no answer.
+/// Why a booking was not granted, or a request got no answer.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
