@@ -129,14 +129,8 @@ impl Owners {
         }
     }
 
-    /// The owner of the process end of `stream`, the server's connection
-    /// with it, while that end is held by a process, established or
-    /// half-closed; `None`, logged, otherwise.
-    pub fn of_peer(&mut self, stream: &TcpStream) -> Option<UserId> {
-        self.peer(stream).ok().map(|owned| owned.user)
-    }
-
-    /// The process end of `stream`, as [`Owners::of_peer`], and why not
+    /// The process end of `stream`, the server's connection with it, while
+    /// that end is held by a process, established or half-closed; why not
     /// when it cannot be told (logged).
     pub fn peer(&mut self, stream: &TcpStream) -> Result<Owned, Unknown> {
         let (peer, local) = match (stream.peer_addr(), stream.local_addr()) {
