@@ -160,6 +160,30 @@ fn the_lock_is_free_right_after_its_line_closes() {
     }
 }
 
+/// The same for a contender: a LINE that arrives in the same turn as the
+/// close of the holder's line is granted, not denied for a line already
+/// closed.
+#[test]
+fn a_line_right_after_its_holders_line_closes_is_granted() {
+    let server = TestServer::start();
+    let status = Request::Status.encode();
+    for _ in 0..3 {
+        let uid = random();
+        let (line, _) = lined(server.addr, uid);
+        let burst: Vec<TcpStream> = (0..300)
+            .map(|_| {
+                let mut stream = TcpStream::connect(server.addr).unwrap();
+                stream.write_all(&status).unwrap();
+                stream
+            })
+            .collect();
+        drop(line);
+        // On a line of its own, as the library books: granted at once.
+        let (_next, _) = lined(server.addr, uid);
+        drop(burst);
+    }
+}
+
 #[test]
 fn a_check_out_on_the_line_is_answered_and_closes_it() {
     let server = TestServer::start();

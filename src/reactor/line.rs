@@ -132,9 +132,10 @@ impl Server {
     }
 
     /// Ends the line of `uid` now if its client has closed it and the poll
-    /// has not said so yet (a QUERY accepted in the same turn as the close
-    /// would otherwise find it held): QUERY never says held of a lock
-    /// whose line is closed. One peek, for lined bookings only.
+    /// has not said so yet (a QUERY, a contender or a message accepted in
+    /// the same turn as the close would otherwise find it held): QUERY
+    /// never says held of a lock whose line is closed, nor is a contender
+    /// denied for it. One peek, for lined bookings only.
     pub(super) fn end_closed_line(&mut self, uid: &Uid, now: Instant) {
         let Some(line) = self.registry.line_of(uid) else {
             return;

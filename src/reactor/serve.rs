@@ -68,6 +68,11 @@ impl Server {
         };
         if let Some(ask) = Ask::of(request, now) {
             let (ip, user) = (*ip, *user);
+            // A holder whose line closed in this very turn is gone: a
+            // contender or a message finds the lock as it now is.
+            if matches!(ask, Ask::Book { .. } | Ask::Wait { .. } | Ask::Notify { .. }) {
+                self.end_closed_line(&ask.uid(), now);
+            }
             self.registry
                 .request(from, ip, user, ask, &mut self.actions);
             self.carry_out(now);
