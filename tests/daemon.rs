@@ -13,7 +13,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Running, Scratch, random, read_reply, secret, stderr};
+use common::{Running, Scratch, random, read_reply, secret, silent_port, stderr};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::wire::Request;
@@ -71,11 +71,11 @@ fn bookings_survive_a_killed_server() {
 fn a_state_file_cut_short_loads_with_a_warning() {
     let dir = Scratch::new("torn");
     let state = dir.path("bookings");
-    // A listener that never answers: the sweep, which verifies restored
-    // bookings at once (their age is unknown), finds the holder silent and
-    // keeps it, so nothing more is written.
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port().to_be_bytes();
+    // A holder that never answers: the sweep, which verifies restored
+    // bookings at once (their age is unknown), finds it silent and keeps
+    // it, so nothing more is written.
+    let (_silent, port) = silent_port();
+    let port = port.to_be_bytes();
     let mut bytes = b"NAMASTE\x01".to_vec();
     for n in 0..2u8 {
         bytes.push(b'B');
@@ -119,10 +119,14 @@ fn a_file_without_the_header_stops_the_start_with_its_name() {
 fn a_corrupt_record_starts_with_what_came_before_and_keeps_the_file() {
     let dir = Scratch::new("corrupt");
     let state = dir.path("bookings");
+    // A holder that never answers, kept by the sweep, which verifies
+    // restored bookings at once (their age is unknown).
+    let (_silent, port) = silent_port();
     let mut bytes = b"NAMASTE\x01B".to_vec();
     bytes.extend_from_slice(&[1; 64]);
     bytes.extend_from_slice(&[0xee; 64]);
-    bytes.extend_from_slice(&[127, 0, 0, 1, 0x10, 0x00]);
+    bytes.extend_from_slice(&[127, 0, 0, 1]);
+    bytes.extend_from_slice(&port.to_be_bytes());
     bytes.push(b'X');
     bytes.extend_from_slice(&[2; 200]);
     fs::write(&state, &bytes).unwrap();
