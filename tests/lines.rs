@@ -136,51 +136,45 @@ fn the_lines_close_frees_the_lock_and_grants_the_queued_waiter_at_once() {
     assert!(query(server.addr, uid).contains(" line=yes "));
 }
 
+/// Books a fresh id on a line, then closes the line while the server is
+/// still accepting a burst of 300 STATUS requests sent just before, so
+/// that what comes next is accepted in the same turn as the close is seen.
+/// Answers the id, and the burst, to keep open until then.
+fn close_a_line_amid_a_burst(server: &TestServer) -> (Uid, Vec<TcpStream>) {
+    let status = Request::Status.encode();
+    let uid = random();
+    let (line, _) = lined(server.addr, uid);
+    let burst = (0..300)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream.write_all(&status).unwrap();
+            stream
+        })
+        .collect();
+    drop(line);
+    (uid, burst)
+}
+
 /// Even when the QUERY is accepted in the same turn as the line's close is
-/// seen: a burst of STATUS requests arrives first, so the server is still
-/// accepting them when the line closes and the QUERY comes.
+/// seen.
 #[test]
 fn the_lock_is_free_right_after_its_line_closes() {
     let server = TestServer::start();
-    let status = Request::Status.encode();
     for _ in 0..3 {
-        let uid = random();
-        let (line, _) = lined(server.addr, uid);
-        let burst: Vec<TcpStream> = (0..300)
-            .map(|_| {
-                let mut stream = TcpStream::connect(server.addr).unwrap();
-                stream.write_all(&status).unwrap();
-                stream
-            })
-            .collect();
-        drop(line);
-        let said = query(server.addr, uid);
-        assert_eq!(said, "free waiters=0\n");
-        drop(burst);
+        let (uid, _burst) = close_a_line_amid_a_burst(&server);
+        assert_eq!(query(server.addr, uid), "free waiters=0\n");
     }
 }
 
 /// The same for a contender: a LINE that arrives in the same turn as the
-/// close of the holder's line is granted, not denied for a line already
-/// closed.
+/// close of the holder's line is granted (on a line of its own, as the
+/// library books, with no call-back), not denied for a line already closed.
 #[test]
 fn a_line_right_after_its_holders_line_closes_is_granted() {
     let server = TestServer::start();
-    let status = Request::Status.encode();
     for _ in 0..3 {
-        let uid = random();
-        let (line, _) = lined(server.addr, uid);
-        let burst: Vec<TcpStream> = (0..300)
-            .map(|_| {
-                let mut stream = TcpStream::connect(server.addr).unwrap();
-                stream.write_all(&status).unwrap();
-                stream
-            })
-            .collect();
-        drop(line);
-        // On a line of its own, as the library books: granted at once.
+        let (uid, _burst) = close_a_line_amid_a_burst(&server);
         let (_next, _) = lined(server.addr, uid);
-        drop(burst);
     }
 }
 
