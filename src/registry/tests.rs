@@ -7,104 +7,7 @@ use super::*;
 use super::model::{LOCAL, book, check_out, handshake, limits, notify, port, uid, user};
 use crate::wire::Limit;
 use crate::wire::Request;
-
-const ROOMY: Limits = limits(100, 100);
-
-/// A registry whose requesters are client numbers, and whose actions are
-/// collected for the test to look at.
-struct Harness {
-    registry: Registry<u32>,
-}
-
-impl Harness {
-    fn new(limits: Limits) -> Harness {
-        Harness {
-            registry: Registry::new(limits),
-        }
-    }
-
-    /// The actions a request brings, but for `Pending`, which the tests of
-    /// pending requests look at on their own.
-    fn request(&mut self, client: u32, ask: Ask) -> Vec<Action<u32>> {
-        let mut out = Vec::new();
-        self.registry
-            .request(client, LOCAL, user(client), ask, &mut out);
-        out.retain(|action| !matches!(action, Action::Pending { .. }));
-        out
-    }
-
-    fn verified(&mut self, u: u8, verdict: Verdict) -> Vec<Action<u32>> {
-        let mut out = Vec::new();
-        self.registry.verified(uid(u), verdict, &mut out);
-        out
-    }
-
-    /// The connection of `client`, about `u`, ended.
-    fn ended(&mut self, client: u32, u: u8) -> Vec<Action<u32>> {
-        let mut out = Vec::new();
-        self.registry.ended(client, uid(u), &mut out);
-        out
-    }
-
-    fn grant_undelivered(&mut self, uid: Uid, handshake: Handshake) -> bool {
-        self.registry
-            .grant_undelivered(uid, handshake, &mut Vec::new())
-    }
-
-    fn holder_handshake(&self, u: u8) -> Option<Handshake> {
-        self.registry
-            .holder(&uid(u))
-            .map(|booking| booking.handshake)
-    }
-
-    /// Books `u` for `client` on a free uid, with the client alive.
-    fn grant(&mut self, u: u8, client: u32) {
-        assert_eq!(self.request(client, book(u, client)), [verify(u, client)]);
-        assert_eq!(
-            self.verified(u, Verdict::Alive),
-            [answer(client, Answer::Granted)]
-        );
-    }
-}
-
-fn verify(u: u8, client: u32) -> Action<u32> {
-    Action::Verify {
-        uid: uid(u),
-        handshake: handshake(client),
-        at: SocketAddr::new(LOCAL.into(), port(client)),
-        message_from: None,
-    }
-}
-
-/// The verification of holder `client` that hands over `sender`'s message.
-fn verify_with_message(u: u8, client: u32, sender: u32) -> Action<u32> {
-    Action::Verify {
-        uid: uid(u),
-        handshake: handshake(client),
-        at: SocketAddr::new(LOCAL.into(), port(client)),
-        message_from: Some(sender),
-    }
-}
-
-fn dropped(u: u8) -> Action<u32> {
-    Action::Dropped { uid: uid(u) }
-}
-
-fn answer(client: u32, answer: Answer) -> Action<u32> {
-    Action::Reply { to: client, answer }
-}
-
-fn refused(client: u32, why: Refusal) -> Action<u32> {
-    Action::Refuse { to: client, why }
-}
-
-/// The refusal for the total of `limit`, not a share of it.
-fn total(limit: Limit) -> Refusal {
-    Refusal::Full {
-        limit,
-        share: false,
-    }
-}
+use harness::*;
 
 #[test]
 fn answers_are_0_6_0_bytes() {
@@ -443,6 +346,7 @@ fn a_stray_verdict_is_ignored() {
 }
 
 mod ended;
+mod harness;
 mod exhaustive;
 mod exhaustive_lines;
 mod limits;
