@@ -58,6 +58,7 @@ macro_rules! internal_modules {
 
 pub mod client;
 mod deadlines;
+pub mod listing;
 mod nonblocking;
 #[cfg(feature = "server")]
 pub mod server;

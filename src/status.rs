@@ -18,6 +18,9 @@ use std::time::Duration;
 /// // An older server says nothing of lines.
 /// let older: Status = line.strip_suffix(" lines=1").unwrap().parse().unwrap();
 /// assert_eq!(older.lines, None);
+/// // A server that keeps names says how many bookings have one.
+/// let named: Status = format!("{line} names=1").parse().unwrap();
+/// assert_eq!((status.names, named.names), (None, Some(1)));
 /// // Root is told what each OS user uses, others their own use.
 /// let used = format!("{line} use=0:2,1,0,0 use=1000:0,0,3,1");
 /// let status: Status = used.parse().unwrap();
@@ -42,6 +45,9 @@ pub struct Status {
     /// Lines kept now (connections on which holders keep their bookings);
     /// `None` from a server that keeps none (an older one).
     pub lines: Option<u64>,
+    /// Bookings that have a name (given by their booker, shown by LIST);
+    /// `None` from a server that keeps none (an older one).
+    pub names: Option<u64>,
     /// What each OS user uses of the server's limits, by user: every user
     /// that uses any when root asks, the asker's own use otherwise; empty
     /// from an older server.
@@ -108,6 +114,9 @@ impl fmt::Display for Status {
         if let Some(lines) = self.lines {
             write!(f, " lines={lines}")?;
         }
+        if let Some(names) = self.names {
+            write!(f, " names={names}")?;
+        }
         self.usage.iter().try_for_each(|used| write!(f, " {used}"))
     }
 }
@@ -158,6 +167,8 @@ impl FromStr for Status {
             uptime: Duration::from_secs(counter("uptime")?),
             // Only ours since lines: an older server's line ends before.
             lines: counter("lines").ok(),
+            // Only ours since names.
+            names: counter("names").ok(),
             // A newer server's words that this version does not know are
             // skipped, as older versions skip these.
             usage: words.filter_map(UserUse::parse).collect(),

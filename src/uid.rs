@@ -105,6 +105,24 @@ impl Uid {
         (marker == PER_USER_MARKER).then(|| u32::from_be_bytes(*user))
     }
 
+    /// Whether this is the id of `name` ([`Uid::from_name_bytes`]), or of
+    /// `name` for the OS user `user` ([`Uid::per_user`]).
+    ///
+    /// ```
+    /// use namaste::Uid;
+    ///
+    /// assert!(Uid::from_name("editor").is_named_by(b"editor", 1000));
+    /// assert!(Uid::per_user(b"editor", 1000).is_named_by(b"editor", 1000));
+    /// assert!(!Uid::per_user(b"editor", 1000).is_named_by(b"editor", 1001));
+    /// assert!(!Uid::from_name("editor").is_named_by(b"other", 1000));
+    /// ```
+    pub fn is_named_by(&self, name: &[u8], user: u32) -> bool {
+        match self.per_user_owner() {
+            Some(owner) if owner == user => *self == Uid::per_user(name, user),
+            _ => *self == Uid::from_name_bytes(name),
+        }
+    }
+
     /// A fresh id from the operating system's random source: a lock no
     /// other program names.
     pub fn random() -> Result<Uid, getrandom::Error> {
@@ -145,6 +163,63 @@ impl fmt::Debug for Uid {
             .iter()
             .try_for_each(|byte| write!(f, "{byte:02x}"))?;
         f.write_str("…")
+    }
+}
+
+/// A lock's id and, when it was made from one, its name, which our
+/// clients send along when they book so that the server can show it
+/// (`namaste list`, to root and to the lock's own OS user). A [`Uid`]
+/// converts into one without a name. Names of more than 255 bytes are not
+/// sent; the lock then shows by its id alone.
+///
+/// ```
+/// use namaste::Uid;
+/// use namaste::uid::LockId;
+///
+/// let id = LockId::named(b"nightly-backup");
+/// assert_eq!(id.uid(), Uid::from_name("nightly-backup"));
+/// assert_eq!(id.name(), Some(&b"nightly-backup"[..]));
+/// assert_eq!(LockId::from(id.uid()).name(), None);
+/// assert_eq!(LockId::per_user_named(b"x").uid(), Uid::per_user_for_me(b"x"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockId {
+    uid: Uid,
+    name: Option<Box<[u8]>>,
+}
+
+impl LockId {
+    /// The id of `name` ([`Uid::from_name_bytes`]), with its name.
+    pub fn named(name: &[u8]) -> LockId {
+        LockId {
+            uid: Uid::from_name_bytes(name),
+            name: Some(name.into()),
+        }
+    }
+
+    /// The id of `name` for the OS user this process runs as
+    /// ([`Uid::per_user_for_me`]), with its name.
+    pub fn per_user_named(name: &[u8]) -> LockId {
+        LockId {
+            uid: Uid::per_user_for_me(name),
+            name: Some(name.into()),
+        }
+    }
+
+    /// The id.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// The name the id was made from, if it was made from one.
+    pub fn name(&self) -> Option<&[u8]> {
+        self.name.as_deref()
+    }
+}
+
+impl From<Uid> for LockId {
+    fn from(uid: Uid) -> LockId {
+        LockId { uid, name: None }
     }
 }
 

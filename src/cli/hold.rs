@@ -140,7 +140,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Rest(rest) => command = rest,
         }
     }
-    let Lock { uid, shown } = target.lock("hold", name)?;
+    let Lock { id, shown } = target.lock("hold", name)?;
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
@@ -149,8 +149,8 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     // restart its bookings stay under the call-back rules.
     let client = target.client()?.with_reattach(false);
     let booked = match trust::vouched(client.port(), || match wait {
-        Some(timeout) => client.book_wait(uid, timeout),
-        None => client.book(uid),
+        Some(timeout) => client.book_wait(id.clone(), timeout),
+        None => client.book(id.clone()),
     }) {
         Ok(booked) => booked,
         Err(untrusted) => return Ok(untrusted),

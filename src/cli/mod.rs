@@ -2,6 +2,8 @@
 
 mod args;
 mod hold;
+mod json;
+mod list;
 mod message_pipe;
 mod notify;
 mod printer;
@@ -21,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use args::{Usage, quoted};
-use namaste::Uid;
+use namaste::uid::LockId;
 
 /// The exit status of a command refused for want of the lock, as
 /// sysexits.h's EX_TEMPFAIL: try again later.
@@ -55,6 +57,7 @@ Usage:
   namaste notify NAME MESSAGE [OPTIONS] hand MESSAGE to the holder of NAME
   namaste status [NAME] [OPTIONS]       print the server's counters, or who
                                         holds the lock NAME
+  namaste list [OPTIONS]                print every lock held
   namaste version                       print the version and the protocol
   namaste help [COMMAND]                print this help, or a command's
 
@@ -68,10 +71,10 @@ nobody there: the lock is held elsewhere, or nobody holds it, 73 (hold,
 notify) refused at one of the server's limits (your OS user's share of it,
 or the total; the message says which), 77 (hold, notify) the lock is
 another OS user's: another user holds it (notify), or its id is another
-user's per-user id, 68 (hold, notify, status) no server answers on the
-port, 69 (hold, notify, status) the server runs as another OS user than
-root, yours or the one NAMASTE_SERVER_USER names (default: namaste), so it
-is not believed. `hold` exits with its command's status otherwise.
+user's per-user id, 68 (hold, notify, status, list) no server answers on
+the port, 69 (hold, notify, status, list) the server runs as another OS
+user than root, yours or the one NAMASTE_SERVER_USER names (default:
+namaste), so it is not believed. `hold` exits with its command's status otherwise.
 ";
 
 /// What `namaste version` prints: the version, and every request and reply
@@ -80,7 +83,7 @@ is not believed. `hold` exits with its command's status otherwise.
 const VERSION_LINE: &str = concat!(
     "namaste ",
     env!("CARGO_PKG_VERSION"),
-    " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE and ATTACH, ",
+    " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE, ATTACH, LIST and NAME, ",
     "and the replies for another OS user, a user unknown, no line, and a limit reached)\n"
 );
 
@@ -99,7 +102,7 @@ namaste help: print the help of namaste, or of one command
 
 Usage: namaste help [COMMAND]
 
-COMMAND is one of run, hold, notify, status, version and help; without it,
+COMMAND is one of run, hold, notify, status, list, version and help; without it,
 prints what every command is for and every exit status. Exits with 0, or 2
 for a COMMAND there is none of.
 ";
@@ -116,13 +119,16 @@ pub fn main(args: &[OsString]) -> ExitCode {
         );
     };
     let result = match command {
-        "run" | "hold" | "notify" | "status" if args::asks_for_help(rest) => help(Some(command)),
+        "run" | "hold" | "notify" | "status" | "list" if args::asks_for_help(rest) => {
+            help(Some(command))
+        }
         "version" | "--version" | "-V" if args::asks_for_help(rest) => help(Some("version")),
         "help" | "--help" | "-h" if args::asks_for_help(rest) => help(Some("help")),
         "run" => run::main(rest),
         "hold" => hold::main(rest),
         "notify" => notify::main(rest),
         "status" => status::main(rest),
+        "list" => list::main(rest),
         "version" | "--version" | "-V" => match rest.first() {
             None => {
                 out(VERSION_LINE);
@@ -162,6 +168,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("hold") => hold::HELP,
         Some("notify") => notify::HELP,
         Some("status") => status::HELP,
+        Some("list") => list::HELP,
         Some("version") => VERSION_HELP,
         Some("help") => HELP_HELP,
         Some(other) => {
@@ -187,11 +194,11 @@ fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
 }
 
 /// The id of `name`: for everyone, or for this OS user alone.
-fn id_of(name: &OsStr, per_user: bool) -> Uid {
+fn id_of(name: &OsStr, per_user: bool) -> LockId {
     if per_user {
-        Uid::per_user_for_me(name.as_bytes())
+        LockId::per_user_named(name.as_bytes())
     } else {
-        Uid::from_name_bytes(name.as_bytes())
+        LockId::named(name.as_bytes())
     }
 }
 

@@ -72,7 +72,8 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             )));
         }
     };
-    let Lock { uid, shown: name } = target.lock("notify", name)?;
+    let Lock { id, shown: name } = target.lock("notify", name)?;
+    let uid = id.uid();
     let client = target.client()?;
     let notified = match trust::vouched(client.port(), || client.notify(uid, message.as_bytes())) {
         Ok(notified) => notified,

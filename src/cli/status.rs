@@ -89,7 +89,8 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             )));
         }
     };
-    let Lock { uid, shown } = target.lock("status", name)?;
+    let Lock { id, shown } = target.lock("status", name)?;
+    let uid = id.uid();
     let client = target.client()?;
     let queried = match trust::vouched(client.port(), || client.query(uid)) {
         Ok(queried) => queried,
@@ -193,7 +194,7 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
 }
 
 /// `unix_seconds` as UTC in ISO 8601, to the second.
-fn utc(unix_seconds: u64) -> String {
+pub fn utc(unix_seconds: u64) -> String {
     let (days, rest) = (unix_seconds / 86_400, unix_seconds % 86_400);
     let (year, month, day) = civil_date(days);
     format!(

@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 
 use namaste::Uid;
 use namaste::client::Client;
+use namaste::uid::LockId;
 
 use super::args::{Args, Usage, chosen_port, quoted};
 
@@ -17,9 +18,10 @@ pub struct Target {
     per_user: bool,
 }
 
-/// The lock a command names: its id, and how messages name it.
+/// The lock a command names: its id (with its name, when the id is a
+/// name's), and how messages name it.
 pub struct Lock {
-    pub uid: Uid,
+    pub id: LockId,
     /// NAME in quotes, or the id's first digits when only `--uid` was given.
     pub shown: String,
 }
@@ -61,11 +63,11 @@ impl Target {
                 "--uid and --per-user each choose the id: give one of them".into(),
             )),
             (Some(uid), name) => Ok(Lock {
-                uid,
+                id: uid.into(),
                 shown: name.map_or_else(|| shown_id(&uid), quoted),
             }),
             (None, Some(name)) => Ok(Lock {
-                uid: super::id_of(name, self.per_user),
+                id: super::id_of(name, self.per_user),
                 shown: quoted(name),
             }),
             (None, None) => Err(Usage(format!("{command} needs a NAME (or --uid HEX)"))),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use super::responder::Responder;
 use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
 use crate::handshake::Handshake;
-use crate::uid::Uid;
-use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request};
+use crate::uid::{LockId, Uid};
+use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request, name_prefix};
 
 impl Client {
     /// Books `uid`: answers the [`Booking`] when granted, [`Error::Held`]
@@ -23,32 +23,60 @@ impl Client {
     /// lines, such as the published 0.6.0, closes that request; then this
     /// sends a plain BOOK, and, from then on, so does this client and its
     /// clones.
-    pub fn book(&self, uid: Uid) -> Result<Booking, Error> {
-        if self.lines.load(Ordering::Relaxed) {
-            match self.book_by(uid, Duration::ZERO, |handshake, port| {
-                line_request(uid, handshake, port, Duration::ZERO, true)
+    pub fn book(&self, id: impl Into<LockId>) -> Result<Booking, Error> {
+        let id = id.into();
+        // A server of ours that knows lines but not names closes a named
+        // LINE: then the LINE goes again, without the name.
+        for _ in 0..2 {
+            if !self.lines.load(Ordering::Relaxed) {
+                break;
+            }
+            let named = self.sends_name(&id);
+            match self.book_by(&id, Duration::ZERO, |handshake, port| {
+                line_request(id.uid(), handshake, port, Duration::ZERO, true)
             }) {
-                Err(Error::Refused) => self.learn_whether_lines_are_kept(),
+                Err(Error::Refused) => self.learn_what_the_server_keeps(),
                 lined => return lined,
             }
+            if !named || self.names.load(Ordering::Relaxed) {
+                break;
+            }
         }
-        self.book_by(uid, Duration::ZERO, |handshake, port| Request::Book {
+        let uid = id.uid();
+        self.book_by(&id, Duration::ZERO, |handshake, port| Request::Book {
             uid,
             handshake,
             port,
         })
     }
 
-    /// After a LINE closed without a reply: stops asking for lines if the
-    /// server keeps none. Our server at one of its limits, or restarting,
-    /// closes a LINE too; only its STATUS, which names `lines=`, tells the
-    /// two apart.
-    fn learn_whether_lines_are_kept(&self) {
+    /// After a LINE or WAIT closed without a reply: stops asking for lines
+    /// if the server keeps none, and stops sending names if it keeps none.
+    /// Our server at one of its limits, or restarting, closes such a
+    /// request too; only its STATUS, which names `lines=` and `names=`,
+    /// tells them apart.
+    fn learn_what_the_server_keeps(&self) {
         match self.status() {
-            Ok(status) if status.lines.is_some() => {}
+            Ok(status) => {
+                if status.lines.is_none() {
+                    self.lines.store(false, Ordering::Relaxed);
+                }
+                if status.names.is_none() {
+                    self.names.store(false, Ordering::Relaxed);
+                }
+            }
             Err(Error::NoServer { .. } | Error::Io(_)) => {}
-            _ => self.lines.store(false, Ordering::Relaxed),
+            Err(_) => {
+                self.lines.store(false, Ordering::Relaxed);
+                self.names.store(false, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Whether a request for `id` goes with its name: when it has one
+    /// that fits a NAME prefix, and the server is not known to keep none.
+    fn sends_name(&self, id: &LockId) -> bool {
+        self.names.load(Ordering::Relaxed) && id.name().and_then(name_prefix).is_some()
     }
 
     /// Books `uid`, waiting for at most `timeout` while another live
@@ -67,7 +95,9 @@ impl Client {
     /// jittered pauses up to a second, before it waits again, until the
     /// time is up. A server that has answered once and then stops
     /// answering is taken for one restarting.
-    pub fn book_wait(&self, uid: Uid, timeout: Duration) -> Result<Booking, Error> {
+    pub fn book_wait(&self, id: impl Into<LockId>, timeout: Duration) -> Result<Booking, Error> {
+        let id = id.into();
+        let uid = id.uid();
         // Too far ahead for the clock to name: as good as for ever.
         let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_millis(20);
@@ -75,20 +105,18 @@ impl Client {
         loop {
             let left = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
-                return self.book(uid);
+                return self.book(id);
             }
             let wait = left.min(MAX_WAIT);
             let line = self.lines.load(Ordering::Relaxed);
-            let waited = self.book_by(uid, wait, |handshake, port| {
+            let waited = self.book_by(&id, wait, |handshake, port| {
                 line_request(uid, handshake, port, wait, line)
             });
             let waited = match waited {
                 Err(Error::Refused) => {
                     answered = true;
-                    if line {
-                        self.learn_whether_lines_are_kept();
-                    }
-                    self.book(uid)
+                    self.learn_what_the_server_keeps();
+                    self.book(id.clone())
                 }
                 other => other,
             };
@@ -110,14 +138,16 @@ impl Client {
     }
 
     /// Starts a liveness responder with a fresh handshake, sends the
-    /// request `make` builds for them, and waits for the reply `wait`
-    /// longer than for a plain request.
+    /// request `make` builds for them (after the name of `id`, for a
+    /// request of ours, when [`sends_name`](Client::sends_name)), and
+    /// waits for the reply `wait` longer than for a plain request.
     fn book_by(
         &self,
-        uid: Uid,
+        id: &LockId,
         wait: Duration,
         make: impl FnOnce(Handshake, u16) -> Request,
     ) -> Result<Booking, Error> {
+        let uid = id.uid();
         let handshake = loop {
             let handshake = Handshake::random().map_err(Error::Random)?;
             if handshake.as_bytes() != uid.as_bytes() {
@@ -130,7 +160,11 @@ impl Client {
         let request = make(handshake, responder.port());
         let lined = matches!(request, Request::Wait { line: true, .. });
         let ours = matches!(request, Request::Wait { .. });
-        let (reply, stream) = self.exchange(&request, wait)?;
+        let prefix = match id.name().and_then(name_prefix) {
+            Some(prefix) if ours && self.sends_name(id) => prefix,
+            _ => Vec::new(),
+        };
+        let (reply, stream) = self.exchange(&[prefix, request.encode()].concat(), wait)?;
         if reply == REPLY_NO {
             return Err(Error::Held);
         }

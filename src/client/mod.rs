@@ -29,6 +29,7 @@ mod inherit;
 mod line;
 mod responder;
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use error::Error;
 pub use line::LineState;
 
 use crate::handshake::Handshake;
+use crate::listing::{LIST_END, Listed};
 use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
@@ -60,7 +62,7 @@ const REPLY_PATIENCE: u32 = 4;
 pub const MAX_UNREAD_MESSAGES: usize = 16;
 
 /// Where the server is and how long to wait for it. Clones share what
-/// they learnt of the server: whether it keeps lines.
+/// they learnt of the server: whether it keeps lines and names.
 #[derive(Debug, Clone)]
 pub struct Client {
     port: u16,
@@ -69,6 +71,10 @@ pub struct Client {
     /// none (it closed a LINE without a reply and its STATUS says nothing
     /// of lines).
     lines: Arc<AtomicBool>,
+    /// Whether to send names with bookings: cleared once the server showed
+    /// it knows none (it closed a named request without a reply and its
+    /// STATUS says nothing of names).
+    names: Arc<AtomicBool>,
     /// Whether a booking whose line the server closes re-attaches.
     reattach: bool,
 }
@@ -129,6 +135,7 @@ impl Client {
             port,
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
             lines: Arc::new(AtomicBool::new(true)),
+            names: Arc::new(AtomicBool::new(true)),
             reattach: true,
         }
     }
@@ -139,6 +146,7 @@ impl Client {
         Client {
             port,
             lines: Arc::new(AtomicBool::new(true)),
+            names: Arc::new(AtomicBool::new(true)),
             ..self
         }
     }
@@ -219,6 +227,41 @@ impl Client {
             .map_err(Error::BadStatus)
     }
 
+    /// Every lock held, as the server lists them to this process's OS
+    /// user: names only of its own locks (all of them for root). A lock
+    /// that is booked or checked out while the list is written may be
+    /// missing; none held all along is, and none is listed twice. A
+    /// server that does not know LIST, such as 0.6.0, closes the request:
+    /// [`Error::Refused`].
+    pub fn list(&self) -> Result<Vec<Listed>, Error> {
+        let mut stream = self.send(&Request::List)?;
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut text = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            match read_before(&mut stream, &mut chunk, deadline).map_err(Error::Io)? {
+                0 => break,
+                n => text.extend_from_slice(&chunk[..n]),
+            }
+        }
+        if text.is_empty() {
+            return Err(Error::Refused);
+        }
+        let text = String::from_utf8(text).map_err(|e| Error::Io(invalid_data(e)))?;
+        let Some(lines) = text.strip_suffix(&format!("{LIST_END}\n")) else {
+            return Err(Error::Io(invalid_data("a list cut short")));
+        };
+        let mut seen = HashSet::new();
+        let mut locks = Vec::new();
+        for line in lines.lines() {
+            let lock: Listed = line.parse().map_err(Error::BadStatus)?;
+            if seen.insert(lock.uid) {
+                locks.push(lock);
+            }
+        }
+        Ok(locks)
+    }
+
     /// Sends `request` and reads the line of text the server answers.
     fn read_line(&self, request: &Request) -> Result<String, Error> {
         let mut stream = self.send(request)?;
@@ -237,8 +280,7 @@ impl Client {
         if line.is_empty() {
             return Err(Error::Refused);
         }
-        String::from_utf8(line)
-            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        String::from_utf8(line).map_err(|e| Error::Io(invalid_data(e)))
     }
 
     fn check_out(&self, uid: Uid, handshake: Handshake) -> Result<bool, Error> {
@@ -262,15 +304,15 @@ impl Client {
 
     /// Sends `request` and reads its one-byte reply.
     fn ask(&self, request: &Request) -> Result<u8, Error> {
-        self.exchange(request, Duration::ZERO)
+        self.exchange(&request.encode(), Duration::ZERO)
             .map(|(reply, _)| reply)
     }
 
-    /// Sends `request` and reads its one-byte reply, waiting `wait` longer
-    /// for it than for a plain request; answers the connection too, still
-    /// open if the server keeps it.
-    fn exchange(&self, request: &Request, wait: Duration) -> Result<(u8, TcpStream), Error> {
-        let mut stream = self.send(request)?;
+    /// Sends a request, its `bytes`, and reads its one-byte reply, waiting
+    /// `wait` longer for it than for a plain request; answers the
+    /// connection too, still open if the server keeps it.
+    fn exchange(&self, bytes: &[u8], wait: Duration) -> Result<(u8, TcpStream), Error> {
+        let mut stream = self.send_bytes(bytes)?;
         let patience = (self.rw_timeout * REPLY_PATIENCE).saturating_add(wait);
         // Too far ahead for the clock to name: as good as for ever.
         let deadline = Instant::now()
@@ -285,9 +327,14 @@ impl Client {
         }
     }
 
-    /// Connects and writes `request`. `connect_timeout` and `write_all`
-    /// retry by themselves when a signal interrupts them.
+    /// Connects and writes `request`.
     fn send(&self, request: &Request) -> Result<TcpStream, Error> {
+        self.send_bytes(&request.encode())
+    }
+
+    /// Connects and writes `bytes`. `connect_timeout` and `write_all`
+    /// retry by themselves when a signal interrupts them.
+    fn send_bytes(&self, bytes: &[u8]) -> Result<TcpStream, Error> {
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let mut stream =
             TcpStream::connect_timeout(&server, self.rw_timeout).map_err(|source| {
@@ -309,10 +356,15 @@ impl Client {
             })?;
         stream
             .set_write_timeout(Some(self.rw_timeout))
-            .and_then(|()| stream.write_all(&request.encode()))
+            .and_then(|()| stream.write_all(bytes))
             .map_err(Error::Io)?;
         Ok(stream)
     }
+}
+
+/// An error for bytes from the server that are not what they should be.
+fn invalid_data(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
 }
 
 /// One read from `stream` that gives up at `deadline`. A signal, or a

@@ -172,7 +172,8 @@ impl Server {
         let mut decoder = Decoder::new();
         let (phase, complete) = match read_request(&mut stream, &mut decoder) {
             ReadProgress::Complete(request) => {
-                match Phase::complete(ip, request, &stream, &mut self.owners) {
+                let name = decoder.take_name();
+                match Phase::complete(ip, request, name, &stream, &mut self.owners) {
                     Some(phase) => (phase, true),
                     None => {
                         debug!("closing {ip} without a reply: it has closed its connection");

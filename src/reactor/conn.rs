@@ -14,6 +14,8 @@ use crate::registry::{ResponderIp, UNKNOWN_USER, User, Verdict, Withheld};
 use crate::uid::{UID_LEN, Uid};
 use crate::wire::{DecodeError, Decoder, MAX_REQUEST_LEN, MESSAGE_ACK, Request, message_header};
 
+pub(super) use super::list::Listing;
+
 /// Reading room for one request plus what a sloppy client sends after it,
 /// so that closing rarely finds unread bytes (which would reset the
 /// connection and could destroy the reply before the client reads it).
@@ -42,7 +44,12 @@ pub(super) enum Phase {
         /// holds its connection; [`UNKNOWN_USER`] when the kernel could not
         /// vouch for one, and for other requests.
         user: User,
+        /// The name that came before a BOOK, WAIT or LINE, kept with the
+        /// booking if it is granted and the uid is the name's.
+        name: Option<Box<[u8]>>,
     },
+    /// A LIST being written, as fast as its reader takes it.
+    Listing(Listing),
     /// A call to a liveness responder.
     Verifying(Verification),
     /// The line of the booking of `uid`: a client connection kept open for
@@ -67,6 +74,7 @@ impl Phase {
     pub fn complete(
         ip: ResponderIp,
         request: Request,
+        name: Option<Box<[u8]>>,
         stream: &TcpStream,
         owners: &mut Owners,
     ) -> Option<Phase> {
@@ -75,7 +83,8 @@ impl Phase {
             | Request::Wait { .. }
             | Request::Attach { .. }
             | Request::Notify { .. }
-            | Request::Status => match owners.peer(stream) {
+            | Request::Status
+            | Request::List => match owners.peer(stream) {
                 Ok(owned) => owned.user,
                 Err(Unknown::NotLive { .. }) => return None,
                 Err(why @ (Unknown::Gone | Unknown::Failed(_))) => {
@@ -92,6 +101,7 @@ impl Phase {
             request,
             kept: Kept::Answering,
             user,
+            name,
         })
     }
 

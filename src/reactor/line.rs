@@ -116,6 +116,7 @@ impl Server {
                     request,
                     kept: Kept::Answering,
                     user: UNKNOWN_USER,
+                    name: None,
                 };
                 // Answered at once, or pending as any request: a client now.
                 self.clients += 1;

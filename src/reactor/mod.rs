@@ -12,6 +12,7 @@ mod conn;
 mod fds;
 mod journal;
 mod line;
+mod list;
 mod refusals;
 mod serve;
 mod stop;
@@ -132,6 +133,7 @@ struct Warnings {
     other_users_id: Throttled,
     evicting: Throttled,
     other_user: Throttled,
+    false_name: Throttled,
 }
 
 impl Server {
@@ -357,6 +359,13 @@ impl Server {
                 }
                 // Their own bounds: patience, the wait, the line's booking.
                 Phase::Waiting { .. } | Phase::Line { .. } => {}
+                Phase::Listing(_) => {
+                    debug!(
+                        "closing a LIST not read whole within {:?}",
+                        self.config.rw_timeout
+                    );
+                    self.close(expired.key);
+                }
                 Phase::Verifying(verification) => {
                     let (uid, verdict) = (verification.uid, verification.verdict_on_timeout());
                     self.close(expired.key);

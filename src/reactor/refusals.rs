@@ -59,7 +59,7 @@ impl Server {
             Request::Attach { .. } => "attach",
             Request::Notify { .. } => "notify",
             Request::CheckOut { .. } => "check out",
-            Request::Status | Request::Query { .. } => "question",
+            Request::Status | Request::Query { .. } | Request::List => "question",
         };
         let who = Who(user);
         match why {

@@ -30,8 +30,9 @@ impl Server {
         match &mut conn.phase {
             Phase::Reading { ip, decoder } => match read_request(&mut conn.stream, decoder) {
                 ReadProgress::Complete(request) => {
-                    let ip = *ip;
-                    let Some(phase) = Phase::complete(ip, request, &conn.stream, &mut self.owners)
+                    let (ip, name) = (*ip, decoder.take_name());
+                    let Some(phase) =
+                        Phase::complete(ip, request, name, &conn.stream, &mut self.owners)
                     else {
                         debug!("closing {ip} without a reply: it has closed its connection");
                         return self.close(key);
@@ -54,6 +55,7 @@ impl Server {
             Phase::Waiting { .. } => {}
             Phase::Verifying(_) => self.verification_ready(key, now),
             Phase::Line { .. } => self.line_ready(key, now),
+            Phase::Listing(_) => self.listing_ready(key),
         }
     }
 
@@ -84,6 +86,9 @@ impl Server {
         };
         let asker = *user;
         self.counters.requests += 1;
+        if *request == Request::List {
+            return self.start_listing(from, asker, now);
+        }
         let mut line = match queried {
             Some(uid) => {
                 self.end_closed_line(&uid, now);
@@ -98,6 +103,7 @@ impl Server {
                 verifications_failed: self.counters.verifications_failed,
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
                 lines: Some(self.registry.lines() as u64),
+                names: Some(self.registry.names() as u64),
                 usage: self.usage_for(asker),
             }
             .to_string(),
@@ -193,7 +199,7 @@ impl Server {
                         ),
                     );
                 }
-                self.reply(to, answer);
+                self.reply(to, answer, now);
             }
             Action::Refuse { to, why } => {
                 self.refuse(to, why, now);
@@ -222,8 +228,11 @@ impl Server {
         }
     }
 
-    pub(super) fn reply(&mut self, to: ConnRef, answer: Answer) {
+    pub(super) fn reply(&mut self, to: ConnRef, answer: Answer, now: Instant) {
         self.counters.requests += 1;
+        if matches!(answer, Answer::Granted | Answer::Lined | Answer::NoLine) {
+            self.keep_name(to, now);
+        }
         if answer == Answer::Lined {
             return self.reply_on_line(to);
         }
@@ -269,6 +278,36 @@ impl Server {
             && let Err(e) = self.record_released(&uid)
         {
             error!("cannot write the state file: {e}");
+        }
+    }
+
+    /// Keeps the name that came with the request of `to`, just granted,
+    /// beside its booking, if the uid is the name's; says so in the log,
+    /// throttled, when it is not.
+    fn keep_name(&mut self, to: ConnRef, now: Instant) {
+        let Some(Phase::Waiting {
+            ip,
+            request: Request::Book { uid, .. } | Request::Wait { uid, .. },
+            user,
+            name,
+            ..
+        }) = self
+            .conns
+            .get_mut(to.key)
+            .filter(|conn| conn.generation == to.generation)
+            .map(|conn| &mut conn.phase)
+        else {
+            return;
+        };
+        let Some(name) = name.take() else {
+            return;
+        };
+        let (ip, uid, user) = (*ip, *uid, *user);
+        if !self.registry.name(&uid, user, name) {
+            self.warnings.false_name.warn(
+                now,
+                format_args!("{ip}: not keeping the name sent with a book of {uid:?}: the id is not that name's"),
+            );
         }
     }
 

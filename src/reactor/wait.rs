@@ -94,7 +94,7 @@ impl Server {
         let uid = match &ended.phase {
             Phase::Waiting { request, .. } => asked_about(request),
             Phase::Line { uid, .. } => Some(*uid),
-            Phase::Reading { .. } | Phase::Verifying(_) => None,
+            Phase::Reading { .. } | Phase::Verifying(_) | Phase::Listing(_) => None,
         };
         if let Some(uid) = uid {
             self.registry.ended(conn, uid, &mut self.actions);
@@ -124,6 +124,6 @@ fn asked_about(request: &Request) -> Option<Uid> {
         | Request::Notify { uid, .. }
         | Request::Wait { uid, .. }
         | Request::Attach { uid, .. } => Some(*uid),
-        Request::Status | Request::Query { .. } => None,
+        Request::Status | Request::Query { .. } | Request::List => None,
     }
 }

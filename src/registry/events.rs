@@ -108,7 +108,7 @@ impl Ask {
             Request::CheckOut { uid, handshake } => Some(Ask::CheckOut { uid, handshake }),
             Request::Notify { uid, .. } => Some(Ask::Notify { uid }),
             Request::Attach { uid, handshake } => Some(Ask::Attach { uid, handshake }),
-            Request::Status | Request::Query { .. } => None,
+            Request::Status | Request::Query { .. } | Request::List => None,
             Request::Wait {
                 uid,
                 handshake,

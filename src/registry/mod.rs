@@ -29,6 +29,7 @@ mod booking;
 mod ended;
 mod events;
 mod lines;
+mod names;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod model;

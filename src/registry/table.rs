@@ -6,7 +6,12 @@
 //! themselves never sit in spare capacity beyond one chunk. Removal moves
 //! the last record into the freed slot, so records stay contiguous and
 //! memory returns as bookings are checked out.
+//!
+//! Names sit beside the records, in a map of their own: few bookings have
+//! one, and those that do pay for it alone. A name leaves with its
+//! booking, in [`Table::remove`], whichever way the booking ends.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
@@ -25,6 +30,9 @@ pub(super) struct Table {
     /// Slot `s` is `chunks[s / CHUNK][s % CHUNK]`; slots `0..len` are used.
     chunks: Vec<Vec<Booking>>,
     len: usize,
+    /// The names of the bookings whose bookers gave one; every key is
+    /// held.
+    names: HashMap<Uid, Box<[u8]>>,
     /// Keyed hashing: uids come from any process on the machine, so an
     /// attacker must not be able to choose colliding ones.
     hasher: RandomState,
@@ -36,6 +44,7 @@ impl Table {
             index: HashTable::new(),
             chunks: Vec::new(),
             len: 0,
+            names: HashMap::new(),
             hasher: RandomState::new(),
         }
     }
@@ -62,6 +71,25 @@ impl Table {
             record(&self.chunks, slot).uid == *uid
         })?;
         Some(record(&self.chunks, slot))
+    }
+
+    /// The name of the booking of `uid`, if it is held and has one.
+    pub fn name(&self, uid: &Uid) -> Option<&[u8]> {
+        self.names.get(uid).map(|name| &name[..])
+    }
+
+    /// Names the booking of `uid`, if it is held; answers whether it is.
+    pub fn set_name(&mut self, uid: &Uid, name: Box<[u8]>) -> bool {
+        let held = self.get(uid).is_some();
+        if held {
+            self.names.insert(*uid, name);
+        }
+        held
+    }
+
+    /// How many bookings have a name.
+    pub fn names(&self) -> usize {
+        self.names.len()
     }
 
     /// Stamps the booking of `uid`, if held, as checked at `checked`.
@@ -106,6 +134,9 @@ impl Table {
             })
             .ok()?;
         let (slot, _) = entry.remove();
+        if self.names.remove(uid).is_some() && self.names.len() < self.names.capacity() / 4 {
+            self.names.shrink_to(self.names.len() * 2);
+        }
         let last = self.len - 1;
         if slot as usize != last {
             // The last record moves into the freed slot; its index entry
@@ -212,6 +243,24 @@ mod tests {
             "{}",
             table.index.capacity()
         );
+    }
+
+    #[test]
+    fn a_name_leaves_with_its_booking_and_only_a_held_one_is_named() {
+        let mut table = Table::new();
+        assert!(!table.set_name(&booking(1).uid, b"one".to_vec().into()));
+        assert_eq!(table.name(&booking(1).uid), None);
+        for i in 0..3 {
+            table.insert(booking(i));
+        }
+        assert!(table.set_name(&booking(1).uid, b"one".to_vec().into()));
+        assert!(table.set_name(&booking(2).uid, b"two".to_vec().into()));
+        table.remove(&booking(1).uid);
+        assert_eq!(table.name(&booking(1).uid), None);
+        assert_eq!(table.name(&booking(2).uid), Some(&b"two"[..]), "moved");
+        table.insert(booking(1));
+        assert_eq!(table.name(&booking(1).uid), None, "a new booking, unnamed");
+        assert_eq!(table.names(), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Decoding requests, the server's side of the wire: an incremental
-//! decoder that assembles one request from bytes as they arrive.
+//! decoder that assembles one request, and the NAME prefix that may come
+//! before it, from bytes as they arrive.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,6 +18,10 @@ pub enum DecodeError {
     HandshakeIsUid,
     /// A NOTIFY message announced as longer than [`MAX_MESSAGE_LEN`].
     MessageTooLong(usize),
+    /// A NAME prefix of length 0.
+    EmptyName,
+    /// A NAME prefix before a request that books nothing (this command).
+    NameBefore(u8),
 }
 
 impl fmt::Display for DecodeError {
@@ -26,6 +31,10 @@ impl fmt::Display for DecodeError {
             DecodeError::HandshakeIsUid => f.write_str("handshake equals uid"),
             DecodeError::MessageTooLong(len) => {
                 write!(f, "message of {len} bytes, more than {MAX_MESSAGE_LEN}")
+            }
+            DecodeError::EmptyName => f.write_str("empty name"),
+            DecodeError::NameBefore(byte) => {
+                write!(f, "a name before command byte {byte:#04x}, which books nothing")
             }
         }
     }
@@ -43,6 +52,22 @@ pub struct Decoder {
     /// A NOTIFY message, grown as its bytes arrive rather than as its
     /// length claims.
     pub(super) message: Vec<u8>,
+    prefix: Prefix,
+    /// The name a NAME prefix carries, as much of it as has arrived.
+    name: Vec<u8>,
+}
+
+/// How far the NAME prefix, which may come before a request, has arrived.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefix {
+    /// Nothing has arrived: the first byte tells whether a prefix comes.
+    Unseen,
+    /// The prefix's command byte has arrived, its length not yet.
+    Length,
+    /// The name is arriving: this many bytes in all.
+    Name(usize),
+    /// The prefix is whole, or there is none: the request follows.
+    Over,
 }
 
 impl Default for Decoder {
@@ -58,7 +83,15 @@ impl Decoder {
             buf: [0; MAX_REQUEST_LEN],
             len: 0,
             message: Vec::new(),
+            prefix: Prefix::Unseen,
+            name: Vec::new(),
         }
+    }
+
+    /// The name a NAME prefix carried before the request, once; `None`
+    /// when none came.
+    pub fn take_name(&mut self) -> Option<Box<[u8]>> {
+        (!self.name.is_empty()).then(|| std::mem::take(&mut self.name).into_boxed_slice())
     }
 
     /// Takes the next bytes of the stream. Answers the request once it is
@@ -78,10 +111,14 @@ impl Decoder {
     /// assert_eq!(decoder.feed(&bytes[100..]), Ok(Some(request)));
     /// ```
     pub fn feed(&mut self, input: &[u8]) -> Result<Option<Request>, DecodeError> {
+        let input = self.feed_prefix(input)?;
         let Some(&command) = self.buf[..self.len].first().or(input.first()) else {
             return Ok(None);
         };
         let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
+        if !self.name.is_empty() && ![CMD_BOOK, CMD_WAIT, CMD_LINE].contains(&command) {
+            return Err(DecodeError::NameBefore(command));
+        }
         let take = input.len().min(fixed - self.len);
         self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
         self.len += take;
@@ -109,9 +146,38 @@ impl Decoder {
         }))
     }
 
+    /// Takes what of `input` belongs to a NAME prefix; answers the rest,
+    /// which is the request's.
+    fn feed_prefix<'a>(&mut self, mut input: &'a [u8]) -> Result<&'a [u8], DecodeError> {
+        while let Some((&first, rest)) = input.split_first() {
+            match self.prefix {
+                Prefix::Over => break,
+                Prefix::Unseen if first == CMD_NAME => self.prefix = Prefix::Length,
+                Prefix::Unseen => {
+                    self.prefix = Prefix::Over;
+                    break;
+                }
+                Prefix::Length if first == 0 => return Err(DecodeError::EmptyName),
+                Prefix::Length => self.prefix = Prefix::Name(usize::from(first)),
+                Prefix::Name(want) => {
+                    let take = input.len().min(want - self.name.len());
+                    self.name.extend_from_slice(&input[..take]);
+                    if self.name.len() == want {
+                        self.prefix = Prefix::Over;
+                    }
+                    input = &input[take..];
+                    continue;
+                }
+            }
+            input = rest;
+        }
+        Ok(input)
+    }
+
     fn request(&self) -> Result<Request, DecodeError> {
         match self.buf[0] {
             CMD_STATUS => return Ok(Request::Status),
+            CMD_LIST => return Ok(Request::List),
             CMD_QUERY => {
                 return Ok(Request::Query {
                     uid: self.uid_at(1),
@@ -167,7 +233,7 @@ fn fixed_len(command: u8) -> Option<usize> {
     match command {
         CMD_BOOK => Some(BOOK_LEN),
         CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
-        CMD_STATUS => Some(1),
+        CMD_STATUS | CMD_LIST => Some(1),
         CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
         CMD_WAIT => Some(WAIT_LEN),
         CMD_QUERY => Some(QUERY_LEN),

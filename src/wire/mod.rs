@@ -1,7 +1,7 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
 //! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT, QUERY,
-//! LINE and ATTACH are ours.
+//! LINE, ATTACH, LIST and the NAME prefix are ours.
 
 use std::fmt;
 use std::time::Duration;
@@ -41,6 +41,18 @@ pub const CMD_LINE: u8 = 0x06;
 /// the line of a booking held with that handshake, as after a restart of
 /// the server, which closes every line.
 pub const CMD_ATTACH: u8 = 0x07;
+
+/// Command byte of the NAME prefix: a length (u8, 1 to [`MAX_NAME_LEN`])
+/// and that many bytes of the lock's name follow, then a BOOK, WAIT or
+/// LINE on the same connection. The server keeps the name beside the
+/// booking, to show in LIST, if it is the name of the booked uid.
+pub const CMD_NAME: u8 = 0x08;
+/// Command byte of LIST: nothing follows; the server answers one line of
+/// text for every booking held ([`Listed`](crate::listing::Listed)), then
+/// closes.
+pub const CMD_LIST: u8 = 0x09;
+/// The longest name a NAME prefix carries: its length is one byte.
+pub const MAX_NAME_LEN: usize = u8::MAX as usize;
 
 /// Length of a whole BOOK request.
 pub const BOOK_LEN: usize = 1 + 2 * UID_LEN + 2;
@@ -149,6 +161,8 @@ pub enum Request {
         /// The id asked about.
         uid: Uid,
     },
+    /// Ask for every booking held.
+    List,
     /// Make this connection the line of the booking of `uid`; honoured
     /// only with the holder's `handshake`.
     Attach {
@@ -184,6 +198,7 @@ impl Request {
                 bytes.extend_from_slice(handshake.as_bytes());
             }
             Request::Status => bytes.push(CMD_STATUS),
+            Request::List => bytes.push(CMD_LIST),
             Request::Notify { uid, message } => {
                 bytes.push(CMD_NOTIFY);
                 bytes.extend_from_slice(uid.as_bytes());
@@ -211,6 +226,17 @@ impl Request {
         }
         bytes
     }
+}
+
+/// The NAME prefix that tells the server the name of the uid a BOOK, WAIT
+/// or LINE asks for; `None` for a name that is empty or longer than
+/// [`MAX_NAME_LEN`], which no prefix carries.
+pub fn name_prefix(name: &[u8]) -> Option<Vec<u8>> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let len = u8::try_from(name.len()).ok()?;
+    Some([&[CMD_NAME, len][..], name].concat())
 }
 
 /// The big-endian length that goes before a NOTIFY message on the way to
@@ -243,6 +269,7 @@ impl fmt::Display for Request {
             Request::Book { uid, port, .. } => write!(f, "book {uid:?} (responder port {port})"),
             Request::CheckOut { uid, .. } => write!(f, "check out {uid:?}"),
             Request::Status => f.write_str("status"),
+            Request::List => f.write_str("list"),
             Request::Notify { uid, message } => {
                 write!(f, "notify {uid:?} ({} bytes)", message.len())
             }

@@ -71,9 +71,10 @@ fn query() -> Request {
     }
 }
 
-fn all() -> [Request; 10] {
+fn all() -> [Request; 11] {
     [
         book(),
+        Request::List,
         check_out(),
         Request::Status,
         notify(0),
@@ -108,6 +109,11 @@ fn our_extensions_have_their_own_layout() {
     let bytes = attach().encode();
     assert_eq!(bytes[0], 0x07);
     assert_eq!(&bytes[1..], &check_out().encode()[1..]);
+    assert_eq!(Request::List.encode(), [0x09]);
+    assert_eq!(name_prefix(b"ab"), Some(vec![0x08, 2, b'a', b'b']));
+    assert_eq!(name_prefix(&[b'x'; MAX_NAME_LEN]).map(|p| p.len()), Some(257));
+    assert_eq!(name_prefix(&[b'x'; MAX_NAME_LEN + 1]), None);
+    assert_eq!(name_prefix(b""), None);
 }
 
 #[cfg(feature = "server")]
@@ -235,7 +241,7 @@ fn empty_input_needs_more() {
 #[cfg(feature = "server")]
 #[test]
 fn rejects_unknown_commands_at_once() {
-    for command in 0x08..=0xff {
+    for command in 0x0a..=0xff {
         assert_eq!(
             Decoder::new().feed(&[command]),
             Err(DecodeError::UnknownCommand(command))
@@ -275,4 +281,43 @@ fn rejects_handshake_equal_to_uid() {
             Err(DecodeError::HandshakeIsUid)
         );
     }
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn a_name_before_a_booking_request_arrives_with_it_one_byte_at_a_time() {
+    let name = b"a name\n\"\xff".to_vec();
+    for request in [book(), wait(), line()] {
+        let bytes = [name_prefix(&name).unwrap(), request.encode()].concat();
+        let mut decoder = Decoder::new();
+        let (last, start) = bytes.split_last().unwrap();
+        for byte in start {
+            assert_eq!(decoder.feed(&[*byte]), Ok(None));
+        }
+        assert_eq!(decoder.feed(&[*last]), Ok(Some(request)));
+        assert_eq!(decoder.take_name().as_deref(), Some(&name[..]));
+        assert_eq!(decoder.take_name(), None, "taken once");
+        let mut whole = Decoder::new();
+        assert!(whole.feed(&bytes).unwrap().is_some());
+        assert_eq!(whole.take_name().as_deref(), Some(&name[..]));
+    }
+    let mut unnamed = Decoder::new();
+    assert_eq!(unnamed.feed(&book().encode()), Ok(Some(book())));
+    assert_eq!(unnamed.take_name(), None);
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn a_name_goes_only_before_a_booking_request_and_is_never_empty() {
+    for request in [check_out(), Request::Status, Request::List, query(), attach(), notify(1)] {
+        let bytes = [name_prefix(b"n").unwrap(), request.encode()].concat();
+        assert_eq!(
+            Decoder::new().feed(&bytes),
+            Err(DecodeError::NameBefore(request.encode()[0])),
+            "{request}"
+        );
+    }
+    assert_eq!(Decoder::new().feed(&[CMD_NAME, 0]), Err(DecodeError::EmptyName));
+    let twice = [name_prefix(b"n").unwrap(), name_prefix(b"n").unwrap()].concat();
+    assert_eq!(Decoder::new().feed(&twice), Err(DecodeError::UnknownCommand(CMD_NAME)));
 }

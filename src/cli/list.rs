@@ -1,0 +1,194 @@
+//! `namaste list`: every lock held, as `lslocks` lists file locks.
+
+use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use namaste::client::Client;
+use namaste::listing::Listed;
+use namaste::owner::ROOT;
+
+use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
+use super::json;
+use super::process::holding;
+use super::status::utc;
+use super::target::Target;
+use super::users::name_of;
+use super::{fail_request, out, trust};
+
+pub const HELP: &str = "\
+namaste list: print every lock held
+
+Usage: namaste list [--json] [--noheadings] [--port N]
+
+Prints a header line, then one line for each lock held, sorted by name
+(locks without a name shown last, by id), in columns:
+  USER     the OS user whose request was granted the lock (? if unknown)
+  PIDS     the processes that hold it, found as `status NAME` finds them
+           (comma-separated); ? for another user's lock unless you are root
+  SINCE    when it was granted (UTC, ISO 8601; ? if unknown)
+  WAITERS  how many `hold --wait` queue for it
+  MODE     exclusive
+  NAME     the name it was booked by, escaped as `status` escapes words;
+           uid:HEX (its id, 128 hex digits) when it was booked by id, when
+           its booker sent no name (0.6.0 clients and older ones send none),
+           or when it is another OS user's lock and you are not root
+The holders are not verified: one that died since its last verification
+still shows until the server finds out.
+
+Exits with 68 and says so when no server answers on the port, with 69
+when the server on the port runs as another OS user than root, yours or
+NAMASTE_SERVER_USER's, with 2 for a command line that makes no sense (or a
+NAMASTE_PORT that names no port), and with 1 for another error (a server
+that does not know LIST, such as 0.6.0, among them).
+
+Options:
+  --json        print one JSON document instead: {\"locks\": [...]}, each lock
+                an object with name (a string, invalid UTF-8 replaced by
+                U+FFFD, or null), name_hex (its exact bytes in hex, or null),
+                uid, mode, user (or null), user_id (or null), pids (an array,
+                or null when hidden), since (or null), line (whether the
+                holder's connection keeps it) and waiters
+  --noheadings  leave out the header line
+  --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
+                set, else 64009)
+";
+
+/// A held lock, with what this process could find out about its holder.
+struct Shown {
+    lock: Listed,
+    /// `None` when hidden: another user's lock, and we are not root.
+    pids: Option<Vec<u32>>,
+}
+
+pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
+    let mut target = Target::default();
+    let (mut as_json, mut headings) = (false, true);
+    let mut args = Args::new(args);
+    while let Some(arg) = args.next()? {
+        match arg {
+            Arg::Option("--json") => as_json = true,
+            Arg::Option("--noheadings") => headings = false,
+            Arg::Option("--port") if target.take("--port", &mut args)? => {}
+            Arg::Option(other) => return Err(unknown("list", other)),
+            Arg::Positional(word) => return Err(no_words(word)),
+            Arg::Rest([word, ..]) => return Err(no_words(word)),
+            Arg::Rest([]) => {}
+        }
+    }
+    let client: Client = target.client()?;
+    let listed = match trust::vouched(client.port(), || client.list()) {
+        Ok(listed) => listed,
+        Err(untrusted) => return Ok(untrusted),
+    };
+    let mut locks = match listed {
+        Ok(locks) => locks,
+        Err(e) => return Ok(fail_request(e)),
+    };
+    locks.sort_by(|a, b| {
+        (a.name.is_none(), &a.name, a.uid.as_bytes()).cmp(&(
+            b.name.is_none(),
+            &b.name,
+            b.uid.as_bytes(),
+        ))
+    });
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    let shown: Vec<Shown> = locks
+        .into_iter()
+        .map(|lock| {
+            let visible = me == ROOT || lock.user == Some(me);
+            let pids =
+                visible.then(|| holding(SocketAddr::new(lock.address, lock.port), lock.user).pids);
+            Shown { lock, pids }
+        })
+        .collect();
+    if as_json {
+        out(format_args!("{}\n", document(&shown)));
+    } else {
+        if headings {
+            out("USER PIDS SINCE WAITERS MODE NAME\n");
+        }
+        for lock in &shown {
+            out(format_args!("{}\n", row(lock)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn no_words(word: &OsStr) -> Usage {
+    Usage(format!("list takes no words, not {}", quoted(word)))
+}
+
+/// One lock's line of the table.
+fn row(Shown { lock, pids }: &Shown) -> String {
+    let unknown = || "?".to_string();
+    let pids = match pids {
+        Some(pids) if !pids.is_empty() => pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => unknown(),
+    };
+    let name = lock
+        .name
+        .as_deref()
+        .map_or_else(|| format!("uid:{}", lock.uid), |name| escaped(name, 300));
+    format!(
+        "{} {pids} {} {} exclusive {name}",
+        user_name(lock.user).unwrap_or_else(unknown),
+        lock.since.map_or_else(unknown, utc),
+        lock.waiters,
+    )
+}
+
+/// The name of OS user `user`, else its number; `None` when unknown.
+fn user_name(user: Option<u32>) -> Option<String> {
+    user.map(|user| {
+        name_of(user)
+            .map(|name| escaped(name.as_bytes(), 64))
+            .unwrap_or_else(|| user.to_string())
+    })
+}
+
+/// The `--json` document of every lock.
+fn document(shown: &[Shown]) -> String {
+    let locks = shown.iter().map(|Shown { lock, pids }| {
+        json::object(&[
+            (
+                "name",
+                json::or_null(lock.name.as_deref().map(json::string)),
+            ),
+            (
+                "name_hex",
+                json::or_null(lock.name.as_deref().map(json::hex)),
+            ),
+            ("uid", json::string(lock.uid.to_string().as_bytes())),
+            ("mode", json::string(b"exclusive")),
+            (
+                "user",
+                json::or_null(
+                    lock.user
+                        .and_then(name_of)
+                        .map(|n| json::string(n.as_bytes())),
+                ),
+            ),
+            ("user_id", json::number(lock.user.map(u64::from))),
+            (
+                "pids",
+                json::or_null(
+                    pids.as_ref()
+                        .map(|pids| json::array(pids.iter().map(u32::to_string))),
+                ),
+            ),
+            (
+                "since",
+                json::or_null(lock.since.map(|since| json::string(utc(since).as_bytes()))),
+            ),
+            ("line", lock.line.to_string()),
+            ("waiters", lock.waiters.to_string()),
+        ])
+    });
+    json::object(&[("locks", json::array(locks))])
+}

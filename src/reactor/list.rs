@@ -1,0 +1,145 @@
+//! LIST: every booking held, one line each, written to the asker as fast
+//! as it reads. The lines are made a chunk at a time as the socket takes
+//! them, so a list of the whole table (megabytes at the bookings bound)
+//! is never held whole, and the reactor never blocks on a slow reader:
+//! the rw timeout bounds the whole reply, as it bounds a request.
+
+use std::io::Write;
+use std::time::Instant;
+
+use log::{debug, warn};
+use mio::{Interest, Token};
+
+use super::Server;
+use super::conn::Phase;
+use crate::deadlines::ConnRef;
+use crate::listing::{LIST_END, Listed};
+use crate::nonblocking::{Io, write_some};
+use crate::owner::ROOT;
+use crate::registry::{Booking, UNKNOWN_USER, User};
+
+/// How many bytes of lines are made at a time: a few socket buffers'
+/// worth, so that a list costs one such chunk of memory while it is
+/// written, and a refill is rare.
+const CHUNK: usize = 64 * 1024;
+
+/// A LIST on its way out.
+pub(super) struct Listing {
+    /// The OS user who asked, as the kernel told: root and the holder's
+    /// user are shown a booking's name.
+    asker: User,
+    /// The table slots not listed yet: `0..left`, listed from the top
+    /// down, so that a booking moved by a removal meanwhile is listed
+    /// twice rather than missed (`Registry::booking_at`).
+    left: usize,
+    /// Lines made and not yet written whole.
+    chunk: Vec<u8>,
+    written: usize,
+    /// Whether the end line is in `chunk`.
+    ended: bool,
+}
+
+impl Server {
+    /// Starts answering the LIST of `from`, asked by `asker`: watched for
+    /// writing, within the rw timeout from now.
+    pub(super) fn start_listing(&mut self, from: ConnRef, asker: User, now: Instant) {
+        let left = self.registry.len();
+        let Some(conn) = self.conns.get_mut(from.key) else {
+            return;
+        };
+        conn.phase = Phase::Listing(Listing {
+            asker,
+            left,
+            chunk: Vec::new(),
+            written: 0,
+            ended: false,
+        });
+        let registry = self.poll.registry();
+        let watched = registry
+            .register(&mut conn.stream, Token(from.key), Interest::WRITABLE)
+            .or_else(|_| registry.reregister(&mut conn.stream, Token(from.key), Interest::WRITABLE));
+        if let Err(e) = watched {
+            warn!("cannot watch a LIST's connection: {e}; closing it");
+            return self.close(from.key);
+        }
+        self.deadlines.start(now, from);
+        self.listing_ready(from.key);
+    }
+
+    /// Writes as much of the LIST in slot `key` as its reader takes, and
+    /// closes it once the end line is out or the reader is gone.
+    pub(super) fn listing_ready(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Phase::Listing(listing) = &mut conn.phase else {
+                return;
+            };
+            if listing.written == listing.chunk.len() {
+                if listing.ended {
+                    debug!("a LIST was written whole");
+                    return self.close(key);
+                }
+                let (asker, left) = (listing.asker, listing.left);
+                let (chunk, left, ended) = self.next_chunk(asker, left);
+                let Some(Phase::Listing(listing)) = self.conns.get_mut(key).map(|c| &mut c.phase)
+                else {
+                    return;
+                };
+                (listing.chunk, listing.left, listing.ended) = (chunk, left, ended);
+                listing.written = 0;
+                continue;
+            }
+            match write_some(&mut conn.stream, &listing.chunk[listing.written..]) {
+                Io::Done(n) => listing.written += n,
+                Io::WouldBlock => return,
+                Io::Failed | Io::Refused => {
+                    debug!("a LIST's reader has gone");
+                    return self.close(key);
+                }
+            }
+        }
+    }
+
+    /// The lines of the bookings in the slots just below `left`, up to a
+    /// chunk's worth, and the end line after the last; answers them, the
+    /// slots left, and whether the end is in. Slots past the table's end
+    /// (bookings removed since) are skipped.
+    fn next_chunk(&mut self, asker: User, mut left: usize) -> (Vec<u8>, usize, bool) {
+        let mut chunk = Vec::with_capacity(CHUNK + 1024);
+        left = left.min(self.registry.len());
+        while left > 0 && chunk.len() < CHUNK {
+            left -= 1;
+            if let Some(booking) = self.registry.booking_at(left).copied() {
+                let _ = writeln!(chunk, "{}", self.listed(&booking, asker));
+            }
+        }
+        let ended = left == 0;
+        if ended {
+            let _ = writeln!(chunk, "{LIST_END}");
+        }
+        (chunk, left, ended)
+    }
+
+    /// What LIST tells `asker` of `booking`: its name only when the asker
+    /// is root or the booking's own user.
+    fn listed(&self, booking: &Booking, asker: User) -> Listed {
+        let known = |user: User| (user != UNKNOWN_USER).then_some(user);
+        let may_see = asker == ROOT || (asker != UNKNOWN_USER && asker == booking.user);
+        Listed {
+            uid: booking.uid,
+            name: self
+                .registry
+                .name_of(&booking.uid)
+                .filter(|_| may_see)
+                .map(<[u8]>::to_vec),
+            user: known(booking.user),
+            address: booking.responder().ip(),
+            port: booking.port,
+            since: (booking.since != 0).then_some(booking.since),
+            line: self.registry.has_line(&booking.uid),
+            waiters: self.registry.waiters_for(&booking.uid) as u64,
+        }
+    }
+}
