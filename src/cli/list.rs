@@ -12,6 +12,7 @@ use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
 use super::json;
 use super::process::holding;
 use super::status::utc;
+use super::status_json::user_name;
 use super::target::Target;
 use super::users::name_of;
 use super::{fail_request, out, trust};
@@ -137,14 +138,14 @@ fn row(Shown { lock, pids }: &Shown) -> String {
         .map_or_else(|| format!("uid:{}", lock.uid), |name| escaped(name, 300));
     format!(
         "{} {pids} {} {} exclusive {name}",
-        user_name(lock.user).unwrap_or_else(unknown),
+        user_shown(lock.user).unwrap_or_else(unknown),
         lock.since.map_or_else(unknown, utc),
         lock.waiters,
     )
 }
 
 /// The name of OS user `user`, else its number; `None` when unknown.
-fn user_name(user: Option<u32>) -> Option<String> {
+fn user_shown(user: Option<u32>) -> Option<String> {
     user.map(|user| {
         name_of(user)
             .map(|name| escaped(name.as_bytes(), 64))
@@ -166,14 +167,7 @@ fn document(shown: &[Shown]) -> String {
             ),
             ("uid", json::string(lock.uid.to_string().as_bytes())),
             ("mode", json::string(b"exclusive")),
-            (
-                "user",
-                json::or_null(
-                    lock.user
-                        .and_then(name_of)
-                        .map(|n| json::string(n.as_bytes())),
-                ),
-            ),
+            ("user", user_name(lock.user)),
             ("user_id", json::number(lock.user.map(u64::from))),
             (
                 "pids",

@@ -11,6 +11,7 @@ mod process;
 mod run;
 mod shell;
 mod status;
+mod status_json;
 mod systemd;
 mod target;
 mod trust;

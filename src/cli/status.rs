@@ -12,12 +12,12 @@ use super::process::{Processes, command_line, holding};
 use super::shell;
 use super::target::{Lock, Target};
 use super::users::name_of;
-use super::{fail_request, out, say, trust};
+use super::{fail_request, out, say, status_json, trust};
 
 pub const HELP: &str = "\
 namaste status: print the server's counters, or who holds a lock
 
-Usage: namaste status [NAME] [OPTIONS]
+Usage: namaste status [NAME] [--json] [OPTIONS]
        namaste status --uid HEX [NAME] [OPTIONS]
 
 Without NAME, prints one line: the server's version, bookings held, open
@@ -55,6 +55,17 @@ NAMASTE_SERVER_USER's, with 2 for a command line that makes no sense (or a
 NAMASTE_PORT that names no port), and with 1 for another error.
 
 Options:
+  --json        print one JSON document instead. Without NAME: version,
+                bookings, connections, requests, verifications_failed,
+                uptime_seconds, lines and names (null from a server that
+                keeps none) and users, an array of objects with user (or
+                null), user_id (or null), bookings, lines, waiters and
+                pending. With NAME: name (a string, invalid UTF-8 replaced
+                by U+FFFD, or null with --uid alone), name_hex (its exact
+                bytes in hex, or null), state (\"free\" or \"held\"),
+                waiters, and for a held lock since, user, user_id, port,
+                pids (an array) and command (an array of the arguments, or
+                null); a value nobody can tell is null
   --uid HEX     the lock's id as 128 hex digits, instead of the id of NAME;
                 NAME may then be left out, and given only names the lock in
                 messages (not with --per-user)
@@ -66,9 +77,11 @@ Options:
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut target = Target::default();
     let mut words: Vec<&OsStr> = Vec::new();
+    let mut as_json = false;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
+            Arg::Option("--json") => as_json = true,
             Arg::Option(option) if target.take(option, &mut args)? => {}
             Arg::Option(other) => return Err(unknown("status", other)),
             Arg::Positional(word) => words.push(word),
@@ -78,7 +91,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let name = match words[..] {
         [] if !target.names_a_lock() => {
             let client = target.client()?;
-            return Ok(counters(&client));
+            return Ok(counters(&client, as_json));
         }
         [] => None,
         [name] => Some(name),
@@ -98,19 +111,30 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     };
     Ok(match queried {
         Ok(lock) => {
-            out(format_args!("{}\n", lock_line(&lock, &shown)));
+            let seen = Seen::of(&lock, &shown);
+            match as_json {
+                true => out(format_args!(
+                    "{}\n",
+                    status_json::lock(&lock, &seen, id.name())
+                )),
+                false => out(format_args!("{}\n", lock_line(&lock, &seen))),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail_request(e),
     })
 }
 
-fn counters(client: &Client) -> ExitCode {
+fn counters(client: &Client, as_json: bool) -> ExitCode {
     let status = match trust::vouched(client.port(), || client.status()) {
         Ok(status) => status,
         Err(untrusted) => return untrusted,
     };
     match status {
+        Ok(status) if as_json => {
+            out(format_args!("{}\n", status_json::counters(&status)));
+            ExitCode::SUCCESS
+        }
         Ok(mut status) => {
             let usage = std::mem::take(&mut status.usage);
             out(format_args!("{status}\n"));
@@ -123,8 +147,6 @@ fn counters(client: &Client) -> ExitCode {
     }
 }
 
-/// The line `status NAME` prints for `lock`; says on standard error what
-/// it cannot see.
 /// One OS user's use of the server's limits, readable.
 fn use_line(used: &UserUse) -> String {
     let (name, id) = match used.user {
@@ -140,48 +162,72 @@ fn use_line(used: &UserUse) -> String {
     )
 }
 
-fn lock_line(lock: &LockStatus, name: &str) -> String {
+/// What this process sees of a lock's holder through the kernel and
+/// `/proc`: its processes and the first one's command line.
+pub struct Seen {
+    pub pids: Vec<u32>,
+    pub command: Option<Vec<Vec<u8>>>,
+}
+
+impl Seen {
+    /// What can be seen of the holder of `lock`, called `name` in
+    /// messages; says on standard error what cannot.
+    fn of(lock: &LockStatus, name: &str) -> Seen {
+        let Some(Holder {
+            user,
+            address,
+            port,
+            ..
+        }) = lock.holder
+        else {
+            return Seen {
+                pids: Vec::new(),
+                command: None,
+            };
+        };
+        let responder = SocketAddr::new(address, port);
+        let processes = holding(responder, user);
+        match processes {
+            Processes {
+                listening: false, ..
+            } => say(format_args!(
+                "no socket of the holder's user listens any more at {responder}, where the server calls {name}'s holder: it has probably exited, and the server will find out at the next contention"
+            )),
+            Processes {
+                ref pids, hidden, ..
+            } if pids.is_empty() && hidden > 0 => say(format_args!(
+                "cannot see which process holds {name}: {} belong to other users (run as the holder's user, or as root)",
+                counted(hidden, "process", "processes")
+            )),
+            _ => {}
+        }
+        let command = processes.pids.first().and_then(|pid| command_line(*pid));
+        Seen {
+            pids: processes.pids,
+            command,
+        }
+    }
+}
+
+/// The line `status NAME` prints for `lock`, whose holder shows as `seen`.
+fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
     let Some(Holder {
-        since,
-        user,
-        address,
-        port,
-        ..
+        since, user, port, ..
     }) = lock.holder
     else {
         return format!("state=free waiters={}", lock.waiters);
     };
     let unknown = || "?".to_string();
-    let responder = SocketAddr::new(address, port);
-    let processes = holding(responder, user);
-    match processes {
-        Processes {
-            listening: false, ..
-        } => say(format_args!(
-            "no socket of the holder's user listens any more at {responder}, where the server calls {name}'s holder: it has probably exited, and the server will find out at the next contention"
-        )),
-        Processes {
-            ref pids, hidden, ..
-        } if pids.is_empty() && hidden > 0 => say(format_args!(
-            "cannot see which process holds {name}: {} belong to other users (run as the holder's user, or as root)",
-            counted(hidden, "process", "processes")
-        )),
-        _ => {}
-    }
-    let pids = processes
+    let pids = seen
         .pids
         .iter()
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let command = processes
-        .pids
-        .first()
-        .and_then(|pid| command_line(*pid))
-        .map_or_else(unknown, |args| {
-            let bytes = args.iter().map(|arg| arg.len() + 1).sum::<usize>() - 1;
-            shortened(shell::words(&args), 1000, bytes)
-        });
+    let command = seen.command.as_ref().map_or_else(unknown, |args| {
+        let bytes = args.iter().map(|arg| arg.len() + 1).sum::<usize>() - 1;
+        shortened(shell::words(args), 1000, bytes)
+    });
     format!(
         "state=held since={} user={} user_id={} port={port} waiters={} pid={} command={command}",
         since.map_or_else(unknown, utc),
@@ -246,6 +292,10 @@ mod tests {
             holder: None,
             waiters: 2,
         };
-        assert_eq!(lock_line(&lock, "x"), "state=free waiters=2");
+        let seen = Seen {
+            pids: Vec::new(),
+            command: None,
+        };
+        assert_eq!(lock_line(&lock, &seen), "state=free waiters=2");
     }
 }
