@@ -4,8 +4,8 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::Write;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -16,6 +16,7 @@ use common::{Responder, Running, Scratch, TestServer, secret, send_bytes, signal
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::listing::Listed;
+use namaste::uid::LockId;
 use namaste::wire::{Request, name_prefix};
 
 /// A name with a quote, a newline and a byte that is no UTF-8.
@@ -287,4 +288,52 @@ fn wait_for_exit(mut child: Child) {
         assert!(Instant::now() < deadline, "still running");
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A server of ours from before names, on a thread: it closes a NAME
+/// prefix as an unknown command, answers STATUS without `names=`, grants
+/// a LINE without a line (`0x02`) and takes a CHECK OUT. Answers its port
+/// and what it saw, one word per request.
+fn server_without_names(requests: usize) -> (u16, thread::JoinHandle<Vec<&'static str>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut command = [0];
+            stream.read_exact(&mut command).unwrap();
+            let (word, rest, answer): (_, usize, &[u8]) = match command[0] {
+                0x08 => ("named", 0, b""),
+                0x02 => (
+                    "status",
+                    0,
+                    b"namaste 0.1.0 bookings=0 connections=1 requests=1 verifications_failed=0 uptime=1s lines=0\n",
+                ),
+                0x06 => ("line", 134, &[0x02]),
+                0x01 => ("check out", 128, &[0x01]),
+                other => panic!("unexpected command {other:#04x}"),
+            };
+            stream.read_exact(&mut vec![0; rest]).unwrap();
+            stream.write_all(answer).unwrap();
+            seen.push(word);
+        }
+        seen
+    });
+    (port, thread)
+}
+
+#[test]
+fn our_client_books_with_a_server_that_knows_no_names_on_a_line_without_the_name() {
+    let (port, server) = server_without_names(6);
+    let client = Client::new().with_port(port);
+    for _ in 0..2 {
+        let booking = client.book(LockId::named(b"older")).unwrap();
+        assert!(booking.check_out().unwrap());
+    }
+    assert_eq!(
+        server.join().unwrap(),
+        ["named", "status", "line", "check out", "line", "check out"],
+        "learnt once, then no more names"
+    );
 }
