@@ -337,3 +337,21 @@ fn our_client_books_with_a_server_that_knows_no_names_on_a_line_without_the_name
         "learnt once, then no more names"
     );
 }
+
+#[test]
+fn list_exits_as_status_does_without_a_server_and_for_words_it_does_not_take() {
+    let port = common::dead_port().to_string();
+    let no_server = common::namaste(&["list", "--port", &port]);
+    assert_eq!(no_server.status.code(), Some(68), "{no_server:?}");
+    for args in [
+        &["list", "extra"][..],
+        &["list", "--nope"],
+        &["list", "--", "x"],
+    ] {
+        let usage = common::namaste(args);
+        assert_eq!(usage.status.code(), Some(2), "{args:?}: {usage:?}");
+    }
+    let help = common::namaste(&["list", "--help"]);
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(help.status.success() && text.contains("--json"), "{text}");
+}

@@ -57,7 +57,7 @@ fn refused_as_nobodys(args: &[&str], port: &str) {
 }
 
 #[test]
-fn hold_notify_and_status_refuse_a_server_of_another_user() {
+fn hold_notify_status_and_list_refuse_a_server_of_another_user() {
     if !root_or_skip() {
         return;
     }
@@ -72,6 +72,7 @@ fn hold_notify_and_status_refuse_a_server_of_another_user() {
         &["notify", "job", "hi", "--port", &port],
         &["status", "--port", &port],
         &["status", "job", "--port", &port],
+        &["list", "--port", &port],
     ] {
         refused_as_nobodys(args, &port);
     }
