@@ -10,7 +10,7 @@ use namaste::owner::ROOT;
 
 use super::args::{Arg, Args, Usage, escaped, quoted, unknown};
 use super::json;
-use super::process::holding;
+use super::process::holding_each;
 use super::status::utc;
 use super::status_json::user_name;
 use super::target::Target;
@@ -95,13 +95,18 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     });
     // SAFETY: geteuid has no preconditions and touches no memory.
     let me = unsafe { libc::geteuid() };
+    let visible = |lock: &Listed| me == ROOT || lock.user == Some(me);
+    let responders: Vec<_> = locks
+        .iter()
+        .filter(|lock| visible(lock))
+        .map(|lock| (SocketAddr::new(lock.address, lock.port), lock.user))
+        .collect();
+    let mut found = holding_each(&responders).into_iter();
     let shown: Vec<Shown> = locks
         .into_iter()
-        .map(|lock| {
-            let visible = me == ROOT || lock.user == Some(me);
-            let pids =
-                visible.then(|| holding(SocketAddr::new(lock.address, lock.port), lock.user).pids);
-            Shown { lock, pids }
+        .map(|lock| Shown {
+            pids: visible(&lock).then(|| found.next().unwrap_or_default().pids),
+            lock,
         })
         .collect();
     if as_json {

@@ -4,6 +4,8 @@
 //! then every process with a descriptor of it. Another user's descriptors
 //! are hidden unless one is root, and then this says so.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,15 +31,29 @@ pub struct Processes {
 /// another user on another loopback address, or one bound after the
 /// holder's was closed.
 pub fn holding(responder: SocketAddr, owner: Option<u32>) -> Processes {
-    let inode = match (Owners::open().listener(responder), owner) {
-        (Ok(listener), Some(owner)) if listener.user == owner => listener.inode,
-        _ => return Processes::default(),
-    };
-    let link = format!("socket:[{inode}]");
-    let mut found = Processes {
-        listening: true,
-        ..Processes::default()
-    };
+    holding_each(&[(responder, owner)])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// What [`holding`] finds for each responder and its owner, in order,
+/// with one walk of `/proc` for them all (`list`): it costs a look at
+/// every descriptor of every process, however many responders there are.
+pub fn holding_each(responders: &[(SocketAddr, Option<u32>)]) -> Vec<Processes> {
+    let mut found: Vec<Processes> = responders.iter().map(|_| Processes::default()).collect();
+    let mut owners = Owners::open();
+    let mut wanted = HashMap::new();
+    for (i, (responder, owner)) in responders.iter().enumerate() {
+        if let (Ok(listener), Some(owner)) = (owners.listener(*responder), owner)
+            && listener.user == *owner
+        {
+            wanted.insert(OsString::from(format!("socket:[{}]", listener.inode)), i);
+            found[i].listening = true;
+        }
+    }
+    if wanted.is_empty() {
+        return found;
+    }
     let Ok(entries) = fs::read_dir("/proc") else {
         return found;
     };
@@ -45,13 +61,18 @@ pub fn holding(responder: SocketAddr, owner: Option<u32>) -> Processes {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        match has_open(&entry.path().join("fd"), &link) {
-            Some(true) => found.pids.push(pid),
-            Some(false) => {}
-            None => found.hidden += 1,
+        match open_among(&entry.path().join("fd"), &wanted) {
+            Some(held) => held.into_iter().for_each(|i| found[i].pids.push(pid)),
+            None => found
+                .iter_mut()
+                .filter(|processes| processes.listening)
+                .for_each(|processes| processes.hidden += 1),
         }
     }
-    found.pids.sort_unstable();
+    for processes in &mut found {
+        processes.pids.sort_unstable();
+        processes.pids.dedup();
+    }
     found
 }
 
@@ -68,15 +89,20 @@ pub fn command_line(pid: u32) -> Option<Vec<Vec<u8>>> {
     Some(line.split(|&byte| byte == 0).map(<[u8]>::to_vec).collect())
 }
 
-/// Whether a descriptor in the directory `fds` links to `link`; `None` when
-/// the directory cannot be read (another user's process, or one that just
-/// exited).
-fn has_open(fds: &Path, link: &str) -> Option<bool> {
+/// The responders, by their index in `wanted`, that a descriptor in the
+/// directory `fds` links to; `None` when the directory cannot be read
+/// (another user's process, or one that just exited).
+fn open_among(fds: &Path, wanted: &HashMap<OsString, usize>) -> Option<Vec<usize>> {
     let entries = fs::read_dir(fds).ok()?;
     Some(
         entries
             .flatten()
-            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == link)),
+            .filter_map(|fd| {
+                wanted
+                    .get(fs::read_link(fd.path()).ok()?.as_os_str())
+                    .copied()
+            })
+            .collect(),
     )
 }
 
@@ -97,6 +123,29 @@ mod tests {
             .map(|arg| arg.into_encoded_bytes())
             .collect();
         assert_eq!(command, mine);
+    }
+
+    #[test]
+    fn finds_each_of_several_listeners_in_one_walk() {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let nobody_listens = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut asked: Vec<_> = listeners
+            .iter()
+            .map(|listener| (listener.local_addr().unwrap(), Some(me())))
+            .collect();
+        asked.insert(1, (nobody_listens, Some(me())));
+        let found = holding_each(&asked);
+        assert_eq!(found.len(), 4);
+        assert_eq!(found[1], Processes::default());
+        for processes in [&found[0], &found[2], &found[3]] {
+            assert!(processes.listening);
+            assert_eq!(processes.pids, [std::process::id()]);
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ Options:
                 keeps none) and users, an array of objects with user (or
                 null), user_id (or null), bookings, lines, waiters and
                 pending. With NAME: name (a string, invalid UTF-8 replaced
-                by U+FFFD, or null with --uid alone), name_hex (its exact
+                by U+FFFD, or null with --uid), name_hex (its exact
                 bytes in hex, or null), state (\"free\" or \"held\"),
                 waiters, and for a held lock since, user, user_id, port,
                 pids (an array) and command (an array of the arguments, or
