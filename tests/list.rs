@@ -3,16 +3,14 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::ffi::OsStrExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::users::{NOBODY, as_nobody, root_or_skip};
-use common::{Responder, Running, Scratch, TestServer, secret, send_bytes, user_name};
+use common::{Responder, Running, Scratch, TestServer, hold_until, secret, send_bytes, user_name};
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::listing::Listed;
@@ -21,22 +19,6 @@ use namaste::wire::{Request, name_prefix};
 
 /// A name with a quote, a newline and a byte that is no UTF-8.
 const AWKWARD: &[u8] = b"q\"uote\nnew\xff";
-
-/// `namaste hold NAME --port PORT OPTIONS -- sh -c LOOP` (without NAME
-/// when it is empty): holds until the file `end` appears in `scratch`.
-fn hold_until(port: u16, name: &[u8], options: &[&str], scratch: &Scratch, end: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_namaste"))
-        .arg("hold")
-        .args((!name.is_empty()).then(|| OsStr::from_bytes(name)))
-        .args(["--port", &port.to_string()])
-        .args(options)
-        .args(["--", "sh", "-c", &scratch.wait_for_file(end)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 /// `namaste list --port PORT ARGS`, which must succeed: its output.
 fn list(port: u16, args: &[&str]) -> String {

@@ -5,9 +5,11 @@
 pub mod hogs;
 pub mod users;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::Arc;
@@ -443,6 +445,22 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// `namaste hold NAME --port PORT OPTIONS -- sh -c LOOP` (without NAME
+/// when it is empty): holds until the file `end` appears in `scratch`.
+pub fn hold_until(port: u16, name: &[u8], options: &[&str], scratch: &Scratch, end: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_namaste"))
+        .arg("hold")
+        .args((!name.is_empty()).then(|| OsStr::from_bytes(name)))
+        .args(["--port", &port.to_string()])
+        .args(options)
+        .args(["--", "sh", "-c", &scratch.wait_for_file(end)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// `namaste hold NAME --port PORT OPTIONS -- COMMAND`, with no input and
