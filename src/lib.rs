@@ -8,7 +8,8 @@
 //! protocol is that of namaste 0.6.0, byte for byte.
 //!
 //! The library is the client ([`client::Client`], [`client::Booking`]),
-//! the ids ([`Uid`]), what STATUS and QUERY answer ([`status`]) and, with
+//! the ids ([`Uid`], and [`uid::LockId`] with its name), what STATUS and
+//! QUERY answer ([`status`]), what LIST answers ([`listing`]) and, with
 //! the `server` feature (a default), the server itself ([`server`]). A
 //! program that only books and notifies builds without the server:
 //! `default-features = false`.

@@ -4,13 +4,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::users::{NOBODY, as_nobody, root_or_skip};
-use common::{Responder, Running, Scratch, TestServer, hold_until, secret, send_bytes, user_name};
+use common::{Responder, Running, Scratch, hold_until, secret, send_bytes, user_name};
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::listing::Listed;
@@ -184,7 +184,7 @@ fn a_name_leaves_with_its_booking_at_check_out_and_at_the_holders_death() {
 
 /// Books `uid` by a raw BOOK after a NAME prefix of `name`, with an honest
 /// responder: answers what LIST then says of the lock's name.
-fn booked_with_name(server: &TestServer, uid: Uid, name: &[u8]) -> Option<Vec<u8>> {
+fn booked_with_name(server: &Running, uid: Uid, name: &[u8]) -> Option<Vec<u8>> {
     let handshake = secret();
     let responder = Responder::honest(uid, handshake);
     let request = Request::Book {
@@ -193,16 +193,15 @@ fn booked_with_name(server: &TestServer, uid: Uid, name: &[u8]) -> Option<Vec<u8
         port: responder.port,
     };
     let bytes = [name_prefix(name).unwrap(), request.encode()].concat();
-    let addr = SocketAddr::from(([127, 0, 0, 1], server.port()));
-    assert_eq!(send_bytes(addr, &bytes), Some(1), "granted");
-    let listed: Vec<Listed> = Client::new().with_port(server.port()).list().unwrap();
+    assert_eq!(send_bytes(server.addr(), &bytes), Some(1), "granted");
+    let listed: Vec<Listed> = Client::new().with_port(server.port).list().unwrap();
     let lock = listed.into_iter().find(|lock| lock.uid == uid).unwrap();
     lock.name
 }
 
 #[test]
-fn a_name_that_is_not_the_uids_is_not_kept() {
-    let server = TestServer::start();
+fn a_name_that_is_not_the_uids_is_not_kept_and_the_log_says_so() {
+    let mut server = Running::start(&[]);
     let truth = Uid::from_name("truth");
     assert_eq!(
         booked_with_name(&server, truth, b"truth"),
@@ -210,6 +209,8 @@ fn a_name_that_is_not_the_uids_is_not_kept() {
     );
     let other = Uid::from_name("other");
     assert_eq!(booked_with_name(&server, other, b"truth"), None, "a lie");
+    let said = server.log_line_with("not keeping the name");
+    assert!(said.contains(&format!("{other:?}")), "{said}");
     // SAFETY: geteuid has no preconditions and touches no memory.
     let me = unsafe { libc::geteuid() };
     let mine = Uid::per_user(b"mine", me);
