@@ -4,11 +4,12 @@
 //! is never held whole, and the reactor never blocks on a slow reader:
 //! the rw timeout bounds the whole reply, as it bounds a request.
 
-use std::io::Write;
+use std::io::{self, ErrorKind, Write};
 use std::time::Instant;
 
 use log::{debug, warn};
-use mio::{Interest, Token};
+use mio::net::TcpStream;
+use mio::{Interest, Poll, Token};
 
 use super::Server;
 use super::conn::Phase;
@@ -18,10 +19,16 @@ use crate::nonblocking::{Io, write_some};
 use crate::owner::ROOT;
 use crate::registry::{Booking, UNKNOWN_USER, User};
 
-/// How many bytes of lines are made at a time: a few socket buffers'
-/// worth, so that a list costs one such chunk of memory while it is
-/// written, and a refill is rare.
-const CHUNK: usize = 64 * 1024;
+/// How many bytes of lines are made at a time: a list costs one such
+/// chunk of memory while it is written, so that a thousand lists at once
+/// (every client slot) hold some 9 MiB; a refill costs a few table
+/// look-ups per line.
+const CHUNK: usize = 8 * 1024;
+
+/// How many bytes one list may write in one turn of the event loop before
+/// it yields to the other connections: a reader as fast as the server
+/// would otherwise keep it writing for as long as the list lasts.
+const TURN: usize = 256 * 1024;
 
 /// A LIST on its way out.
 pub(super) struct Listing {
@@ -54,11 +61,7 @@ impl Server {
             written: 0,
             ended: false,
         });
-        let registry = self.poll.registry();
-        let watched = registry
-            .register(&mut conn.stream, Token(from.key), Interest::WRITABLE)
-            .or_else(|_| registry.reregister(&mut conn.stream, Token(from.key), Interest::WRITABLE));
-        if let Err(e) = watched {
+        if let Err(e) = watch_writable(&self.poll, &mut conn.stream, from.key) {
             warn!("cannot watch a LIST's connection: {e}; closing it");
             return self.close(from.key);
         }
@@ -69,6 +72,7 @@ impl Server {
     /// Writes as much of the LIST in slot `key` as its reader takes, and
     /// closes it once the end line is out or the reader is gone.
     pub(super) fn listing_ready(&mut self, key: usize) {
+        let mut turn = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -91,8 +95,20 @@ impl Server {
                 listing.written = 0;
                 continue;
             }
+            if turn >= TURN {
+                // Armed again, the socket reports itself writable in the
+                // next turn, after the others have had theirs.
+                if let Err(e) = watch_writable(&self.poll, &mut conn.stream, key) {
+                    warn!("cannot watch a LIST's connection: {e}; closing it");
+                    self.close(key);
+                }
+                return;
+            }
             match write_some(&mut conn.stream, &listing.chunk[listing.written..]) {
-                Io::Done(n) => listing.written += n,
+                Io::Done(n) => {
+                    listing.written += n;
+                    turn += n;
+                }
                 Io::WouldBlock => return,
                 Io::Failed | Io::Refused => {
                     debug!("a LIST's reader has gone");
@@ -106,7 +122,7 @@ impl Server {
     /// chunk's worth, and the end line after the last; answers them, the
     /// slots left, and whether the end is in. Slots past the table's end
     /// (bookings removed since) are skipped.
-    fn next_chunk(&mut self, asker: User, mut left: usize) -> (Vec<u8>, usize, bool) {
+    fn next_chunk(&self, asker: User, mut left: usize) -> (Vec<u8>, usize, bool) {
         let mut chunk = Vec::with_capacity(CHUNK + 1024);
         left = left.min(self.registry.len());
         while left > 0 && chunk.len() < CHUNK {
@@ -141,5 +157,17 @@ impl Server {
             line: self.registry.has_line(&booking.uid),
             waiters: self.registry.waiters_for(&booking.uid) as u64,
         }
+    }
+}
+
+/// Watches `stream`, the connection in slot `key`, for writing: registered
+/// if it was not (a request read whole at once), armed again if it was.
+fn watch_writable(poll: &Poll, stream: &mut TcpStream, key: usize) -> io::Result<()> {
+    let registry = poll.registry();
+    match registry.register(stream, Token(key), Interest::WRITABLE) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            registry.reregister(stream, Token(key), Interest::WRITABLE)
+        }
+        other => other,
     }
 }
