@@ -56,7 +56,9 @@ impl World {
     /// The verification of `u`'s holder with `handshake` just ended with
     /// `verdict`, when the registry held `before`: if it kept the holder,
     /// that booking is now checked more recently than all of them, so no
-    /// round picks it before the others.
+    /// round picks it before the others. A candidate's verdict checks no
+    /// holder: the same booker may be granted on a line in the same call,
+    /// stamped with the count it came in at.
     pub(super) fn check_checked(
         &self,
         u: u8,
@@ -64,7 +66,10 @@ impl World {
         verdict: Verdict,
         before: &[Booking],
     ) {
-        let kept = matches!(verdict, Verdict::Alive | Verdict::Silent);
+        let was_holder = before
+            .iter()
+            .any(|held| held.uid == uid(u) && held.handshake == handshake);
+        let kept = was_holder && matches!(verdict, Verdict::Alive | Verdict::Silent);
         let Some(holder) = self
             .registry
             .holder(&uid(u))
