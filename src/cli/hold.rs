@@ -2,7 +2,7 @@
 //! command and its children keep the lock, and once the last of them is
 //! gone nothing stale is left.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
@@ -16,6 +16,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::etcd;
 use super::message_pipe::{self, CommandEnd, MESSAGE_FD_VARIABLE};
 use super::printer::{Printer, Sink, Unshown, say_within_grace};
 use super::target::{Lock, Target};
@@ -116,6 +117,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut pass_messages = false;
     let mut conflict = EX_TEMPFAIL;
     let mut command: &[OsString] = &[];
+    let mut etcd = etcd::Options::default();
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
@@ -129,6 +131,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
                     .map_err(|_| Usage(format!("{option} takes an exit status from 0 to 255")))?;
             }
             Arg::Option(option) if target.take(option, &mut args)? => {}
+            Arg::Option(option) if etcd.take(option, &mut args, true)? => {}
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
             Arg::Positional(word) => {
@@ -140,10 +143,22 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Rest(rest) => command = rest,
         }
     }
-    let Lock { uid, shown } = target.lock("hold", name)?;
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
+    if let Some(etcd) = etcd.chosen()? {
+        let name = etcd::lock_name("hold", name, &target, pass_messages)?;
+        let request = etcd::HoldRequest {
+            name,
+            command,
+            wait,
+            inherit,
+            quiet,
+            conflict,
+        };
+        return etcd::hold(etcd, request);
+    }
+    let Lock { uid, shown } = target.lock("hold", name)?;
     // An ATTACH would carry the handshake to whatever listens on the
     // port, which hold does not vouch for after its request: after a
     // restart its bookings stay under the call-back rules.
@@ -242,8 +257,6 @@ enum Event {
     Exited,
 }
 
-/// Runs `command` while `booking` is held; answers its exit status, and
-/// whether it exited with 0.
 /// A booking handed down whose line the server closed (it restarted) is
 /// left to what the command left running, which keeps the responder's
 /// socket and so the booking, if the server still has it as ours there;
@@ -259,6 +272,8 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
     Ok(ours)
 }
 
+/// Runs `command` while `booking` is held; answers its exit status, and
+/// whether it exited with 0.
 /// With `message_end`, the command gets that end of the messages' pipe,
 /// and this process's copy is closed once it has started.
 fn run_holding(
@@ -267,14 +282,6 @@ fn run_holding(
     inherit: bool,
     message_end: Option<CommandEnd>,
 ) -> (ExitCode, bool) {
-    let (events, inbox) = mpsc::channel();
-    // Registered before the command starts, so no signal meant for it is
-    // missed.
-    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
-        Ok(signals) => signals,
-        Err(e) => return (fail(format_args!("cannot handle signals: {e}")), false),
-    };
-    let signal_handle = signals.handle();
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
@@ -286,15 +293,36 @@ fn run_holding(
     if let Some(end) = &message_end {
         end.hand_to(&mut to_run);
     }
+    run_passing_signals(to_run, &command[0], None, |_| drop(message_end))
+}
+
+/// Runs `to_run` (whose program is `program`) to its end, passing on the
+/// signals sent to this process, but those from `ignored_sender`;
+/// `started` is told the command's pid once it runs. Answers its exit
+/// status, and whether it exited with 0.
+pub(super) fn run_passing_signals(
+    mut to_run: Command,
+    program: &OsStr,
+    ignored_sender: Option<libc::pid_t>,
+    started: impl FnOnce(u32),
+) -> (ExitCode, bool) {
+    let (events, inbox) = mpsc::channel();
+    // Registered before the command starts, so no signal meant for it is
+    // missed.
+    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => return (fail(format_args!("cannot handle signals: {e}")), false),
+    };
+    let signal_handle = signals.handle();
     let spawned = to_run.spawn();
-    // The command's copy of the lock's socket is all it needs; ours would
-    // keep the port listening after this process's responder stops.
+    // The command's copies of what it inherits are all it needs; ours
+    // would outlive it (the lock's socket would keep the port listening
+    // after this process's responder stops).
     drop(to_run);
-    drop(message_end);
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            say(format_args!("cannot run {}: {e}", quoted(&command[0])));
+            say(format_args!("cannot run {}: {e}", quoted(program)));
             // As shells do: 127 not found, 126 found but not runnable.
             let code = if e.kind() == ErrorKind::NotFound {
                 127
@@ -305,13 +333,16 @@ fn run_holding(
         }
     };
     let pid = child.id();
+    started(pid);
     let forward_signals = events.clone();
     thread::spawn(move || {
         for origin in signals.forever() {
             // The terminal sends Ctrl-C (and a hang-up) to its whole
             // foreground process group, the command included: passed on,
-            // it would reach the command twice.
-            if origin.cause == Cause::Kernel {
+            // it would reach the command twice. So would a signal to the
+            // command's process group from `ignored_sender`.
+            let sender = origin.process.map(|process| process.pid);
+            if origin.cause == Cause::Kernel || (sender.is_some() && sender == ignored_sender) {
                 continue;
             }
             if forward_signals.send(Event::Signal(origin.signal)).is_err() {
@@ -335,7 +366,7 @@ fn run_holding(
     match child.wait() {
         Ok(status) => (exit_code(status), status.success()),
         Err(e) => {
-            let failed = fail(format_args!("lost track of {}: {e}", quoted(&command[0])));
+            let failed = fail(format_args!("lost track of {}: {e}", quoted(program)));
             (failed, false)
         }
     }

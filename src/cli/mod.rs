@@ -1,6 +1,7 @@
 //! The `namaste` command line: the server and the client commands.
 
 mod args;
+mod etcd;
 mod hold;
 mod message_pipe;
 mod notify;

@@ -8,6 +8,7 @@ use namaste::client::Client;
 use namaste::status::{Holder, LockStatus, UserUse};
 
 use super::args::{Arg, Args, Usage, counted, escaped, shortened, unknown};
+use super::etcd;
 use super::process::{Processes, command_line, holding};
 use super::shell;
 use super::target::{Lock, Target};
@@ -65,15 +66,25 @@ Options:
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut target = Target::default();
+    let mut etcd = etcd::Options::default();
     let mut words: Vec<&OsStr> = Vec::new();
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
             Arg::Option(option) if target.take(option, &mut args)? => {}
+            Arg::Option(option) if etcd.take(option, &mut args, false)? => {}
             Arg::Option(other) => return Err(unknown("status", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
+    }
+    if let Some(etcd) = etcd.chosen()? {
+        let name = match words[..] {
+            [name] => Some(name),
+            _ => None,
+        };
+        let name = etcd::lock_name("status", name, &target, false)?;
+        return etcd::status(etcd, name);
     }
     let name = match words[..] {
         [] if !target.names_a_lock() => {
@@ -193,7 +204,7 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
 }
 
 /// `unix_seconds` as UTC in ISO 8601, to the second.
-fn utc(unix_seconds: u64) -> String {
+pub(super) fn utc(unix_seconds: u64) -> String {
     let (days, rest) = (unix_seconds / 86_400, unix_seconds % 86_400);
     let (year, month, day) = civil_date(days);
     format!(
