@@ -125,7 +125,7 @@ fn run(keeper: &Keeper, request: HoldRequest, token: i64) -> (ExitCode, bool) {
     }
     run_passing_signals(to_run, &command[0], Some(keeper.pid()), |pid| {
         let pid = libc::pid_t::try_from(pid).unwrap_or(0);
-        keeper.signal_group(if foreground { pid } else { -pid });
+        keeper.signal_target(if foreground { pid } else { -pid });
     })
 }
 

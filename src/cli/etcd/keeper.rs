@@ -22,7 +22,7 @@ const RETRY: Duration = Duration::from_millis(500);
 pub struct Keeper {
     pid: libc::pid_t,
     /// The pipe's write end: the lease lives while a copy of it is open.
-    /// The command's process group is written to it once known.
+    /// Whom to signal if the lock is lost is written to it once known.
     pub tree: File,
     /// A copy of the pipe's read end, to see whether the tree still
     /// holds the write end.
@@ -76,9 +76,10 @@ impl Keeper {
         self.pid
     }
 
-    /// Tells the keeper which process group to signal if the lock is lost.
-    pub fn signal_group(&self, group: libc::pid_t) {
-        let _ = (&self.tree).write_all(&group.to_ne_bytes());
+    /// Tells the keeper whom to signal if the lock is lost, as kill(2)
+    /// takes it: a process group as its id negated, or one process.
+    pub fn signal_target(&self, target: libc::pid_t) {
+        let _ = (&self.tree).write_all(&target.to_ne_bytes());
     }
 
     /// Lets go of this process's copy of the pipe; if no other is left
@@ -150,7 +151,7 @@ fn keep(lock: &Lock, mut tree: File, mut lost: File) {
     // never ends at etcd before it does here.
     let mut renewed = Instant::now();
     let mut next = renewed + period;
-    let mut group = Vec::with_capacity(4);
+    let mut target = Vec::with_capacity(4);
     loop {
         match readable_until(&tree, next) {
             Ok(true) => {
@@ -160,14 +161,14 @@ fn keep(lock: &Lock, mut tree: File, mut lost: File) {
                         let _ = lock.etcd.revoke(lock.lease);
                         return;
                     }
-                    Ok(n) => group.extend_from_slice(&bytes[..n]),
+                    Ok(n) => target.extend_from_slice(&bytes[..n]),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return lose(lock, &group, &mut lost, "its keeper lost its pipe"),
+                    Err(_) => return lose(lock, &target, &mut lost, "its keeper lost its pipe"),
                 }
                 continue;
             }
             Ok(false) => {}
-            Err(_) => return lose(lock, &group, &mut lost, "its keeper lost its pipe"),
+            Err(_) => return lose(lock, &target, &mut lost, "its keeper lost its pipe"),
         }
         let asked = Instant::now();
         match lock.etcd.keep_alive(lock.lease) {
@@ -175,10 +176,10 @@ fn keep(lock: &Lock, mut tree: File, mut lost: File) {
                 renewed = asked;
                 next = asked + period;
             }
-            Ok(Lease::Gone) => return lose(lock, &group, &mut lost, "etcd has ended its lease"),
+            Ok(Lease::Gone) => return lose(lock, &target, &mut lost, "etcd has ended its lease"),
             Err(e) if asked.duration_since(renewed) >= lock.ttl => {
                 let why = format!("etcd was out of reach for its whole TTL ({e})");
-                return lose(lock, &group, &mut lost, &why);
+                return lose(lock, &target, &mut lost, &why);
             }
             Err(_) => next = (Instant::now() + RETRY).min(renewed + lock.ttl),
         }
@@ -209,20 +210,21 @@ fn readable_until(tree: &File, deadline: Instant) -> io::Result<bool> {
     }
 }
 
-/// The lock is lost: says so, signals the command's process group if
-/// known, and tells `hold`.
-fn lose(lock: &Lock, group: &[u8], lost: &mut File, why: &str) {
+/// The lock is lost: says so, signals the command's process group (or
+/// the command) if known, and tells `hold`.
+fn lose(lock: &Lock, target: &[u8], lost: &mut File, why: &str) {
     let signal = lock.lost_signal;
     let _ = writeln!(
         io::stderr(),
-        "namaste: lost {}: {why}; sending signal {signal} to the command's process group",
+        "namaste: lost {}: {why}; sending signal {signal} to the command",
         lock.shown
     );
-    if let Ok(group) = <[u8; 4]>::try_from(group) {
-        let group = libc::pid_t::from_ne_bytes(group);
-        if group > 1 {
+    if let Ok(target) = <[u8; 4]>::try_from(target) {
+        let target = libc::pid_t::from_ne_bytes(target);
+        // Never every process (-1), nor init or our own group (1, 0).
+        if !(-1..=1).contains(&target) {
             // SAFETY: kill(2) takes plain integers.
-            unsafe { libc::kill(-group, signal) };
+            unsafe { libc::kill(target, signal) };
         }
     }
     let _ = lost.write_all(b"L");
