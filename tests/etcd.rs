@@ -267,3 +267,46 @@ fn each_hold_gets_a_greater_token() {
     let second = token();
     assert!(0 < first && first < second, "{first} then {second}");
 }
+
+#[test]
+fn hold_and_etcdctl_lock_take_turns_on_the_same_keys() {
+    let Some(etcd) = Etcd::start("etcd-etcdctl") else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-etcdctl-work");
+    let mut etcdctl = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd.url(),
+            "lock",
+            "namaste/shared",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "touch {}; {}",
+            scratch.path("started").display(),
+            scratch.wait_for_file("release")
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(20), "etcdctl to lock", || {
+        scratch.path("started").exists()
+    });
+    let refused = etcd.hold("shared", &["--", "true"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(75));
+    let waiter = etcd
+        .hold("shared", &["--wait", "30", "--", "true"])
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "hold to queue", || {
+        etcd.status_line("shared")
+            .starts_with("state=held waiters=1 ")
+    });
+    fs::write(scratch.path("release"), "").unwrap();
+    assert!(etcdctl.wait().unwrap().success());
+    assert!(waiter.wait_with_output().unwrap().status.success());
+}

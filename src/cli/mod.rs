@@ -10,6 +10,7 @@ mod process;
 mod run;
 mod shell;
 mod status;
+mod supervise;
 mod systemd;
 mod target;
 mod trust;

@@ -62,6 +62,13 @@ Options:
   --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
   --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
                 set, else 64009)
+  --etcd URL[,URL...]
+                the lock NAME in etcd instead (default: NAMASTE_ETCD if
+                set), as `hold --etcd` keeps it: prints the holder's
+                since, host, user, pid, token, lease and key, then one
+                line per waiter, in the order they will be served
+  --etcd-prefix P
+                the key prefix (default namaste/)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {

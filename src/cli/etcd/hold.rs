@@ -15,7 +15,7 @@ use super::keeper::{self, Keeper};
 use super::queue::Contender;
 use super::{Etcd, HoldRequest};
 use crate::cli::args::{Usage, quoted};
-use crate::cli::hold::run_passing_signals;
+use crate::cli::supervise::run_passing_signals;
 use crate::cli::{EX_NOHOST, fail, say, users};
 
 /// The variable that gives the command the lock's fencing token.
