@@ -194,43 +194,66 @@ fn etcd_killed_and_restarted_within_the_ttl_keeps_the_lock() {
     );
 }
 
-#[test]
-fn a_lost_lock_is_said_signalled_to_the_command_and_exits_non_zero() {
-    let Some(etcd) = Etcd::start("etcd-lost") else {
-        return;
-    };
-    let scratch = Scratch::new("etcd-lost-work");
+/// `hold --ttl 3 fragile` of a command that notes a SIGTERM (file
+/// `terminated`) and exits 0.
+fn fragile(etcd: &Etcd, scratch: &Scratch) -> Child {
     let script = format!(
         "trap 'touch {}; exit 0' TERM; touch {}; {}",
         scratch.path("terminated").display(),
         scratch.path("started").display(),
         scratch.wait_for_file("release")
     );
-    let hold = started(
+    started(
         etcd.hold("fragile", &["--ttl", "3", "--", "sh", "-c", &script]),
-        &scratch,
-    );
-    let line = etcd.status_line("fragile");
-    let lease = line
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("lease="))
-        .expect("the lease in status")
-        .to_string();
-    let lease = i64::from_str_radix(&lease, 16).unwrap().to_string();
-    let revoked = Command::new("etcdctl")
-        .args(["--endpoints", &etcd.url(), "lease", "revoke"])
-        .arg(format!("{:x}", lease.parse::<i64>().unwrap()))
-        .env("ETCDCTL_API", "3")
-        .output()
-        .unwrap();
-    assert!(revoked.status.success(), "{revoked:?}");
+        scratch,
+    )
+}
+
+/// The command of `fragile` got SIGTERM, and `hold` said why and exited 1.
+fn assert_lost(hold: Child, scratch: &Scratch, why: &str) {
     let output = hold.wait_with_output().unwrap();
     assert!(
         scratch.path("terminated").exists(),
         "the command was not signalled"
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("lost \"fragile\""));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("lost \"fragile\"") && stderr.contains(why),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_lost_lock_is_said_signalled_to_the_command_and_exits_non_zero() {
+    let Some(etcd) = Etcd::start("etcd-lost") else {
+        return;
+    };
+    let Some(mut etcdctl) = etcd.etcdctl() else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-lost-work");
+    let hold = fragile(&etcd, &scratch);
+    let line = etcd.status_line("fragile");
+    let lease = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("lease="))
+        .expect("the lease in status")
+        .to_string();
+    let revoked = etcdctl.args(["lease", "revoke", &lease]).output().unwrap();
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_lost(hold, &scratch, "etcd has ended its lease");
+}
+
+#[test]
+fn etcd_out_of_reach_for_the_whole_ttl_loses_the_lock() {
+    let Some(mut etcd) = Etcd::start("etcd-unreachable") else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-unreachable-work");
+    let hold = fragile(&etcd, &scratch);
+    etcd.kill();
+    assert_lost(hold, &scratch, "out of reach for its whole TTL");
 }
 
 #[test]

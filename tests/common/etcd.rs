@@ -39,6 +39,26 @@ impl Etcd {
         Some(etcd)
     }
 
+    /// `etcdctl` on this etcd, or None (and why) when it is missing.
+    pub fn etcdctl(&self) -> Option<Command> {
+        let mut etcdctl = Command::new("etcdctl");
+        etcdctl.env("ETCDCTL_API", "3");
+        if etcdctl
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            skip("no etcdctl on PATH (Debian: apt-get install etcd-client)");
+            return None;
+        }
+        let mut etcdctl = Command::new("etcdctl");
+        etcdctl
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.url()]);
+        Some(etcdctl)
+    }
+
     /// The client URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)

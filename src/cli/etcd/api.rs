@@ -20,7 +20,7 @@ pub struct KeyValue {
 
 /// What a lease keep-alive found.
 pub enum Lease {
-    /// Alive, for this many more seconds.
+    /// Alive, renewed for its whole TTL.
     Alive,
     /// Gone: revoked, or expired.
     Gone,
@@ -51,9 +51,12 @@ impl Etcd {
         number(&reply["ID"]).ok_or_else(|| malformed("a lease", &reply))
     }
 
-    /// Renews `lease` once.
-    pub fn keep_alive(&self, lease: i64) -> Result<Lease, Error> {
-        let reply = self.call("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))?;
+    /// Renews `lease` once, within `timeout`.
+    pub fn keep_alive(&self, lease: i64, timeout: Duration) -> Result<Lease, Error> {
+        let request = json!({ "ID": lease.to_string() });
+        let reply = self
+            .endpoints
+            .post("/v3/lease/keepalive", &request, timeout)?;
         // The reply to a lease etcd no longer has carries no TTL.
         Ok(match number(&reply["result"]["TTL"]) {
             Some(ttl) if ttl > 0 => Lease::Alive,

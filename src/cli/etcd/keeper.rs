@@ -18,6 +18,10 @@ use super::api::{Etcd, Lease};
 /// How soon a failed keep-alive is tried again.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// The least time a keep-alive is given, even when the lease is about to
+/// end: enough for a reply on a healthy network.
+const MIN_REQUEST: Duration = Duration::from_millis(50);
+
 /// What `hold` keeps of its keeper.
 pub struct Keeper {
     pid: libc::pid_t,
@@ -170,18 +174,22 @@ fn keep(lock: &Lock, mut tree: File, mut lost: File) {
             Ok(false) => {}
             Err(_) => return lose(lock, &target, &mut lost, "its keeper lost its pipe"),
         }
+        // Never past the moment the lease may have ended at etcd, so that
+        // the lock is given up no later than etcd may hand it on.
         let asked = Instant::now();
-        match lock.etcd.keep_alive(lock.lease) {
+        let expiry = renewed + lock.ttl;
+        let timeout = expiry.saturating_duration_since(asked).min(period);
+        match lock.etcd.keep_alive(lock.lease, timeout.max(MIN_REQUEST)) {
             Ok(Lease::Alive) => {
                 renewed = asked;
                 next = asked + period;
             }
             Ok(Lease::Gone) => return lose(lock, &target, &mut lost, "etcd has ended its lease"),
-            Err(e) if asked.duration_since(renewed) >= lock.ttl => {
+            Err(e) if Instant::now() >= expiry => {
                 let why = format!("etcd was out of reach for its whole TTL ({e})");
                 return lose(lock, &target, &mut lost, &why);
             }
-            Err(_) => next = (Instant::now() + RETRY).min(renewed + lock.ttl),
+            Err(_) => next = (Instant::now() + RETRY).min(expiry),
         }
     }
 }
