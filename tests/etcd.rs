@@ -107,6 +107,19 @@ fn three_waiters_are_served_in_the_order_they_came() {
             waiter
         })
         .collect();
+    let status = etcd.status_line("queue");
+    let tokens: Vec<i64> = status
+        .lines()
+        .skip(1)
+        .map(|line| {
+            assert!(line.starts_with("waiter "), "{status}");
+            let token = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("token="));
+            token.and_then(|token| token.parse().ok()).expect("a token")
+        })
+        .collect();
+    assert!(tokens.len() == 3 && tokens.is_sorted(), "{status}");
     fs::write(scratch.path("release"), "").unwrap();
     assert!(holder.wait_with_output().unwrap().status.success());
     for waiter in waiters {
@@ -332,4 +345,24 @@ fn hold_and_etcdctl_lock_take_turns_on_the_same_keys() {
     fs::write(scratch.path("release"), "").unwrap();
     assert!(etcdctl.wait().unwrap().success());
     assert!(waiter.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn the_local_servers_options_are_refused_with_etcd_in_one_line() {
+    for option in [
+        &["--per-user"][..],
+        &["--port", "64009"],
+        &["--pass-messages"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(["hold", "x", "--etcd", "http://127.0.0.1:1"])
+            .args(option)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{option:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("--etcd takes none of"), "{stderr}");
+    }
 }
