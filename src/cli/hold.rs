@@ -3,21 +3,15 @@
 //! gone nothing stale is left.
 
 use std::ffi::OsString;
-use std::io::ErrorKind;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitCode, ExitStatus};
-use std::sync::mpsc;
-use std::thread;
+use std::process::{Command, ExitCode};
 
 use namaste::client::{self, Booking, Client, LineState};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::etcd;
 use super::message_pipe::{self, CommandEnd, MESSAGE_FD_VARIABLE};
 use super::printer::{Printer, Sink, Unshown, say_within_grace};
+use super::supervise::run_passing_signals;
 use super::target::{Lock, Target};
 use super::{EX_TEMPFAIL, fail, fail_request, say, trust};
 
@@ -67,6 +61,17 @@ Options:
                   is killed
   -E, --conflict-exit-code N
                   the exit status when NAME is held elsewhere (default 75)
+  --etcd URL[,URL...]
+                  keep the lock in etcd instead (default: NAMASTE_ETCD if
+                  set; needs a build with the cargo feature etcd): see
+                  below; not with --uid, --per-user, --port, --pass-messages
+  --etcd-prefix P the key prefix of the lock in etcd (default namaste/)
+  --ttl SECS      with --etcd: the lease's time to live, a whole number of
+                  seconds, at least 2 (default 10)
+  --lost-signal SIG
+                  with --etcd: the signal for the command when the lock is
+                  lost: TERM (the default), INT, HUP, KILL, USR1, USR2 or a
+                  number
 
 Exit status:
   COMMAND's       COMMAND ran; 128 + N when signal N ended it
@@ -98,6 +103,20 @@ and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
 
+With --etcd, the lock lives in etcd as the keys P NAME / LEASE (P the
+prefix, LEASE the lease in hex), each on its lease, as `etcdctl lock`
+keeps the lock P NAME, so that the two take turns. A small keeper process
+keeps the lease alive while any process of COMMAND's tree lives (even if
+this process is killed with SIGKILL) and revokes it the moment the last
+one exits; if the machine dies, the lock frees when the lease's TTL runs
+out. COMMAND gets the lock's token, the key's create revision, in
+NAMASTE_TOKEN: it grows with every holder. If the lock is lost (etcd ended
+the lease, or was out of reach for a whole TTL), the keeper says so and
+sends --lost-signal to COMMAND's process group (COMMAND's own, unless this
+process runs in a terminal's foreground: then to COMMAND alone), and this
+process exits 1 if COMMAND then exits 0. No etcd at any URL: 68, with one
+line naming them.
+
 With --pass-messages, COMMAND gets the read end of a pipe instead, whose
 descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
 sender's user, a colon and a space, then the message escaped as above and
@@ -116,6 +135,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut pass_messages = false;
     let mut conflict = EX_TEMPFAIL;
     let mut command: &[OsString] = &[];
+    let mut etcd = etcd::Options::default();
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
@@ -129,6 +149,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
                     .map_err(|_| Usage(format!("{option} takes an exit status from 0 to 255")))?;
             }
             Arg::Option(option) if target.take(option, &mut args)? => {}
+            Arg::Option(option) if etcd.take(option, &mut args, true)? => {}
             Arg::Option(other) => return Err(unknown("hold", other)),
             Arg::Positional(word) if name.is_none() => name = Some(word),
             Arg::Positional(word) => {
@@ -140,10 +161,22 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Rest(rest) => command = rest,
         }
     }
-    let Lock { id, shown } = target.lock("hold", name)?;
     if command.is_empty() {
         return Err(Usage("hold needs a command after --".into()));
     }
+    if let Some(etcd) = etcd.chosen()? {
+        let name = etcd::lock_name("hold", name, &target, pass_messages)?;
+        let request = etcd::HoldRequest {
+            name,
+            command,
+            wait,
+            inherit,
+            quiet,
+            conflict,
+        };
+        return etcd::hold(etcd, request);
+    }
+    let Lock { id, shown } = target.lock("hold", name)?;
     // An ATTACH would carry the handshake to whatever listens on the
     // port, which hold does not vouch for after its request: after a
     // restart its bookings stay under the call-back rules.
@@ -231,19 +264,6 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     })
 }
 
-/// What `hold` waits for while its command runs, all on one channel, so
-/// that it notices each the moment it happens. Messages for the lock go
-/// to the printer instead: this thread never writes to standard error
-/// while the command runs.
-enum Event {
-    /// A signal to pass on to the command.
-    Signal(i32),
-    /// The command has exited (and is not yet reaped).
-    Exited,
-}
-
-/// Runs `command` while `booking` is held; answers its exit status, and
-/// whether it exited with 0.
 /// A booking handed down whose line the server closed (it restarted) is
 /// left to what the command left running, which keeps the responder's
 /// socket and so the booking, if the server still has it as ours there;
@@ -259,6 +279,8 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
     Ok(ours)
 }
 
+/// Runs `command` while `booking` is held; answers its exit status, and
+/// whether it exited with 0.
 /// With `message_end`, the command gets that end of the messages' pipe,
 /// and this process's copy is closed once it has started.
 fn run_holding(
@@ -267,14 +289,6 @@ fn run_holding(
     inherit: bool,
     message_end: Option<CommandEnd>,
 ) -> (ExitCode, bool) {
-    let (events, inbox) = mpsc::channel();
-    // Registered before the command starts, so no signal meant for it is
-    // missed.
-    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT, SIGHUP]) {
-        Ok(signals) => signals,
-        Err(e) => return (fail(format_args!("cannot handle signals: {e}")), false),
-    };
-    let signal_handle = signals.handle();
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
@@ -286,92 +300,5 @@ fn run_holding(
     if let Some(end) = &message_end {
         end.hand_to(&mut to_run);
     }
-    let spawned = to_run.spawn();
-    // The command's copy of the lock's socket is all it needs; ours would
-    // keep the port listening after this process's responder stops.
-    drop(to_run);
-    drop(message_end);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            say(format_args!("cannot run {}: {e}", quoted(&command[0])));
-            // As shells do: 127 not found, 126 found but not runnable.
-            let code = if e.kind() == ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            return (ExitCode::from(code), false);
-        }
-    };
-    let pid = child.id();
-    let forward_signals = events.clone();
-    thread::spawn(move || {
-        for origin in signals.forever() {
-            // The terminal sends Ctrl-C (and a hang-up) to its whole
-            // foreground process group, the command included: passed on,
-            // it would reach the command twice.
-            if origin.cause == Cause::Kernel {
-                continue;
-            }
-            if forward_signals.send(Event::Signal(origin.signal)).is_err() {
-                return;
-            }
-        }
-    });
-    thread::spawn(move || {
-        wait_for_exit(pid);
-        let _ = events.send(Event::Exited);
-    });
-    // The command is not reaped until the loop ends, so its pid cannot be
-    // reused while signals are passed on to it.
-    while let Ok(event) = inbox.recv() {
-        match event {
-            Event::Signal(signal) => pass_on(signal, pid),
-            Event::Exited => break,
-        }
-    }
-    signal_handle.close();
-    match child.wait() {
-        Ok(status) => (exit_code(status), status.success()),
-        Err(e) => {
-            let failed = fail(format_args!("lost track of {}: {e}", quoted(&command[0])));
-            (failed, false)
-        }
-    }
-}
-
-/// Blocks until process `pid`, a child of ours, has exited, leaving it
-/// unreaped.
-fn wait_for_exit(pid: u32) {
-    loop {
-        // SAFETY: waitid writes only into `info`, a siginfo_t of our own.
-        let waited = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
-        };
-        if waited == 0 || std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
-            return;
-        }
-    }
-}
-
-/// Sends `signal` to the command: it decides how to stop, and the lock is
-/// held until it has.
-fn pass_on(signal: i32, pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::kill(pid, signal);
-    }
-}
-
-fn exit_code(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(signal)) => ExitCode::from(128u8.wrapping_add(signal as u8)),
-        (None, None) => ExitCode::FAILURE,
-    }
+    run_passing_signals(to_run, &command[0], None, |_| drop(message_end))
 }

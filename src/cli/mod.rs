@@ -1,6 +1,7 @@
 //! The `namaste` command line: the server and the client commands.
 
 mod args;
+mod etcd;
 mod hold;
 mod json;
 mod list;
@@ -12,6 +13,7 @@ mod run;
 mod shell;
 mod status;
 mod status_json;
+mod supervise;
 mod systemd;
 mod target;
 mod trust;

@@ -8,6 +8,7 @@ use namaste::client::Client;
 use namaste::status::{Holder, LockStatus, UserUse};
 
 use super::args::{Arg, Args, Usage, counted, escaped, shortened, unknown};
+use super::etcd;
 use super::process::{Processes, command_line, holding};
 use super::shell;
 use super::target::{Lock, Target};
@@ -73,10 +74,18 @@ Options:
   --per-user    the id of NAME for this OS user alone (as `hold --per-user`)
   --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
                 set, else 64009)
+  --etcd URL[,URL...]
+                the lock NAME in etcd instead (default: NAMASTE_ETCD if
+                set), as `hold --etcd` keeps it: prints the holder's
+                since, host, user, pid, token, lease and key, then one
+                line per waiter, in the order they will be served
+  --etcd-prefix P
+                the key prefix (default namaste/)
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut target = Target::default();
+    let mut etcd = etcd::Options::default();
     let mut words: Vec<&OsStr> = Vec::new();
     let mut as_json = false;
     let mut args = Args::new(args);
@@ -84,10 +93,22 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         match arg {
             Arg::Option("--json") => as_json = true,
             Arg::Option(option) if target.take(option, &mut args)? => {}
+            Arg::Option(option) if etcd.take(option, &mut args, false)? => {}
             Arg::Option(other) => return Err(unknown("status", other)),
             Arg::Positional(word) => words.push(word),
             Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
         }
+    }
+    if let Some(etcd) = etcd.chosen()? {
+        if as_json {
+            return Err(Usage("status --json is not for locks in etcd".into()));
+        }
+        let name = match words[..] {
+            [name] => Some(name),
+            _ => None,
+        };
+        let name = etcd::lock_name("status", name, &target, false)?;
+        return etcd::status(etcd, name);
     }
     let name = match words[..] {
         [] if !target.names_a_lock() => {

@@ -44,6 +44,12 @@ impl Target {
         Ok(Client::new().with_port(chosen_port(self.port, None)?))
     }
 
+    /// Whether any of the options was given: they choose a lock of the
+    /// local server, and mean nothing to a lock in etcd.
+    pub fn given(&self) -> bool {
+        self.port.is_some() || self.names_a_lock()
+    }
+
     /// Whether a lock was named by an option alone (`--uid`, `--per-user`),
     /// for `status`, which without one prints the counters.
     pub fn names_a_lock(&self) -> bool {

@@ -2,6 +2,7 @@
 //! liveness responder, and raw request helpers.
 #![allow(dead_code)] // each test file uses its own share of these
 
+pub mod etcd;
 pub mod hogs;
 pub mod users;
 
