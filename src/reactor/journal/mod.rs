@@ -241,6 +241,7 @@ mod tests {
             since: 1_800_000_000 + u64::from(n),
             user: 1000 + u32::from(n),
             checked: 0,
+            token: 0,
         }
     }
 

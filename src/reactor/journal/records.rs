@@ -141,6 +141,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 user,
                 // The registry stamps what it restores.
                 checked: 0,
+                token: 0,
             };
             held.insert(uid, booking);
         } else {
@@ -211,6 +212,7 @@ mod tests {
             since: 1_800_000_007,
             user: 65534,
             checked: 0,
+            token: 0,
         }
     }
 

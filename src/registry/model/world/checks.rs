@@ -41,6 +41,23 @@ impl World {
         );
     }
 
+    /// The fencing token of a grant of `u` to `mine`: greater than every
+    /// token given before, for any uid and across restarts, so that it
+    /// only grows for each uid.
+    pub(super) fn check_token(&mut self, u: u8, mine: Option<Handshake>) {
+        let holder = self.registry.holder(&uid(u));
+        let Some(token) = holder.filter(|b| Some(b.handshake) == mine).map(|b| b.token) else {
+            panic!("granted, but not held by the grantee: {:?}", self.trace);
+        };
+        assert!(
+            token > self.last_token,
+            "token {token} given after {}: {:?}",
+            self.last_token,
+            self.trace
+        );
+        self.last_token = token;
+    }
+
     pub(super) fn check(&self) {
         self.check_users();
         self.check_rounds();
