@@ -22,11 +22,12 @@ impl Client {
     /// at once, even when this process is killed. A server that keeps no
     /// lines, such as the published 0.6.0, closes that request; then this
     /// sends a plain BOOK, and, from then on, so does this client and its
-    /// clones.
+    /// clones. The LINE asks for the booking's fencing token
+    /// ([`Booking::token`]) too, unless the server showed it gives none.
     pub fn book(&self, uid: Uid) -> Result<Booking, Error> {
         if self.lines.load(Ordering::Relaxed) {
             match self.book_by(uid, Duration::ZERO, |handshake, port| {
-                line_request(uid, handshake, port, Duration::ZERO, true)
+                self.line_request(uid, handshake, port, Duration::ZERO, true)
             }) {
                 Err(Error::Refused) => self.learn_whether_lines_are_kept(),
                 lined => return lined,
@@ -40,14 +41,18 @@ impl Client {
     }
 
     /// After a LINE closed without a reply: stops asking for lines if the
-    /// server keeps none. Our server at one of its limits, or restarting,
-    /// closes a LINE too; only its STATUS, which names `lines=`, tells the
-    /// two apart.
+    /// server keeps none, and for tokens if it gives none. Our server at
+    /// one of its limits, or restarting, closes a LINE too; only its
+    /// STATUS, which names `lines=` and `tokens=`, tells them apart.
     fn learn_whether_lines_are_kept(&self) {
         match self.status() {
-            Ok(status) if status.lines.is_some() => {}
+            Ok(status) if status.tokens.is_some() => {}
+            Ok(status) if status.lines.is_some() => self.tokens.store(false, Ordering::Relaxed),
             Err(Error::NoServer { .. } | Error::Io(_)) => {}
-            _ => self.lines.store(false, Ordering::Relaxed),
+            _ => {
+                self.lines.store(false, Ordering::Relaxed);
+                self.tokens.store(false, Ordering::Relaxed);
+            }
         }
     }
 
@@ -80,7 +85,7 @@ impl Client {
             let wait = left.min(MAX_WAIT);
             let line = self.lines.load(Ordering::Relaxed);
             let waited = self.book_by(uid, wait, |handshake, port| {
-                line_request(uid, handshake, port, wait, line)
+                self.line_request(uid, handshake, port, wait, line)
             });
             let waited = match waited {
                 Err(Error::Refused) => {
@@ -109,6 +114,26 @@ impl Client {
         }
     }
 
+    /// A LINE (when `line`) or a WAIT for `uid`: our server's requests,
+    /// which ask for the fencing token too unless the server gives none.
+    fn line_request(
+        &self,
+        uid: Uid,
+        handshake: Handshake,
+        port: u16,
+        wait: Duration,
+        line: bool,
+    ) -> Request {
+        Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            token: self.tokens.load(Ordering::Relaxed),
+        }
+    }
+
     /// Starts a liveness responder with a fresh handshake, sends the
     /// request `make` builds for them, and waits for the reply `wait`
     /// longer than for a plain request.
@@ -130,7 +155,8 @@ impl Client {
         let request = make(handshake, responder.port());
         let lined = matches!(request, Request::Wait { line: true, .. });
         let ours = matches!(request, Request::Wait { .. });
-        let (reply, stream) = self.exchange(&request, wait)?;
+        let with_token = matches!(request, Request::Wait { token: true, .. });
+        let (reply, mut stream) = self.exchange(&request, wait)?;
         if reply == REPLY_NO {
             return Err(Error::Held);
         }
@@ -138,14 +164,19 @@ impl Client {
         if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {
             return Err(refused);
         }
-        let booking = Booking {
+        let mut booking = Booking {
             uid,
             handshake,
             client: self.clone(),
             responder,
             messages,
             owes_check_out: true,
+            token: None,
         };
+        if with_token {
+            // Dropped on failure, the booking checks out.
+            booking.token = Some(self.read_token(&mut stream)?);
+        }
         if lined && reply == REPLY_YES {
             // Dropped on failure, the booking checks out.
             let reattach = self.reattach;
@@ -156,17 +187,6 @@ impl Client {
                 .map_err(Error::Io)?;
         }
         Ok(booking)
-    }
-}
-
-/// A LINE (when `line`) or a WAIT for `uid`.
-fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration, line: bool) -> Request {
-    Request::Wait {
-        uid,
-        handshake,
-        port,
-        wait,
-        line,
     }
 }
 
