@@ -21,7 +21,9 @@ fn help_of(args: &[&str]) -> String {
 fn help_names_every_command_and_option() {
     for args in [&["help"][..], &["--help"], &["-h"]] {
         let help = help_of(args);
-        for command in ["run", "hold", "notify", "status", "version", "help"] {
+        for command in [
+            "run", "hold", "notify", "status", "check", "version", "help",
+        ] {
             assert!(
                 help.contains(&format!("namaste {command}")),
                 "help lacks {command}"

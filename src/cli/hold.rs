@@ -2,13 +2,14 @@
 //! command and its children keep the lock, and once the last of them is
 //! gone nothing stale is left.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
+use namaste::Uid;
 use namaste::client::{self, Booking, Client, LineState};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
@@ -98,6 +99,16 @@ and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
 
+COMMAND finds the lock's name in NAMASTE_NAME (NAME as given; with --uid
+and no NAME, the id's 128 hex digits) and its fencing token in
+NAMASTE_TOKEN: a number the server gives each grant, greater than any
+earlier holder's of this lock (across restarts of a server with a state
+file too). A resource that keeps the greatest token it has seen and refuses
+smaller ones cannot be written by a holder that was stopped past losing
+the lock; `namaste check NAME TOKEN` tells whether a token is the current
+holder's. NAMASTE_TOKEN is unset when the server gives no tokens (an
+older one, or the published 0.6.0).
+
 With --pass-messages, COMMAND gets the read end of a pipe instead, whose
 descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
 sender's user, a colon and a space, then the message escaped as above and
@@ -174,7 +185,8 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             // Only once forwarding has begun is this all that came before.
             let earlier = booking.messages().try_iter().collect();
             let printer = Printer::start(shown.clone(), earlier, queue, sink);
-            let (code, succeeded) = run_holding(&booking, command, inherit, message_end);
+            let named = LockName { name, uid };
+            let (code, succeeded) = run_holding(&booking, named, command, inherit, message_end);
             // The lock ends with the command, before anything more is
             // written (standard error may take nothing): checked out, or,
             // on a line handed down, left to whatever of the command's
@@ -259,10 +271,40 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
     Ok(ours)
 }
 
+/// The environment variable that names the lock to the command.
+const NAME_VARIABLE: &str = "NAMASTE_NAME";
+/// The environment variable that gives the command the booking's fencing
+/// token.
+const TOKEN_VARIABLE: &str = "NAMASTE_TOKEN";
+
+/// How the command is told which lock it runs under: the NAME given, else
+/// the id in hex.
+struct LockName<'a> {
+    name: Option<&'a OsStr>,
+    uid: Uid,
+}
+
+impl LockName<'_> {
+    /// Puts the lock's name and `token` in `command`'s environment; with
+    /// no token, removes any inherited one, so that an outer `hold`'s
+    /// token never passes for this lock's.
+    fn tell(&self, command: &mut Command, token: Option<u64>) {
+        match self.name {
+            Some(name) => command.env(NAME_VARIABLE, name),
+            None => command.env(NAME_VARIABLE, self.uid.to_string()),
+        };
+        match token {
+            Some(token) => command.env(TOKEN_VARIABLE, token.to_string()),
+            None => command.env_remove(TOKEN_VARIABLE),
+        };
+    }
+}
+
 /// With `message_end`, the command gets that end of the messages' pipe,
 /// and this process's copy is closed once it has started.
 fn run_holding(
     booking: &Booking,
+    named: LockName,
     command: &[OsString],
     inherit: bool,
     message_end: Option<CommandEnd>,
@@ -277,6 +319,7 @@ fn run_holding(
     let signal_handle = signals.handle();
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
+    named.tell(&mut to_run, booking.token());
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
         let failed = fail(format_args!(
             "cannot hand the lock down to the command: {e}"

@@ -1,6 +1,7 @@
 //! The `namaste` command line: the server and the client commands.
 
 mod args;
+mod check;
 mod hold;
 mod message_pipe;
 mod notify;
@@ -55,6 +56,8 @@ Usage:
   namaste notify NAME MESSAGE [OPTIONS] hand MESSAGE to the holder of NAME
   namaste status [NAME] [OPTIONS]       print the server's counters, or who
                                         holds the lock NAME
+  namaste check NAME TOKEN [OPTIONS]    whether TOKEN is the fencing token of
+                                        the current holder of NAME
   namaste version                       print the version and the protocol
   namaste help [COMMAND]                print this help, or a command's
 
@@ -68,10 +71,11 @@ nobody there: the lock is held elsewhere, or nobody holds it, 73 (hold,
 notify) refused at one of the server's limits (your OS user's share of it,
 or the total; the message says which), 77 (hold, notify) the lock is
 another OS user's: another user holds it (notify), or its id is another
-user's per-user id, 68 (hold, notify, status) no server answers on the
-port, 69 (hold, notify, status) the server runs as another OS user than
+user's per-user id, 68 (hold, notify, status, check) no server answers on the
+port, 69 (hold, notify, status, check) the server runs as another OS user than
 root, yours or the one NAMASTE_SERVER_USER names (default: namaste), so it
-is not believed. `hold` exits with its command's status otherwise.
+is not believed. `hold` exits with its command's status otherwise; `check`
+with 1 when TOKEN is not the current holder's.
 ";
 
 /// What `namaste version` prints: the version, and every request and reply
@@ -80,7 +84,8 @@ is not believed. `hold` exits with its command's status otherwise.
 const VERSION_LINE: &str = concat!(
     "namaste ",
     env!("CARGO_PKG_VERSION"),
-    " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE and ATTACH, ",
+    " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE, ATTACH, ",
+    "and LINE and WAIT with a fencing token, ",
     "and the replies for another OS user, a user unknown, no line, and a limit reached)\n"
 );
 
@@ -99,7 +104,7 @@ namaste help: print the help of namaste, or of one command
 
 Usage: namaste help [COMMAND]
 
-COMMAND is one of run, hold, notify, status, version and help; without it,
+COMMAND is one of run, hold, notify, status, check, version and help; without it,
 prints what every command is for and every exit status. Exits with 0, or 2
 for a COMMAND there is none of.
 ";
@@ -116,13 +121,16 @@ pub fn main(args: &[OsString]) -> ExitCode {
         );
     };
     let result = match command {
-        "run" | "hold" | "notify" | "status" if args::asks_for_help(rest) => help(Some(command)),
+        "run" | "hold" | "notify" | "status" | "check" if args::asks_for_help(rest) => {
+            help(Some(command))
+        }
         "version" | "--version" | "-V" if args::asks_for_help(rest) => help(Some("version")),
         "help" | "--help" | "-h" if args::asks_for_help(rest) => help(Some("help")),
         "run" => run::main(rest),
         "hold" => hold::main(rest),
         "notify" => notify::main(rest),
         "status" => status::main(rest),
+        "check" => check::main(rest),
         "version" | "--version" | "-V" => match rest.first() {
             None => {
                 out(VERSION_LINE);
@@ -162,6 +170,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("hold") => hold::HELP,
         Some("notify") => notify::HELP,
         Some("status") => status::HELP,
+        Some("check") => check::HELP,
         Some("version") => VERSION_HELP,
         Some("help") => HELP_HELP,
         Some(other) => {
@@ -177,7 +186,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
 
 fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
     let see = match command {
-        Some(command @ ("run" | "hold" | "notify" | "status" | "version")) => {
+        Some(command @ ("run" | "hold" | "notify" | "status" | "check" | "version")) => {
             format!("namaste help {command}")
         }
         _ => "namaste help".to_string(),

@@ -34,10 +34,11 @@ tell and bookings restored from an older state file: they share one share.
 With NAME (or --uid), prints one line of space-separated key=value fields
 about that lock, in this order:
   state=free waiters=N
-  state=held since=TIME user=NAME user_id=N port=N waiters=N pid=N[,N...] command=...
+  state=held since=TIME user=NAME user_id=N port=N token=N waiters=N pid=N[,N...] command=...
 since is when it was granted (UTC, ISO 8601); user and user_id the OS user
 that owns the holder's liveness responder; port that responder's port;
-waiters how many `hold --wait` queue for it; pid every process that has the
+token the fencing token of its grant (`hold` gives it to its command as
+NAMASTE_TOKEN; `namaste check` compares one with it); waiters how many `hold --wait` queue for it; pid every process that has the
 responder open (`hold` and its command both do): the socket listening at
 the exact address and port the server calls, owned by that user, found
 through the kernel and /proc as lslocks finds them; command the first
@@ -145,6 +146,7 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
         user,
         address,
         port,
+        token,
         ..
     }) = lock.holder
     else {
@@ -182,11 +184,12 @@ fn lock_line(lock: &LockStatus, name: &str) -> String {
             shortened(shell::words(&args), 1000, bytes)
         });
     format!(
-        "state=held since={} user={} user_id={} port={port} waiters={} pid={} command={command}",
+        "state=held since={} user={} user_id={} port={port} token={} waiters={} pid={} command={command}",
         since.map_or_else(unknown, utc),
         user.and_then(name_of)
             .map_or_else(unknown, |user| escaped(user.as_bytes(), 64)),
         user.map_or_else(unknown, |user| user.to_string()),
+        token.map_or_else(unknown, |token| token.to_string()),
         lock.waiters,
         if pids.is_empty() { unknown() } else { pids },
     )
