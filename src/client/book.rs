@@ -200,3 +200,6 @@ fn jittered(pause: Duration) -> Duration {
     };
     pause.mul_f64(0.5 + fraction / 2.0)
 }
+
+#[cfg(test)]
+mod tests;
