@@ -30,7 +30,7 @@ fn help_names_every_command_and_option() {
             );
         }
     }
-    let commands: [(&str, &[&str]); 4] = [
+    let commands: [(&str, &[&str]); 5] = [
         (
             "run",
             &[
@@ -67,6 +67,7 @@ fn help_names_every_command_and_option() {
         ),
         ("notify", &["--uid", "--per-user", "--port", "75"]),
         ("status", &["--port"]),
+        ("check", &["--uid", "--per-user", "--port", "-q", "68"]),
     ];
     for (command, options) in commands {
         let help = help_of(&[command, "--help"]);

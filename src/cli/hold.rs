@@ -2,14 +2,13 @@
 //! command and its children keep the lock, and once the last of them is
 //! gone nothing stale is left.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 
-use namaste::Uid;
 use namaste::client::{self, Booking, Client, LineState};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
@@ -17,6 +16,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
+use super::lock_env::LockName;
 use super::message_pipe::{self, CommandEnd, MESSAGE_FD_VARIABLE};
 use super::printer::{Printer, Sink, Unshown, say_within_grace};
 use super::target::{Lock, Target};
@@ -269,35 +269,6 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
     };
     booking.leave_to_children();
     Ok(ours)
-}
-
-/// The environment variable that names the lock to the command.
-const NAME_VARIABLE: &str = "NAMASTE_NAME";
-/// The environment variable that gives the command the booking's fencing
-/// token.
-const TOKEN_VARIABLE: &str = "NAMASTE_TOKEN";
-
-/// How the command is told which lock it runs under: the NAME given, else
-/// the id in hex.
-struct LockName<'a> {
-    name: Option<&'a OsStr>,
-    uid: Uid,
-}
-
-impl LockName<'_> {
-    /// Puts the lock's name and `token` in `command`'s environment; with
-    /// no token, removes any inherited one, so that an outer `hold`'s
-    /// token never passes for this lock's.
-    fn tell(&self, command: &mut Command, token: Option<u64>) {
-        match self.name {
-            Some(name) => command.env(NAME_VARIABLE, name),
-            None => command.env(NAME_VARIABLE, self.uid.to_string()),
-        };
-        match token {
-            Some(token) => command.env(TOKEN_VARIABLE, token.to_string()),
-            None => command.env_remove(TOKEN_VARIABLE),
-        };
-    }
 }
 
 /// With `message_end`, the command gets that end of the messages' pipe,

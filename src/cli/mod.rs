@@ -3,6 +3,7 @@
 mod args;
 mod check;
 mod hold;
+mod lock_env;
 mod message_pipe;
 mod notify;
 mod printer;

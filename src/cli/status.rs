@@ -22,7 +22,7 @@ Usage: namaste status [NAME] [OPTIONS]
 
 Without NAME, prints one line: the server's version, bookings held, open
 connections, requests served, verifications that found no live process,
-uptime and lines kept; then one line for each OS user that uses any of the
+uptime, lines kept and the last fencing token given; then one line for each OS user that uses any of the
 server's limits (for root, every such user; for anyone else, their own):
   user=NAME user_id=N bookings=N lines=N waiters=N pending=N
 bookings held, lines kept (bookings held on their holder's connection),
