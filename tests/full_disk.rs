@@ -177,7 +177,7 @@ fn a_compaction_that_fails_for_want_of_inodes_fails_no_request_and_is_retried() 
     let mut fillers = use_up_inodes(&disk);
     let client = Client::new().with_port(server.port);
     let kept = client.book(random()).expect("granted");
-    // 216 bytes a cycle: the log passes 64 KiB, where it is rewritten,
+    // 220 bytes a cycle: the log passes 64 KiB, where it is rewritten,
     // after some 300 cycles.
     let cycle = |client: &Client, round: usize| {
         let booking = match client.book(random()) {

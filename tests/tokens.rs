@@ -125,7 +125,7 @@ fn tokens_grow_across_a_restart_and_a_rewritten_state_file() {
     let args = ["--state", state.to_str().unwrap()];
     let server = Running::start(&args);
     let first = token_of_a_hold(server.port, "fenced");
-    // 216 bytes a cycle: the log passes 64 KiB, where it is rewritten
+    // 220 bytes a cycle: the log passes 64 KiB, where it is rewritten
     // with only what is held, after some 300 cycles.
     let client = Client::new().with_port(server.port);
     let mut last = first;

@@ -272,7 +272,7 @@ mod tests {
             journal.booked(b, n + 1, live[..=n].iter()).unwrap();
         }
         // Churn: book and release a thousand times, keeping two held;
-        // 216 bytes a round, so the log passes 64 KiB some three times.
+        // 220 bytes a round, so the log passes 64 KiB some three times.
         let mut largest = 0;
         for round in 0..1000u32 {
             let b = Booking {

@@ -47,7 +47,10 @@ impl World {
     pub(super) fn check_token(&mut self, u: u8, mine: Option<Handshake>) {
         let holder = self.registry.holder(&uid(u));
         let Some(token) = holder.filter(|b| Some(b.handshake) == mine).map(|b| b.token) else {
-            panic!("granted, but not held by the grantee: {:?}", self.trace);
+            // Released in the same call, by its own check out pending
+            // behind the verification: the reactor has no token to send,
+            // and closes a request that asked for one unanswered.
+            return;
         };
         assert!(
             token > self.last_token,
