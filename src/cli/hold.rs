@@ -104,8 +104,9 @@ and no NAME, the id's 128 hex digits) and its fencing token in
 NAMASTE_TOKEN: a number the server gives each grant, greater than any
 earlier holder's of this lock (across restarts of a server with a state
 file too). A resource that keeps the greatest token it has seen and refuses
-smaller ones cannot be written by a holder that was stopped past losing
-the lock; `namaste check NAME TOKEN` tells whether a token is the current
+smaller ones cannot be written by a holder that lost the lock without
+knowing it (a process that closed the descriptors it inherited, then
+wrote); `namaste check NAME TOKEN` tells whether a token is the current
 holder's. NAMASTE_TOKEN is unset when the server gives no tokens (an
 older one, or the published 0.6.0).
 

@@ -46,9 +46,9 @@ impl Booking {
     /// greater than every one it gave before (across its restarts too,
     /// with a state file), so greater than any earlier holder's of this
     /// id. Hand it to the resource the lock protects, which keeps the
-    /// greatest it has seen and refuses smaller ones: a holder that was
-    /// stopped past losing the lock then cannot write after the next
-    /// holder. `None` when the server gives no tokens (the published
+    /// greatest it has seen and refuses smaller ones: a holder that lost
+    /// the booking without knowing it (a child it was left to closed the
+    /// line and ran on, say) then cannot write after the next holder. `None` when the server gives no tokens (the published
     /// 0.6.0, say).
     pub fn token(&self) -> Option<u64> {
         self.token
