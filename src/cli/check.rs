@@ -17,14 +17,14 @@ Usage: namaste check NAME TOKEN [OPTIONS]
 Asks the server who holds NAME, and exits with 0 if TOKEN is the fencing
 token of its current holder: the number `namaste hold` gives its command
 in NAMASTE_TOKEN (and `namaste status NAME` shows). A holder that lost the
-lock without knowing it (its processes closed the lock's descriptors they
-inherited and ran on, say) finds its token no longer current, and should
-not write: call this right before each write to a resource that cannot
-compare tokens itself. Name the lock as `hold` was told to: with
---per-user if it was; after `hold --uid HEX`, NAMASTE_NAME is the id, so
-`check --uid \"$NAMASTE_NAME\" \"$NAMASTE_TOKEN\"`. The answer is true when
-the server gave it; a resource that keeps the greatest token it has seen
-and refuses smaller ones needs no server at all.
+lock without knowing it (a background process left with the lock that
+closed the descriptors it inherited and ran on, say) finds its token no
+longer current, and should not write: call this right before each write
+to a resource that cannot compare tokens itself. Name the lock as `hold`
+was told to: with --per-user if it was; after `hold --uid HEX`,
+NAMASTE_NAME is the id: `check --uid \"$NAMASTE_NAME\" \"$NAMASTE_TOKEN\"`.
+The answer is true when the server gave it; a resource that keeps the
+greatest token it has seen and refuses smaller ones needs no server.
 
 Exit status (nothing is printed for 0):
   0   TOKEN is the current holder's

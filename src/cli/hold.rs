@@ -105,10 +105,10 @@ NAMASTE_TOKEN: a number the server gives each grant, greater than any
 earlier holder's of this lock (across restarts of a server with a state
 file too). A resource that keeps the greatest token it has seen and refuses
 smaller ones cannot be written by a holder that lost the lock without
-knowing it (a process that closed the descriptors it inherited, then
-wrote); `namaste check NAME TOKEN` tells whether a token is the current
-holder's. NAMASTE_TOKEN is unset when the server gives no tokens (an
-older one, or the published 0.6.0).
+knowing it (a background process left with the lock that closed the
+descriptors it inherited, then wrote); `namaste check NAME TOKEN` tells
+whether a token is the current holder's. NAMASTE_TOKEN is unset when
+the server gives no tokens (an older one, or the published 0.6.0).
 
 With --pass-messages, COMMAND gets the read end of a pipe instead, whose
 descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
