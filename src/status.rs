@@ -11,16 +11,19 @@ use std::time::Duration;
 /// ```
 /// use namaste::status::Status;
 ///
-/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s lines=1";
+/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s lines=1 tokens=17";
 /// let status: Status = line.parse().unwrap();
-/// assert_eq!((status.bookings, status.lines), (2, Some(1)));
+/// assert_eq!((status.bookings, status.lines, status.tokens), (2, Some(1), Some(17)));
 /// assert_eq!(status.to_string(), line);
-/// // An older server says nothing of lines.
-/// let older: Status = line.strip_suffix(" lines=1").unwrap().parse().unwrap();
-/// assert_eq!(older.lines, None);
+/// // An older server says nothing of tokens or names, an older one
+/// // still nothing of lines.
+/// let older: Status = line.strip_suffix(" tokens=17").unwrap().parse().unwrap();
+/// assert_eq!((older.lines, older.tokens, older.names), (Some(1), None, None));
+/// let oldest: Status = line.strip_suffix(" lines=1 tokens=17").unwrap().parse().unwrap();
+/// assert_eq!(oldest.lines, None);
 /// // A server that keeps names says how many bookings have one.
 /// let named: Status = format!("{line} names=1").parse().unwrap();
-/// assert_eq!((status.names, named.names), (None, Some(1)));
+/// assert_eq!(named.names, Some(1));
 /// // Root is told what each OS user uses, others their own use.
 /// let used = format!("{line} use=0:2,1,0,0 use=1000:0,0,3,1");
 /// let status: Status = used.parse().unwrap();
@@ -48,6 +51,9 @@ pub struct Status {
     /// Bookings that have a name (given by their booker, shown by LIST);
     /// `None` from a server that keeps none (an older one).
     pub names: Option<u64>,
+    /// The last fencing token given to a grant (0 before the first);
+    /// `None` from a server that gives none (an older one).
+    pub tokens: Option<u64>,
     /// What each OS user uses of the server's limits, by user: every user
     /// that uses any when root asks, the asker's own use otherwise; empty
     /// from an older server.
@@ -117,6 +123,9 @@ impl fmt::Display for Status {
         if let Some(names) = self.names {
             write!(f, " names={names}")?;
         }
+        if let Some(tokens) = self.tokens {
+            write!(f, " tokens={tokens}")?;
+        }
         self.usage.iter().try_for_each(|used| write!(f, " {used}"))
     }
 }
@@ -169,6 +178,8 @@ impl FromStr for Status {
             lines: counter("lines").ok(),
             // Only ours since names.
             names: counter("names").ok(),
+            // Only ours since fencing tokens.
+            tokens: counter("tokens").ok(),
             // A newer server's words that this version does not know are
             // skipped, as older versions skip these.
             usage: words.filter_map(UserUse::parse).collect(),
@@ -181,10 +192,11 @@ impl FromStr for Status {
 /// ```
 /// use namaste::status::{Holder, LockStatus};
 ///
-/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 line=yes waiters=2";
+/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 line=yes token=42 waiters=2";
 /// let lock: LockStatus = line.parse().unwrap();
 /// assert_eq!(lock.holder.map(|holder| holder.user), Some(Some(1000)));
 /// assert_eq!(lock.holder.map(|holder| holder.line), Some(Some(true)));
+/// assert_eq!(lock.holder.map(|holder| holder.token), Some(Some(42)));
 /// assert_eq!(lock.to_string(), line);
 /// assert_eq!("free waiters=0".parse(), Ok(LockStatus { holder: None, waiters: 0 }));
 /// ```
@@ -215,6 +227,9 @@ pub struct Holder {
     /// Whether the booking has a line (its holder's connection, kept
     /// open): `None` from a server that keeps none (an older one).
     pub line: Option<bool>,
+    /// The fencing token of its grant: `None` from a server that gives
+    /// none (an older one).
+    pub token: Option<u64>,
 }
 
 impl fmt::Display for LockStatus {
@@ -235,6 +250,9 @@ impl fmt::Display for LockStatus {
             Some(true) => f.write_str(" line=yes")?,
             Some(false) => f.write_str(" line=no")?,
             None => {}
+        }
+        if let Some(token) = holder.token {
+            write!(f, " token={token}")?;
         }
         write!(f, " waiters={}", self.waiters)
     }
@@ -279,6 +297,11 @@ impl FromStr for LockStatus {
                     Ok(_) => return Err(error()),
                     Err(_) => None,
                 },
+                // Only ours since fencing tokens.
+                token: match text("token") {
+                    Ok(token) => Some(token.parse().map_err(|_| error())?),
+                    Err(_) => None,
+                },
             }),
             _ => return Err(error()),
         };
@@ -301,6 +324,8 @@ mod tests {
             "held since=1 user=1 address=127.0.0.5 port=2 waiters=0",
             "held since=1 user=1 address=127.0.0.5 port=2 line=yes waiters=0",
             "held since=? user=? address=::1 port=3 line=no waiters=1",
+            "held since=1 user=1 address=127.0.0.5 port=2 line=yes token=1 waiters=0",
+            "held since=? user=? address=::1 port=3 line=no token=18446744073709551615 waiters=1",
         ] {
             let lock: LockStatus = line.parse().unwrap();
             assert_eq!(lock.to_string(), line);
@@ -323,6 +348,8 @@ mod tests {
             "held since=1 user=1 address=? port=1 waiters=0",
             "held since=1 user=1 address=localhost port=1 waiters=0",
             "held since=1 user=1 address=127.0.0.1 port=1 line=maybe waiters=0",
+            "held since=1 user=1 address=127.0.0.1 port=1 line=yes token=? waiters=0",
+            "held since=1 user=1 address=127.0.0.1 port=1 line=yes token=-1 waiters=0",
         ] {
             assert_eq!(
                 line.parse::<LockStatus>(),

@@ -21,14 +21,16 @@ fn help_of(args: &[&str]) -> String {
 fn help_names_every_command_and_option() {
     for args in [&["help"][..], &["--help"], &["-h"]] {
         let help = help_of(args);
-        for command in ["run", "hold", "notify", "status", "version", "help"] {
+        for command in [
+            "run", "hold", "notify", "status", "check", "version", "help",
+        ] {
             assert!(
                 help.contains(&format!("namaste {command}")),
                 "help lacks {command}"
             );
         }
     }
-    let commands: [(&str, &[&str]); 4] = [
+    let commands: [(&str, &[&str]); 5] = [
         (
             "run",
             &[
@@ -65,6 +67,7 @@ fn help_names_every_command_and_option() {
         ),
         ("notify", &["--uid", "--per-user", "--port", "75"]),
         ("status", &["--port"]),
+        ("check", &["--uid", "--per-user", "--port", "-q", "68"]),
     ];
     for (command, options) in commands {
         let help = help_of(&[command, "--help"]);

@@ -128,7 +128,14 @@ fn version_lists_every_extension_of_the_protocol() {
     let output = namaste(&["version"]);
     let text = String::from_utf8(output.stdout).unwrap();
     for extension in [
-        "STATUS", "NOTIFY", "WAIT", "QUERY", "LINE", "ATTACH", "limit",
+        "STATUS",
+        "NOTIFY",
+        "WAIT",
+        "QUERY",
+        "LINE",
+        "ATTACH",
+        "limit",
+        "fencing token",
     ] {
         assert!(text.contains(extension), "{extension}: {text}");
     }

@@ -91,9 +91,9 @@ fn a_state_file_cut_short_loads_with_a_warning() {
     assert!(line.contains("offset 143"), "{line}");
     assert_eq!(server.bookings(), 1);
     // The torn tail is gone from the rewritten file.
-    // Rewritten in the current layout, which adds the time of the grant
-    // and the booking's OS user.
-    assert_eq!(fs::metadata(&state).unwrap().len(), 8 + 143 + 4);
+    // Rewritten in the current layout: the last token given first, then
+    // the booking with the time of the grant, its OS user and its token.
+    assert_eq!(fs::metadata(&state).unwrap().len(), 8 + 9 + 143 + 4 + 8);
 }
 
 /// A file that is not a state file at all may be someone else's: the

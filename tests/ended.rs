@@ -89,6 +89,7 @@ fn waits_closed_by_patience_never_join_the_queue() {
                 port: 1,
                 wait: Duration::from_secs(60),
                 line: false,
+                token: false,
             };
             send(&server, &wait)
         })

@@ -310,6 +310,7 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
         port: 9,
         wait: Duration::from_secs(5),
         line,
+        token: false,
     };
     let requests = [
         (

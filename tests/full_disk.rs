@@ -177,8 +177,8 @@ fn a_compaction_that_fails_for_want_of_inodes_fails_no_request_and_is_retried() 
     let mut fillers = use_up_inodes(&disk);
     let client = Client::new().with_port(server.port);
     let kept = client.book(random()).expect("granted");
-    // 208 bytes a cycle: the log passes 64 KiB, where it is rewritten,
-    // after some 315 cycles.
+    // 220 bytes a cycle: the log passes 64 KiB, where it is rewritten,
+    // after some 300 cycles.
     let cycle = |client: &Client, round: usize| {
         let booking = match client.book(random()) {
             Ok(booking) => booking,

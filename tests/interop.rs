@@ -143,6 +143,11 @@ fn our_client_with_the_published_server() {
     let client = namaste::client::Client::new().with_port(server.port);
     let uid = random();
     let booking = client.book(uid).expect("granted");
+    assert_eq!(
+        booking.token(),
+        None,
+        "a token from a server that gives none"
+    );
     assert!(matches!(client.book(uid), Err(Error::Held)));
     assert!(booking.check_out().unwrap());
     let again = client.book(uid).expect("granted again");
@@ -169,6 +174,15 @@ fn hold_with_the_published_server() {
             .code()
     };
     assert_eq!(hold("published"), Some(0));
+    // No token there: the command's NAMASTE_TOKEN is unset, even one it
+    // would have inherited.
+    let token = Command::new(env!("CARGO_BIN_EXE_namaste"))
+        .args(["hold", "published", "--port", &port, "--"])
+        .args(["sh", "-c", "echo \"${NAMASTE_TOKEN-unset}\""])
+        .env("NAMASTE_TOKEN", "7")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&token.stdout), "unset\n");
     let holder = namaste::client::Client::new()
         .with_port(server.port)
         .book(namaste::Uid::from_name("published"))

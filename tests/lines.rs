@@ -41,6 +41,7 @@ fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration) -> Re
         port,
         wait,
         line: true,
+        token: false,
     }
 }
 

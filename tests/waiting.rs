@@ -141,6 +141,7 @@ fn a_full_queue_refuses_with_the_limit_in_the_reply() {
             port: responder.port,
             wait: Duration::from_secs(60),
             line: false,
+            token: false,
         };
         stream.write_all(&request.encode()).unwrap();
         (stream, responder)

@@ -50,6 +50,7 @@ fn book_on_line(server: &Server, responder: &Responder, uid: Uid) -> Option<TcpS
         port: responder.port,
         wait: Duration::ZERO,
         line: true,
+        token: false,
     };
     let mut stream = TcpStream::connect_timeout(&server.addr, PATIENCE).ok()?;
     stream.set_read_timeout(Some(PATIENCE)).ok()?;

@@ -9,6 +9,7 @@ use namaste::client::{self, Booking, Client, LineState};
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::etcd;
+use super::lock_env::LockName;
 use super::message_pipe::{self, CommandEnd, MESSAGE_FD_VARIABLE};
 use super::printer::{Printer, Sink, Unshown, say_within_grace};
 use super::supervise::run_passing_signals;
@@ -103,6 +104,25 @@ and the lock is held until it exits: stopping `namaste hold` never leaves
 COMMAND running unlocked. Those a terminal sends (Ctrl-C, a hang-up) reach
 COMMAND directly, and are not passed on: COMMAND gets each once.
 
+COMMAND finds the lock's name in NAMASTE_NAME (NAME as given; with --uid
+and no NAME, the id's 128 hex digits) and its fencing token in
+NAMASTE_TOKEN: a number the server gives each grant, greater than any
+earlier holder's of this lock (across restarts of a server with a state
+file too). A resource that keeps the greatest token it has seen and refuses
+smaller ones cannot be written by a holder that lost the lock without
+knowing it (a background process left with the lock that closed the
+descriptors it inherited, then wrote); `namaste check NAME TOKEN` tells
+whether a token is the current holder's. NAMASTE_TOKEN is unset when
+the server gives no tokens (an older one, or the published 0.6.0).
+
+With --pass-messages, COMMAND gets the read end of a pipe instead, whose
+descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
+sender's user, a colon and a space, then the message escaped as above and
+cut after 900 characters (a line is always whole), so a shell script reads
+one with `read -r message <&\"$NAMASTE_MESSAGE_FD\"`. This process never
+waits for COMMAND to read: what the pipe has no room for is dropped, and
+how many were is said when COMMAND exits.
+
 With --etcd, the lock lives in etcd as the keys P NAME / LEASE (P the
 prefix, LEASE the lease in hex), each on its lease, as `etcdctl lock`
 keeps the lock P NAME, so that the two take turns. A small keeper process
@@ -116,14 +136,6 @@ sends --lost-signal to COMMAND's process group (COMMAND's own, unless this
 process runs in a terminal's foreground: then to COMMAND alone), and this
 process exits 1 if COMMAND then exits 0. No etcd at any URL: 68, with one
 line naming them.
-
-With --pass-messages, COMMAND gets the read end of a pipe instead, whose
-descriptor number is in NAMASTE_MESSAGE_FD: one line per message, the
-sender's user, a colon and a space, then the message escaped as above and
-cut after 900 characters (a line is always whole), so a shell script reads
-one with `read -r message <&\"$NAMASTE_MESSAGE_FD\"`. This process never
-waits for COMMAND to read: what the pipe has no room for is dropped, and
-how many were is said when COMMAND exits.
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
@@ -207,7 +219,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             // Only once forwarding has begun is this all that came before.
             let earlier = booking.messages().try_iter().collect();
             let printer = Printer::start(shown.clone(), earlier, queue, sink);
-            let (code, succeeded) = run_holding(&booking, command, inherit, message_end);
+            let named = LockName {
+                name,
+                uid: id.uid(),
+            };
+            let (code, succeeded) = run_holding(&booking, named, command, inherit, message_end);
             // The lock ends with the command, before anything more is
             // written (standard error may take nothing): checked out, or,
             // on a line handed down, left to whatever of the command's
@@ -285,12 +301,14 @@ fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client:
 /// and this process's copy is closed once it has started.
 fn run_holding(
     booking: &Booking,
+    named: LockName,
     command: &[OsString],
     inherit: bool,
     message_end: Option<CommandEnd>,
 ) -> (ExitCode, bool) {
     let mut to_run = Command::new(&command[0]);
     to_run.args(&command[1..]);
+    named.tell(&mut to_run, booking.token());
     if inherit && let Err(e) = booking.share_with(&mut to_run) {
         let failed = fail(format_args!(
             "cannot hand the lock down to the command: {e}"

@@ -1,10 +1,12 @@
 //! The `namaste` command line: the server and the client commands.
 
 mod args;
+mod check;
 mod etcd;
 mod hold;
 mod json;
 mod list;
+mod lock_env;
 mod message_pipe;
 mod notify;
 mod printer;
@@ -61,6 +63,8 @@ Usage:
   namaste status [NAME] [OPTIONS]       print the server's counters, or who
                                         holds the lock NAME
   namaste list [OPTIONS]                print every lock held
+  namaste check NAME TOKEN [OPTIONS]    whether TOKEN is the fencing token of
+                                        the current holder of NAME
   namaste version                       print the version and the protocol
   namaste help [COMMAND]                print this help, or a command's
 
@@ -74,10 +78,12 @@ nobody there: the lock is held elsewhere, or nobody holds it, 73 (hold,
 notify) refused at one of the server's limits (your OS user's share of it,
 or the total; the message says which), 77 (hold, notify) the lock is
 another OS user's: another user holds it (notify), or its id is another
-user's per-user id, 68 (hold, notify, status, list) no server answers on
-the port, 69 (hold, notify, status, list) the server runs as another OS
-user than root, yours or the one NAMASTE_SERVER_USER names (default:
-namaste), so it is not believed. `hold` exits with its command's status otherwise.
+user's per-user id, 68 (hold, notify, status, list, check) no server
+answers on the port, 69 (hold, notify, status, list, check) the server
+runs as another OS user than root, yours or the one NAMASTE_SERVER_USER
+names (default: namaste), so it is not believed. `hold` exits with its
+command's status otherwise; `check` with 1 when TOKEN is not the current
+holder's.
 ";
 
 /// What `namaste version` prints: the version, and every request and reply
@@ -87,6 +93,7 @@ const VERSION_LINE: &str = concat!(
     "namaste ",
     env!("CARGO_PKG_VERSION"),
     " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE, ATTACH, LIST and NAME, ",
+    "and LINE and WAIT with a fencing token, ",
     "and the replies for another OS user, a user unknown, no line, and a limit reached)\n"
 );
 
@@ -105,7 +112,7 @@ namaste help: print the help of namaste, or of one command
 
 Usage: namaste help [COMMAND]
 
-COMMAND is one of run, hold, notify, status, list, version and help; without it,
+COMMAND is one of run, hold, notify, status, list, check, version and help; without it,
 prints what every command is for and every exit status. Exits with 0, or 2
 for a COMMAND there is none of.
 ";
@@ -122,7 +129,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
         );
     };
     let result = match command {
-        "run" | "hold" | "notify" | "status" | "list" if args::asks_for_help(rest) => {
+        "run" | "hold" | "notify" | "status" | "list" | "check" if args::asks_for_help(rest) => {
             help(Some(command))
         }
         "version" | "--version" | "-V" if args::asks_for_help(rest) => help(Some("version")),
@@ -132,6 +139,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
         "notify" => notify::main(rest),
         "status" => status::main(rest),
         "list" => list::main(rest),
+        "check" => check::main(rest),
         "version" | "--version" | "-V" => match rest.first() {
             None => {
                 out(VERSION_LINE);
@@ -172,6 +180,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
         Some("notify") => notify::HELP,
         Some("status") => status::HELP,
         Some("list") => list::HELP,
+        Some("check") => check::HELP,
         Some("version") => VERSION_HELP,
         Some("help") => HELP_HELP,
         Some(other) => {
@@ -187,7 +196,7 @@ fn help(command: Option<&str>) -> Result<ExitCode, Usage> {
 
 fn usage_error(command: Option<&str>, usage: Usage) -> ExitCode {
     let see = match command {
-        Some(command @ ("run" | "hold" | "notify" | "status" | "version")) => {
+        Some(command @ ("run" | "hold" | "notify" | "status" | "check" | "version")) => {
             format!("namaste help {command}")
         }
         _ => "namaste help".to_string(),

@@ -23,9 +23,10 @@ Usage: namaste status [NAME] [--json] [OPTIONS]
 
 Without NAME, prints one line: the server's version, bookings held, open
 connections, requests served, verifications that found no live process,
-uptime, lines kept and bookings that have a name (`namaste list`); then
-one line for each OS user that uses any of the server's limits (for root,
-every such user; for anyone else, their own):
+uptime, lines kept, bookings that have a name (`namaste list`) and the
+last fencing token given; then one line for each OS user that uses any
+of the server's limits (for root, every such user; for anyone else,
+their own):
   user=NAME user_id=N bookings=N lines=N waiters=N pending=N
 bookings held, lines kept (bookings held on their holder's connection),
 waiters queued (`hold --wait`) and requests pending behind verifications;
@@ -36,10 +37,11 @@ tell and bookings restored from an older state file: they share one share.
 With NAME (or --uid), prints one line of space-separated key=value fields
 about that lock, in this order:
   state=free waiters=N
-  state=held since=TIME user=NAME user_id=N port=N waiters=N pid=N[,N...] command=...
+  state=held since=TIME user=NAME user_id=N port=N token=N waiters=N pid=N[,N...] command=...
 since is when it was granted (UTC, ISO 8601); user and user_id the OS user
 that owns the holder's liveness responder; port that responder's port;
-waiters how many `hold --wait` queue for it; pid every process that has the
+token the fencing token of its grant (`hold` gives it to its command as
+NAMASTE_TOKEN; `namaste check` compares one with it); waiters how many `hold --wait` queue for it; pid every process that has the
 responder open (`hold` and its command both do): the socket listening at
 the exact address and port the server calls, owned by that user, found
 through the kernel and /proc as lslocks finds them; command the first
@@ -234,7 +236,11 @@ impl Seen {
 /// The line `status NAME` prints for `lock`, whose holder shows as `seen`.
 fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
     let Some(Holder {
-        since, user, port, ..
+        since,
+        user,
+        port,
+        token,
+        ..
     }) = lock.holder
     else {
         return format!("state=free waiters={}", lock.waiters);
@@ -251,11 +257,12 @@ fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
         shortened(shell::words(args), 1000, bytes)
     });
     format!(
-        "state=held since={} user={} user_id={} port={port} waiters={} pid={} command={command}",
+        "state=held since={} user={} user_id={} port={port} token={} waiters={} pid={} command={command}",
         since.map_or_else(unknown, utc),
         user.and_then(name_of)
             .map_or_else(unknown, |user| escaped(user.as_bytes(), 64)),
         user.map_or_else(unknown, |user| user.to_string()),
+        token.map_or_else(unknown, |token| token.to_string()),
         lock.waiters,
         if pids.is_empty() { unknown() } else { pids },
     )

@@ -22,23 +22,22 @@ impl Client {
     /// at once, even when this process is killed. A server that keeps no
     /// lines, such as the published 0.6.0, closes that request; then this
     /// sends a plain BOOK, and, from then on, so does this client and its
-    /// clones.
+    /// clones. The LINE carries the lock's name (for `namaste list`) and
+    /// asks for the booking's fencing token ([`Booking::token`]), unless
+    /// the server showed it keeps no names or gives no tokens.
     pub fn book(&self, id: impl Into<LockId>) -> Result<Booking, Error> {
         let id = id.into();
-        // A server of ours that knows lines but not names closes a named
-        // LINE: then the LINE goes again, without the name.
-        for _ in 0..2 {
-            if !self.lines.load(Ordering::Relaxed) {
-                break;
-            }
-            let named = self.sends_name(&id);
+        // A server of ours that knows lines but not names or tokens closes
+        // such a LINE: then the LINE goes again, without what it knows not.
+        while self.lines.load(Ordering::Relaxed) {
+            let asked = self.asks(&id);
             match self.book_by(&id, Duration::ZERO, |handshake, port| {
-                line_request(id.uid(), handshake, port, Duration::ZERO, true)
+                self.line_request(id.uid(), handshake, port, Duration::ZERO, true)
             }) {
                 Err(Error::Refused) => self.learn_what_the_server_keeps(),
                 lined => return lined,
             }
-            if !named || self.names.load(Ordering::Relaxed) {
+            if self.asks(&id) == asked {
                 break;
             }
         }
@@ -50,11 +49,17 @@ impl Client {
         })
     }
 
+    /// What a LINE for `id` would carry beyond the request itself: its
+    /// name, and a question for the fencing token.
+    fn asks(&self, id: &LockId) -> (bool, bool) {
+        (self.sends_name(id), self.tokens.load(Ordering::Relaxed))
+    }
+
     /// After a LINE or WAIT closed without a reply: stops asking for lines
-    /// if the server keeps none, and stops sending names if it keeps none.
-    /// Our server at one of its limits, or restarting, closes such a
-    /// request too; only its STATUS, which names `lines=` and `names=`,
-    /// tells them apart.
+    /// if the server keeps none, sending names if it keeps none, and asking
+    /// for tokens if it gives none. Our server at one of its limits, or
+    /// restarting, closes such a request too; only its STATUS, which names
+    /// `lines=`, `names=` and `tokens=`, tells them apart.
     fn learn_what_the_server_keeps(&self) {
         match self.status() {
             Ok(status) => {
@@ -64,11 +69,15 @@ impl Client {
                 if status.names.is_none() {
                     self.names.store(false, Ordering::Relaxed);
                 }
+                if status.tokens.is_none() {
+                    self.tokens.store(false, Ordering::Relaxed);
+                }
             }
             Err(Error::NoServer { .. } | Error::Io(_)) => {}
             Err(_) => {
                 self.lines.store(false, Ordering::Relaxed);
                 self.names.store(false, Ordering::Relaxed);
+                self.tokens.store(false, Ordering::Relaxed);
             }
         }
     }
@@ -110,7 +119,7 @@ impl Client {
             let wait = left.min(MAX_WAIT);
             let line = self.lines.load(Ordering::Relaxed);
             let waited = self.book_by(&id, wait, |handshake, port| {
-                line_request(uid, handshake, port, wait, line)
+                self.line_request(uid, handshake, port, wait, line)
             });
             let waited = match waited {
                 Err(Error::Refused) => {
@@ -137,6 +146,26 @@ impl Client {
         }
     }
 
+    /// A LINE (when `line`) or a WAIT for `uid`: our server's requests,
+    /// which ask for the fencing token too unless the server gives none.
+    fn line_request(
+        &self,
+        uid: Uid,
+        handshake: Handshake,
+        port: u16,
+        wait: Duration,
+        line: bool,
+    ) -> Request {
+        Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            token: self.tokens.load(Ordering::Relaxed),
+        }
+    }
+
     /// Starts a liveness responder with a fresh handshake, sends the
     /// request `make` builds for them (after the name of `id`, for a
     /// request of ours, when [`sends_name`](Client::sends_name)), and
@@ -160,11 +189,12 @@ impl Client {
         let request = make(handshake, responder.port());
         let lined = matches!(request, Request::Wait { line: true, .. });
         let ours = matches!(request, Request::Wait { .. });
+        let with_token = matches!(request, Request::Wait { token: true, .. });
         let prefix = match id.name().and_then(name_prefix) {
             Some(prefix) if ours && self.sends_name(id) => prefix,
             _ => Vec::new(),
         };
-        let (reply, stream) = self.exchange(&[prefix, request.encode()].concat(), wait)?;
+        let (reply, mut stream) = self.exchange(&[prefix, request.encode()].concat(), wait)?;
         if reply == REPLY_NO {
             return Err(Error::Held);
         }
@@ -172,14 +202,19 @@ impl Client {
         if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {
             return Err(refused);
         }
-        let booking = Booking {
+        let mut booking = Booking {
             uid,
             handshake,
             client: self.clone(),
             responder,
             messages,
             owes_check_out: true,
+            token: None,
         };
+        if with_token {
+            // Dropped on failure, the booking checks out.
+            booking.token = Some(self.read_token(&mut stream)?);
+        }
         if lined && reply == REPLY_YES {
             // Dropped on failure, the booking checks out.
             let reattach = self.reattach;
@@ -193,17 +228,6 @@ impl Client {
     }
 }
 
-/// A LINE (when `line`) or a WAIT for `uid`.
-fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration, line: bool) -> Request {
-    Request::Wait {
-        uid,
-        handshake,
-        port,
-        wait,
-        line,
-    }
-}
-
 /// A pause between half of `pause` and all of it, so that waiters who
 /// collided once do not collide again.
 fn jittered(pause: Duration) -> Duration {
@@ -214,3 +238,6 @@ fn jittered(pause: Duration) -> Duration {
     };
     pause.mul_f64(0.5 + fraction / 2.0)
 }
+
+#[cfg(test)]
+mod tests;

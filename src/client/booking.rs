@@ -32,12 +32,26 @@ pub struct Booking {
     /// Whether dropping it should check out: not once it has, or once the
     /// booking is left to child processes.
     pub(super) owes_check_out: bool,
+    /// Its fencing token, if the server told it.
+    pub(super) token: Option<u64>,
 }
 
 impl Booking {
     /// The id held.
     pub fn uid(&self) -> Uid {
         self.uid
+    }
+
+    /// The booking's fencing token: a number the server gives each grant,
+    /// greater than every one it gave before (across its restarts too,
+    /// with a state file), so greater than any earlier holder's of this
+    /// id. Hand it to the resource the lock protects, which keeps the
+    /// greatest it has seen and refuses smaller ones: a holder that lost
+    /// the booking without knowing it (a child it was left to closed the
+    /// line and ran on, say) then cannot write after the next holder. `None` when the server gives no tokens (the published
+    /// 0.6.0, say).
+    pub fn token(&self) -> Option<u64> {
+        self.token
     }
 
     /// How the server knows this booking's holder is alive now: on its

@@ -48,7 +48,7 @@ use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
     MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request,
+    REPLY_YES, Request, TOKEN_LEN,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -62,7 +62,8 @@ const REPLY_PATIENCE: u32 = 4;
 pub const MAX_UNREAD_MESSAGES: usize = 16;
 
 /// Where the server is and how long to wait for it. Clones share what
-/// they learnt of the server: whether it keeps lines and names.
+/// they learnt of the server: whether it keeps lines and names, and
+/// whether it gives fencing tokens.
 #[derive(Debug, Clone)]
 pub struct Client {
     port: u16,
@@ -75,6 +76,10 @@ pub struct Client {
     /// it knows none (it closed a named request without a reply and its
     /// STATUS says nothing of names).
     names: Arc<AtomicBool>,
+    /// Whether to ask for fencing tokens: cleared once the server showed
+    /// it gives none (it closed such a LINE without a reply and its STATUS
+    /// says nothing of tokens).
+    tokens: Arc<AtomicBool>,
     /// Whether a booking whose line the server closes re-attaches.
     reattach: bool,
 }
@@ -136,6 +141,7 @@ impl Client {
             rw_timeout: crate::DEFAULT_RW_TIMEOUT,
             lines: Arc::new(AtomicBool::new(true)),
             names: Arc::new(AtomicBool::new(true)),
+            tokens: Arc::new(AtomicBool::new(true)),
             reattach: true,
         }
     }
@@ -147,6 +153,7 @@ impl Client {
             port,
             lines: Arc::new(AtomicBool::new(true)),
             names: Arc::new(AtomicBool::new(true)),
+            tokens: Arc::new(AtomicBool::new(true)),
             ..self
         }
     }
@@ -325,6 +332,21 @@ impl Client {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
             Err(e) => Err(Error::Io(e)),
         }
+    }
+
+    /// Reads the fencing token that follows a grant's reply byte on
+    /// `stream`, when the request asked for it.
+    fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut token = [0; TOKEN_LEN];
+        let mut got = 0;
+        while got < TOKEN_LEN {
+            match read_before(stream, &mut token[got..], deadline).map_err(Error::Io)? {
+                0 => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                n => got += n,
+            }
+        }
+        Ok(u64::from_be_bytes(token))
     }
 
     /// Connects and writes `request`.

@@ -47,15 +47,15 @@ impl Server {
             error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
             return self.line_undelivered(to, granted, uid);
         }
+        let reply = self.reply_bytes(&request, Answer::Lined);
         let conn = &mut self.conns[to.key];
         // The request is the proof of life only while its connection is
         // open; one that waited behind a verification, unwatched, may have
         // closed since, and a write to it would still succeed.
         let delivered = is_open(&conn.stream)
-            && matches!(
-                io::Write::write(&mut conn.stream, &[Answer::Lined.byte()]),
-                Ok(1)
-            );
+            && reply.is_some_and(|reply| {
+                matches!(io::Write::write(&mut conn.stream, reply.bytes()), Ok(n) if n == reply.bytes().len())
+            });
         if !delivered {
             debug!("{ip}: {request}: granted on a line, but the client is gone");
             return self.line_undelivered(to, granted, uid);

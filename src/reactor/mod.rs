@@ -184,6 +184,7 @@ impl Server {
         let journal = match &config.state {
             Some(path) => {
                 let (journal, recorded) = Journal::open(path)?;
+                registry.resume_tokens_after(journal.last_token());
                 let total = recorded.len();
                 let restored = recorded
                     .into_iter()

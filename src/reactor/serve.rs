@@ -14,7 +14,7 @@ use crate::owner::ROOT;
 use crate::registry::{Action, Answer, Ask, UNKNOWN_USER, User};
 use crate::status::{Holder, LockStatus, Status, UserUse};
 use crate::uid::Uid;
-use crate::wire::Request;
+use crate::wire::{Request, TOKEN_LEN};
 
 /// The most OS users a STATUS line tells the use of: at about 40 bytes
 /// each, the line stays within the few KiB a fresh socket's send buffer
@@ -104,6 +104,7 @@ impl Server {
                 uptime: Duration::from_secs(now.duration_since(self.counters.started).as_secs()),
                 lines: Some(self.registry.lines() as u64),
                 names: Some(self.registry.names() as u64),
+                tokens: Some(self.registry.last_token()),
                 usage: self.usage_for(asker),
             }
             .to_string(),
@@ -143,6 +144,7 @@ impl Server {
             address: booking.responder().ip(),
             port: booking.port,
             line: Some(self.registry.has_line(uid)),
+            token: Some(booking.token),
         });
         LockStatus {
             holder,
@@ -265,7 +267,9 @@ impl Server {
             }
             return;
         }
-        let delivered = matches!(io::Write::write(&mut conn.stream, &[answer.byte()]), Ok(1));
+        let delivered = self.reply_bytes(request, answer).is_some_and(|reply| {
+            matches!(io::Write::write(&mut conn.stream, reply.bytes()), Ok(n) if n == reply.bytes().len())
+        });
         if delivered {
             debug!("{ip}: {request}: {answer:?}");
             return;
@@ -311,6 +315,35 @@ impl Server {
         }
     }
 
+    /// What answers `request` with `answer`: the reply byte, and after it,
+    /// for a grant to a request that asked for it, the booking's fencing
+    /// token; `None` if that booking is no longer the requester's.
+    pub(super) fn reply_bytes(&self, request: &Request, answer: Answer) -> Option<Reply> {
+        let mut reply = Reply {
+            buf: [answer.byte(), 0, 0, 0, 0, 0, 0, 0, 0],
+            len: 1,
+        };
+        let granted = matches!(answer, Answer::Granted | Answer::Lined | Answer::NoLine);
+        if let (
+            true,
+            Request::Wait {
+                uid,
+                handshake,
+                token: true,
+                ..
+            },
+        ) = (granted, request)
+        {
+            let booking = self
+                .registry
+                .holder(uid)
+                .filter(|holder| holder.handshake == *handshake)?;
+            reply.buf[1..].copy_from_slice(&booking.token.to_be_bytes());
+            reply.len += TOKEN_LEN;
+        }
+        Some(reply)
+    }
+
     /// Records in the state file, if there is one, that `uid` is now held.
     pub(super) fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
         let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
@@ -325,5 +358,19 @@ impl Server {
             return Ok(());
         };
         journal.released(uid, self.registry.len(), self.registry.bookings())
+    }
+}
+
+/// A reply as written: its byte, and the fencing token when one was asked
+/// for with a grant; a few bytes, never allocated.
+pub(super) struct Reply {
+    buf: [u8; 1 + TOKEN_LEN],
+    len: usize,
+}
+
+impl Reply {
+    /// The bytes to write.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }

@@ -36,6 +36,13 @@ pub struct Booking {
     /// which a round of reclaiming verifies first. Not kept across a
     /// restart: the registry stamps what it restores.
     pub checked: u64,
+    /// Its fencing token: the number of its grant on the registry's
+    /// count of grants, which only grows, across restarts too (the state
+    /// file keeps it), so that a resource can refuse a holder that lost
+    /// the booking and writes after the next holder. 0 while not yet
+    /// granted, and for a booking recorded by an earlier version, until
+    /// it is given one on its restore.
+    pub token: u64,
 }
 
 impl Booking {

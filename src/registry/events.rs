@@ -115,6 +115,8 @@ impl Ask {
                 port,
                 wait,
                 line,
+                // The reactor writes the token with the reply.
+                token: _,
             } => Some(Ask::Wait {
                 uid,
                 handshake,

@@ -94,6 +94,9 @@ pub struct Registry<R> {
     /// Verifications that proved a holder alive or silent so far: the
     /// count a booking's `checked` is stamped with.
     checks: u64,
+    /// The last fencing token given to a grant, restored booking or
+    /// restart: the next grant takes the one after it.
+    last_token: u64,
     sweep: Sweep,
 }
 
@@ -173,6 +176,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             reclaims: HashMap::new(),
             rests: VecDeque::new(),
             checks: 0,
+            last_token: 0,
             sweep: Sweep::default(),
         }
     }
@@ -228,8 +232,10 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// Only the total bounds it, not its user's share: a restart must not
     /// lose bookings their holders count on, and a user past its share
     /// only gets no more until it is under it again.
+    /// It keeps its fencing token, and later grants take greater ones.
     pub fn restore(&mut self, mut booking: Booking) -> bool {
         booking.checked = self.checks;
+        self.resume_tokens_after(booking.token);
         let restored =
             self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking);
         if restored {
@@ -237,6 +243,18 @@ impl<R: Copy + PartialEq> Registry<R> {
             self.sweep_later(booking.since);
         }
         restored
+    }
+
+    /// Tokens up to `last` were given out before a restart, to bookings
+    /// restored or released since: grants from now on take greater ones,
+    /// so that a token never goes back for any uid.
+    pub fn resume_tokens_after(&mut self, last: u64) {
+        self.last_token = self.last_token.max(last);
+    }
+
+    /// The last fencing token given out (0 before the first).
+    pub fn last_token(&self) -> u64 {
+        self.last_token
     }
 
     /// What each OS user takes of the bounds, sorted by user; users that

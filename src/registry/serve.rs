@@ -306,6 +306,7 @@ fn new_booking(uid: Uid, handshake: Handshake, ip: ResponderIp, port: u16, user:
         since: 0,
         user,
         checked: 0,
+        token: 0,
     }
 }
 

@@ -355,5 +355,6 @@ mod notify;
 mod properties;
 mod reclaim;
 mod silence;
+mod tokens;
 mod users;
 mod waiting;

@@ -137,10 +137,15 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.bookings.set_checked(uid, self.checks);
     }
 
-    /// Stamps `booking`, granted now, with the time and the count of
-    /// checks.
-    pub(super) fn stamp(&self, booking: &mut Booking) {
+    /// Stamps `booking`, granted now, with the time, the count of checks
+    /// and the next fencing token. A grant that is then not made leaves a
+    /// gap in the tokens, never a repeat. At the end of the count (only a
+    /// forged state file gets near it) the last token is given again
+    /// rather than wrapping to a smaller one.
+    pub(super) fn stamp(&mut self, booking: &mut Booking) {
         booking.since = self.wall_clock;
         booking.checked = self.checks;
+        self.last_token = self.last_token.saturating_add(1);
+        booking.token = self.last_token;
     }
 }

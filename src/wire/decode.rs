@@ -197,7 +197,7 @@ impl Decoder {
                 handshake,
                 port,
             },
-            command @ (CMD_WAIT | CMD_LINE) => {
+            command @ (CMD_WAIT | CMD_LINE | CMD_WAIT_TOKEN | CMD_LINE_TOKEN) => {
                 let millis = &self.buf[BOOK_LEN..WAIT_LEN];
                 Request::Wait {
                     uid,
@@ -206,7 +206,8 @@ impl Decoder {
                     wait: Duration::from_millis(u64::from(u32::from_be_bytes([
                         millis[0], millis[1], millis[2], millis[3],
                     ]))),
-                    line: command == CMD_LINE,
+                    line: matches!(command, CMD_LINE | CMD_LINE_TOKEN),
+                    token: matches!(command, CMD_WAIT_TOKEN | CMD_LINE_TOKEN),
                 }
             }
             CMD_ATTACH => Request::Attach { uid, handshake },
@@ -235,9 +236,9 @@ fn fixed_len(command: u8) -> Option<usize> {
         CMD_CHECK_OUT => Some(CHECK_OUT_LEN),
         CMD_STATUS | CMD_LIST => Some(1),
         CMD_NOTIFY => Some(NOTIFY_HEADER_LEN),
-        CMD_WAIT => Some(WAIT_LEN),
+        CMD_WAIT | CMD_WAIT_TOKEN => Some(WAIT_LEN),
         CMD_QUERY => Some(QUERY_LEN),
-        CMD_LINE => Some(LINE_LEN),
+        CMD_LINE | CMD_LINE_TOKEN => Some(LINE_LEN),
         CMD_ATTACH => Some(ATTACH_LEN),
         _ => None,
     }

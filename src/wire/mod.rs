@@ -1,7 +1,8 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
 //! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT, QUERY,
-//! LINE, ATTACH, LIST and the NAME prefix are ours.
+//! LINE, ATTACH, LIST, the NAME prefix, and LINE and WAIT with a fencing
+//! token are ours.
 
 use std::fmt;
 use std::time::Duration;
@@ -41,6 +42,16 @@ pub const CMD_LINE: u8 = 0x06;
 /// the line of a booking held with that handshake, as after a restart of
 /// the server, which closes every line.
 pub const CMD_ATTACH: u8 = 0x07;
+/// Command byte of a LINE (same fields) whose booker asks for the
+/// booking's fencing token: a grant's reply byte is followed by the token
+/// ([`TOKEN_LEN`] bytes, big-endian).
+pub const CMD_LINE_TOKEN: u8 = 0x0A;
+/// Command byte of a WAIT (same fields) whose booker asks for the
+/// booking's fencing token, as [`CMD_LINE_TOKEN`] does.
+pub const CMD_WAIT_TOKEN: u8 = 0x0B;
+/// Length of the fencing token that follows the reply byte of a grant to
+/// a request that asked for it.
+pub const TOKEN_LEN: usize = 8;
 
 /// Command byte of the NAME prefix: a length (u8, 1 to [`MAX_NAME_LEN`])
 /// and that many bytes of the lock's name follow, then a BOOK, WAIT or
@@ -65,7 +76,8 @@ pub const NOTIFY_HEADER_LEN: usize = 1 + UID_LEN + 4;
 /// Length of a whole QUERY request.
 #[cfg(any(test, feature = "server"))]
 pub const QUERY_LEN: usize = 1 + UID_LEN;
-/// Length of a whole LINE request, laid out as WAIT.
+/// Length of a whole LINE request, with or without a token, laid out as
+/// WAIT.
 #[cfg(any(test, feature = "server"))]
 pub const LINE_LEN: usize = WAIT_LEN;
 /// Length of a whole ATTACH request, laid out as CHECK OUT.
@@ -142,7 +154,8 @@ pub enum Request {
     /// Book `uid` as BOOK does, but if a live process holds it, wait in
     /// its queue, first come first served, for at most `wait`. Sent as LINE
     /// when `line` is set: the booker asks to hold the booking on this
-    /// connection.
+    /// connection; with `token`, as the LINE or WAIT that also asks for the
+    /// booking's fencing token.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -155,6 +168,8 @@ pub enum Request {
         wait: Duration,
         /// Whether the booker asks for a line (LINE rather than WAIT).
         line: bool,
+        /// Whether the booker asks for the fencing token with a grant.
+        token: bool,
     },
     /// Ask who holds `uid`, since when, and how many wait for it.
     Query {
@@ -211,8 +226,14 @@ impl Request {
                 port,
                 wait,
                 line,
+                token,
             } => {
-                bytes.push(if *line { CMD_LINE } else { CMD_WAIT });
+                bytes.push(match (line, token) {
+                    (false, false) => CMD_WAIT,
+                    (true, false) => CMD_LINE,
+                    (true, true) => CMD_LINE_TOKEN,
+                    (false, true) => CMD_WAIT_TOKEN,
+                });
                 bytes.extend_from_slice(uid.as_bytes());
                 bytes.extend_from_slice(handshake.as_bytes());
                 bytes.extend_from_slice(&port.to_be_bytes());
@@ -278,10 +299,15 @@ impl fmt::Display for Request {
                 port,
                 wait,
                 line,
+                token,
                 ..
             } => {
                 let on = if *line { " on a line" } else { "" };
-                write!(f, "wait {wait:?} for {uid:?}{on} (responder port {port})")
+                let token = if *token { ", with its token" } else { "" };
+                write!(
+                    f,
+                    "wait {wait:?} for {uid:?}{on}{token} (responder port {port})"
+                )
             }
             Request::Query { uid } => write!(f, "query {uid:?}"),
             Request::Attach { uid, .. } => write!(f, "attach {uid:?}"),

@@ -45,6 +45,7 @@ fn wait() -> Request {
         port: 0xbeef,
         wait: Duration::from_millis(0x0102_0304),
         line: false,
+        token: false,
     }
 }
 
@@ -55,6 +56,29 @@ fn line() -> Request {
         port: 0xbeef,
         wait: Duration::from_millis(0x0102_0304),
         line: true,
+        token: false,
+    }
+}
+
+/// `request`, a LINE or a WAIT, asking for its token too.
+fn with_token(request: Request) -> Request {
+    match request {
+        Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            ..
+        } => Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            token: true,
+        },
+        other => other,
     }
 }
 
@@ -71,7 +95,7 @@ fn query() -> Request {
     }
 }
 
-fn all() -> [Request; 11] {
+fn all() -> [Request; 13] {
     [
         book(),
         Request::List,
@@ -84,6 +108,8 @@ fn all() -> [Request; 11] {
         query(),
         line(),
         attach(),
+        with_token(line()),
+        with_token(wait()),
     ]
 }
 
@@ -114,6 +140,12 @@ fn our_extensions_have_their_own_layout() {
     assert_eq!(name_prefix(&[b'x'; MAX_NAME_LEN]).map(|p| p.len()), Some(257));
     assert_eq!(name_prefix(&[b'x'; MAX_NAME_LEN + 1]), None);
     assert_eq!(name_prefix(b""), None);
+    let bytes = with_token(line()).encode();
+    assert_eq!(bytes[0], 0x0a);
+    assert_eq!(&bytes[1..], &wait().encode()[1..]);
+    let bytes = with_token(wait()).encode();
+    assert_eq!(bytes[0], 0x0b);
+    assert_eq!(&bytes[1..], &wait().encode()[1..]);
 }
 
 #[cfg(feature = "server")]
@@ -134,6 +166,7 @@ fn a_wait_longer_than_the_field_holds_is_sent_as_the_longest() {
         port: 1,
         wait: Duration::from_secs(u64::MAX),
         line: false,
+        token: false,
     };
     assert_eq!(&long.encode()[131..], &[0xff; 4]);
     let Ok(Some(Request::Wait { wait, .. })) = Decoder::new().feed(&long.encode()) else {
@@ -163,6 +196,8 @@ fn decodes_one_byte_at_a_time() {
         query(),
         line(),
         attach(),
+        with_token(line()),
+        with_token(wait()),
     ] {
         let bytes = request.encode();
         let mut decoder = Decoder::new();
@@ -241,7 +276,8 @@ fn empty_input_needs_more() {
 #[cfg(feature = "server")]
 #[test]
 fn rejects_unknown_commands_at_once() {
-    for command in 0x0a..=0xff {
+    let ours = [CMD_NAME, CMD_LIST, CMD_LINE_TOKEN, CMD_WAIT_TOKEN];
+    for command in (0x08..=0xff).filter(|command| !ours.contains(command)) {
         assert_eq!(
             Decoder::new().feed(&[command]),
             Err(DecodeError::UnknownCommand(command))
@@ -270,6 +306,7 @@ fn rejects_handshake_equal_to_uid() {
             port: 1,
             wait: Duration::ZERO,
             line: true,
+            token: true,
         },
         Request::Attach {
             uid: same,

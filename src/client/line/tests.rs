@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::LineState;
 use crate::client::{Booking, Client, Error};
 use crate::uid::{UID_LEN, Uid};
-use crate::wire::{ATTACH_LEN, CHECK_OUT_LEN, CMD_ATTACH, CMD_CHECK_OUT, CMD_LINE, LINE_LEN};
+use crate::wire::{ATTACH_LEN, CHECK_OUT_LEN, CMD_ATTACH, CMD_CHECK_OUT, CMD_LINE_TOKEN, LINE_LEN};
 
 /// A listener playing the server, and a booking granted on a line by it:
 /// the test holds the server's end of that line.
@@ -29,13 +29,15 @@ fn granted(uid: Uid) -> Granted {
     let booker: JoinHandle<Result<Booking, Error>> = thread::spawn(move || client.book(uid));
     let mut line = server.accept().unwrap().0;
     let request = read(&mut line, LINE_LEN);
-    assert_eq!(request[0], CMD_LINE);
+    assert_eq!(request[0], CMD_LINE_TOKEN);
     assert_eq!(&request[1..1 + UID_LEN], uid.as_bytes());
     let mut handshake = [0; UID_LEN];
     handshake.copy_from_slice(&request[1 + UID_LEN..1 + 2 * UID_LEN]);
-    line.write_all(&[0x01]).unwrap();
+    // The grant, and its fencing token after it.
+    line.write_all(&[0x01, 0, 0, 0, 0, 0, 0, 1, 2]).unwrap();
     let booking = booker.join().unwrap().expect("granted");
     assert_eq!(booking.line_state(), LineState::Open);
+    assert_eq!(booking.token(), Some(0x0102));
     Granted {
         server,
         line,

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::records::{MAGIC, encode_booking};
+use super::records::{MAGIC, encode_booking, encode_last_token};
 use crate::registry::Booking;
 
 /// Refuses a state file at `path` that another user could replace: one
@@ -184,7 +184,8 @@ fn not_a_file(path: &Path, kind: &str) -> String {
     )
 }
 
-/// Writes a log of just `bookings` to a new file and renames it over the
+/// Writes a log of `last_token`, the last fencing token given out, and
+/// `bookings` to a new file and renames it over the
 /// one at `path`, so a crash leaves either the old log or the new one, never
 /// half of one. The new file has a name nobody can guess, is created only
 /// if nothing (not even a symbolic link) has that name, and is readable by
@@ -195,8 +196,10 @@ fn not_a_file(path: &Path, kind: &str) -> String {
 pub(super) fn write_log<'a>(
     path: &Path,
     bookings: impl Iterator<Item = &'a Booking>,
+    last_token: u64,
 ) -> io::Result<(File, u64)> {
     let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&encode_last_token(last_token));
     for booking in bookings {
         bytes.extend_from_slice(&encode_booking(booking));
     }

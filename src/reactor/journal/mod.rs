@@ -8,6 +8,11 @@
 //! is rewritten whole and renamed over itself. It holds handshakes, which
 //! are secrets, so it is created readable by its owner only.
 //!
+//! Every booking's record carries its fencing token, and a rewritten log
+//! starts with the last token given out, so that a restarted server gives
+//! tokens above every one it ever gave, released bookings' too, at no cost
+//! beyond the records it writes anyway.
+//!
 //! A full disk stops neither a start nor the requests that can still be
 //! recorded: a change is refused only when its own record cannot be
 //! written, and then leaves nothing in the file. The rewrites, which need
@@ -24,7 +29,7 @@ use log::{info, warn};
 
 use crate::registry::Booking;
 use crate::uid::Uid;
-use records::{BOOKING_LEN, MAGIC, encode_booking, encode_released, replay};
+use records::{BOOKING_LEN, LAST_TOKEN_LEN, MAGIC, encode_booking, encode_released, replay};
 
 /// Below this size the log is never rewritten: not worth the I/O. After a
 /// failed rewrite, the log grows by this much before the next try.
@@ -41,6 +46,8 @@ pub(super) struct Journal {
     /// its size when a rewrite fails, so that a full disk is not tried
     /// again at every change.
     retry_at: u64,
+    /// The greatest fencing token recorded: a rewrite keeps it.
+    last_token: u64,
     /// `FILE.lock`, locked for as long as the journal is open, so that two
     /// servers never share a state file.
     _lock: File,
@@ -66,21 +73,22 @@ impl Journal {
     pub fn open(path: &Path) -> io::Result<(Journal, Vec<Booking>)> {
         files::check_directory(path)?;
         let lock = files::lock(path)?;
-        let (bookings, kept) = match files::open_existing(path)? {
+        let (bookings, last_token, kept) = match files::open_existing(path)? {
             Some(file) => {
                 let replayed = replay(path, BufReader::new(&file))?;
                 let kept = (!replayed.set_aside).then_some((file, replayed.whole));
-                (replayed.bookings, kept)
+                (replayed.bookings, replayed.last_token, kept)
             }
-            None => (Vec::new(), None),
+            None => (Vec::new(), 0, None),
         };
         let mut journal = Journal {
             path: path.to_path_buf(),
             log: None,
             retry_at: 0,
+            last_token,
             _lock: lock,
         };
-        match files::write_log(path, bookings.iter()) {
+        match files::write_log(path, bookings.iter(), last_token) {
             Ok((file, size)) => journal.log = Some(Log { file, size }),
             Err(e) if is_full(&e) => journal.start_full(e, kept, bookings.len())?,
             Err(e) => {
@@ -129,7 +137,14 @@ impl Journal {
         live: usize,
         bookings: impl Iterator<Item = &'a Booking>,
     ) -> io::Result<()> {
+        self.last_token = self.last_token.max(booking.token);
         self.record(&encode_booking(booking), live, bookings)
+    }
+
+    /// The greatest fencing token the state file records, released
+    /// bookings' included: a restarted server gives greater ones.
+    pub fn last_token(&self) -> u64 {
+        self.last_token
     }
 
     /// Records that `uid` is free; `live` bookings are held in all,
@@ -158,7 +173,7 @@ impl Journal {
     ) -> io::Result<()> {
         let Some(log) = &mut self.log else {
             // No log yet: `bookings` already include this change.
-            let (file, size) = files::write_log(&self.path, bookings)?;
+            let (file, size) = files::write_log(&self.path, bookings, self.last_token)?;
             info!(
                 "{}: the state file is written; changes are recorded again",
                 self.path.display()
@@ -167,7 +182,7 @@ impl Journal {
             return Ok(());
         };
         append(log, &self.path, record)?;
-        let needed = (MAGIC.len() + live * BOOKING_LEN) as u64;
+        let needed = (MAGIC.len() + LAST_TOKEN_LEN + live * BOOKING_LEN) as u64;
         if log.size > MIN_COMPACT && log.size > 2 * needed && log.size >= self.retry_at {
             self.compact(bookings);
         }
@@ -177,7 +192,7 @@ impl Journal {
     /// Rewrites the log with just `bookings`; on failure, says so and
     /// leaves the next try until the log has grown some more.
     fn compact<'a>(&mut self, bookings: impl Iterator<Item = &'a Booking>) {
-        match files::write_log(&self.path, bookings) {
+        match files::write_log(&self.path, bookings, self.last_token) {
             Ok((file, size)) => {
                 if self.retry_at > 0 {
                     info!("{}: compacted at last", self.path.display());
@@ -241,11 +256,12 @@ mod tests {
             since: 1_800_000_000 + u64::from(n),
             user: 1000 + u32::from(n),
             checked: 0,
+            token: u64::from(n) + 1,
         }
     }
 
     #[test]
-    fn replays_books_and_releases_and_compacts_when_grown() {
+    fn replays_books_and_releases_and_compacts_when_grown_keeping_the_last_token() {
         let dir = std::env::temp_dir().join(format!("namaste-journal-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bookings");
@@ -256,10 +272,13 @@ mod tests {
             journal.booked(b, n + 1, live[..=n].iter()).unwrap();
         }
         // Churn: book and release a thousand times, keeping two held;
-        // 208 bytes a round, so the log passes 64 KiB some three times.
+        // 220 bytes a round, so the log passes 64 KiB some three times.
         let mut largest = 0;
         for round in 0..1000u32 {
-            let b = booking((round % 200) as u8 + 2);
+            let b = Booking {
+                token: u64::from(round) + 10,
+                ..booking((round % 200) as u8 + 2)
+            };
             journal.booked(&b, 3, live.iter().chain([&b])).unwrap();
             journal.released(&b.uid, 2, live.iter()).unwrap();
             largest = largest.max(fs::metadata(&path).unwrap().len());
@@ -270,9 +289,10 @@ mod tests {
         );
         journal.released(&live[0].uid, 1, live[1..].iter()).unwrap();
         drop(journal);
-        let (_, recorded) = Journal::open(&path).unwrap();
+        let (journal, recorded) = Journal::open(&path).unwrap();
         assert_eq!(recorded, [live[1]]);
-        let compact = (MAGIC.len() + BOOKING_LEN) as u64;
+        assert_eq!(journal.last_token(), 1009, "the released bookings' tokens");
+        let compact = (MAGIC.len() + LAST_TOKEN_LEN + BOOKING_LEN) as u64;
         assert_eq!(fs::metadata(&path).unwrap().len(), compact);
         fs::remove_dir_all(&dir).unwrap();
     }

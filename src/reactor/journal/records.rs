@@ -20,22 +20,38 @@ const BOOKED: u8 = b'B';
 /// A booking and, last, when it was granted (u64, big-endian), as
 /// earlier versions wrote it, without its OS user; still read.
 const HELD: u8 = b'H';
-/// A booking, when it was granted, and, last, the OS user of the request
-/// that was granted it (u32, big-endian): its share is kept for that user
-/// across a restart.
+/// A booking, when it was granted, and the OS user of the request that
+/// was granted it (u32, big-endian), as earlier versions wrote it, without
+/// its fencing token; still read.
 const OWNED: u8 = b'O';
+/// A booking, when it was granted, its OS user (its share is kept for
+/// that user across a restart) and, last, its fencing token (u64,
+/// big-endian).
+const FENCED: u8 = b'F';
+/// The last fencing token given out (u64, big-endian): written first in a
+/// rewritten log, so that the tokens of bookings released before the
+/// rewrite are never given again.
+const LAST_TOKEN: u8 = b'T';
 const RELEASED: u8 = b'R';
 const BOOKED_LEN: usize = 1 + 2 * UID_LEN + 4 + 2;
 const HELD_LEN: usize = BOOKED_LEN + 8;
+const OWNED_LEN: usize = HELD_LEN + 4;
 /// The size of the record of a booking.
-pub(super) const BOOKING_LEN: usize = HELD_LEN + 4;
+pub(super) const BOOKING_LEN: usize = OWNED_LEN + 8;
+/// The size of the record of the last token.
+pub(super) const LAST_TOKEN_LEN: usize = 1 + 8;
 /// The size of the record of a check out.
 pub(super) const RELEASED_LEN: usize = 1 + UID_LEN;
 
 /// What a state file records.
 pub(super) struct Replayed {
-    /// The bookings it leaves held.
+    /// The bookings it leaves held, each with its fencing token: those
+    /// recorded without one (by an earlier version) are given new ones,
+    /// above every token the file names.
     pub bookings: Vec<Booking>,
+    /// The greatest token the file names, or gave to a booking recorded
+    /// without one.
+    pub last_token: u64,
     /// Where its last whole record ends: a record cut short after it is
     /// to be cut off before anything is appended.
     pub whole: u64,
@@ -47,13 +63,22 @@ pub(super) struct Replayed {
 /// The record of `booking` held.
 pub(super) fn encode_booking(booking: &Booking) -> [u8; BOOKING_LEN] {
     let mut record = [0; BOOKING_LEN];
-    record[0] = OWNED;
+    record[0] = FENCED;
     record[1..65].copy_from_slice(booking.uid.as_bytes());
     record[65..129].copy_from_slice(booking.handshake.as_bytes());
     record[129..133].copy_from_slice(&booking.ip.octets());
     record[133..BOOKED_LEN].copy_from_slice(&booking.port.to_be_bytes());
     record[BOOKED_LEN..HELD_LEN].copy_from_slice(&booking.since.to_be_bytes());
-    record[HELD_LEN..].copy_from_slice(&booking.user.to_be_bytes());
+    record[HELD_LEN..OWNED_LEN].copy_from_slice(&booking.user.to_be_bytes());
+    record[OWNED_LEN..].copy_from_slice(&booking.token.to_be_bytes());
+    record
+}
+
+/// The record of the last fencing token given out.
+pub(super) fn encode_last_token(token: u64) -> [u8; LAST_TOKEN_LEN] {
+    let mut record = [0; LAST_TOKEN_LEN];
+    record[0] = LAST_TOKEN;
+    record[1..].copy_from_slice(&token.to_be_bytes());
     record
 }
 
@@ -87,6 +112,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
     let mut offset = MAGIC.len();
     let mut record = [0; BOOKING_LEN];
     let mut was_set_aside = false;
+    let mut last_token = 0;
     loop {
         let got = read_up_to(&mut log, &mut record[..1]).map_err(|e| context(path, e))?;
         if got == 0 {
@@ -95,7 +121,9 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
         let need = match record[0] {
             BOOKED => BOOKED_LEN,
             HELD => HELD_LEN,
-            OWNED => BOOKING_LEN,
+            OWNED => OWNED_LEN,
+            FENCED => BOOKING_LEN,
+            LAST_TOKEN => LAST_TOKEN_LEN,
             RELEASED => RELEASED_LEN,
             other => {
                 set_aside(
@@ -116,6 +144,11 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
             );
             break;
         }
+        offset += need;
+        if record[0] == LAST_TOKEN {
+            last_token = last_token.max(u64_at(&record, 1));
+            continue;
+        }
         let uid = uid_at(&record, 1);
         if record[0] != RELEASED {
             let octets = [record[129], record[130], record[131], record[132]];
@@ -124,7 +157,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 since.copy_from_slice(&record[BOOKED_LEN..HELD_LEN]);
             }
             let user = match record[0] {
-                OWNED => u32::from_be_bytes([
+                OWNED | FENCED => u32::from_be_bytes([
                     record[HELD_LEN],
                     record[HELD_LEN + 1],
                     record[HELD_LEN + 2],
@@ -141,15 +174,27 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 user,
                 // The registry stamps what it restores.
                 checked: 0,
+                // 0: none recorded, given one below.
+                token: match record[0] {
+                    FENCED => u64_at(&record, OWNED_LEN),
+                    _ => 0,
+                },
             };
+            last_token = last_token.max(booking.token);
             held.insert(uid, booking);
         } else {
             held.remove(&uid);
         }
-        offset += need;
+    }
+    let mut bookings: Vec<Booking> = held.into_values().collect();
+    for booking in bookings.iter_mut().filter(|booking| booking.token == 0) {
+        // As the registry counts: at the end of the count, the last again.
+        last_token = last_token.saturating_add(1);
+        booking.token = last_token;
     }
     Ok(Replayed {
-        bookings: held.into_values().collect(),
+        bookings,
+        last_token,
         whole: offset as u64,
         set_aside: was_set_aside,
     })
@@ -188,6 +233,12 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
+fn u64_at(record: &[u8], offset: usize) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&record[offset..offset + 8]);
+    u64::from_be_bytes(bytes)
+}
+
 fn uid_at(record: &[u8], offset: usize) -> Uid {
     Uid::from_bytes(bytes_at(record, offset))
 }
@@ -211,7 +262,15 @@ mod tests {
             since: 1_800_000_007,
             user: 65534,
             checked: 0,
+            token: 5,
         }
+    }
+
+    fn replay_log(records: &[&[u8]]) -> Replayed {
+        let log = [&MAGIC[..]].iter().chain(records).copied().collect::<Vec<_>>().concat();
+        let replayed = replay(Path::new("old"), &log[..]).unwrap();
+        assert_eq!(replayed.whole, log.len() as u64);
+        replayed
     }
 
     /// Replays a state file of one record of `kind`, the first `len`
@@ -219,16 +278,14 @@ mod tests {
     fn replay_one(kind: u8, len: usize) -> Vec<Booking> {
         let mut record = encode_booking(&booking());
         record[0] = kind;
-        let log = [&MAGIC[..], &record[..len]].concat();
-        let replayed = replay(Path::new("old"), &log[..]).unwrap();
-        assert_eq!(replayed.whole, log.len() as u64);
-        replayed.bookings
+        replay_log(&[&record[..len]]).bookings
     }
 
     #[test]
-    fn reads_the_bookings_of_earlier_versions_without_their_time_or_user() {
+    fn reads_the_bookings_of_earlier_versions_giving_them_a_token() {
         let unknown = Booking {
             user: UNKNOWN_USER,
+            token: 1,
             ..booking()
         };
         assert_eq!(
@@ -239,10 +296,54 @@ mod tests {
             }]
         );
         assert_eq!(replay_one(HELD, HELD_LEN), [unknown]);
+        assert_eq!(
+            replay_one(OWNED, OWNED_LEN),
+            [Booking {
+                token: 1,
+                ..booking()
+            }]
+        );
     }
 
     #[test]
-    fn a_booking_keeps_its_user_across_a_replay() {
-        assert_eq!(replay_one(OWNED, BOOKING_LEN), [booking()]);
+    fn a_booking_keeps_its_user_and_token_across_a_replay() {
+        assert_eq!(replay_one(FENCED, BOOKING_LEN), [booking()]);
+    }
+
+    #[test]
+    fn the_last_token_outlives_released_bookings_and_tops_the_new_ones() {
+        let released = Booking {
+            uid: Uid::from_bytes([8; UID_LEN]),
+            token: 12,
+            ..booking()
+        };
+        let older = encode_booking(&Booking {
+            uid: Uid::from_bytes([9; UID_LEN]),
+            ..booking()
+        });
+        let replayed = replay_log(&[
+            &encode_last_token(9),
+            &encode_booking(&booking()),
+            &encode_booking(&released),
+            &encode_released(&released.uid),
+            &[&[OWNED][..], &older[1..OWNED_LEN]].concat(),
+        ]);
+        assert_eq!(replayed.last_token, 13);
+        let mut tokens: Vec<u64> = replayed.bookings.iter().map(|b| b.token).collect();
+        tokens.sort();
+        assert_eq!(tokens, [5, 13]);
+        // A rewritten log names no booking, only the last token.
+        assert_eq!(replay_log(&[&encode_last_token(9)]).last_token, 9);
+    }
+
+    #[test]
+    fn a_last_token_at_the_end_of_the_count_stays_there() {
+        let older = encode_booking(&booking());
+        let replayed = replay_log(&[
+            &encode_last_token(u64::MAX),
+            &[&[OWNED][..], &older[1..OWNED_LEN]].concat(),
+        ]);
+        assert_eq!(replayed.last_token, u64::MAX);
+        assert_eq!(replayed.bookings[0].token, u64::MAX);
     }
 }

@@ -53,6 +53,9 @@
 //!   total's, and for a bounded number of rounds;
 //! - a verification that keeps a holder makes its booking the most
 //!   recently checked of all, so rounds walk the table past live holders.
+//! - every grant's fencing token is greater than every token granted
+//!   before it, for any uid and across restarts (the state file keeps the
+//!   last one given), and a restored booking keeps its own.
 
 mod world;
 

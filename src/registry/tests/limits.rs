@@ -113,6 +113,7 @@ fn restored_bookings_are_held_within_the_limit() {
         since: 0,
         user: user(client),
         checked: 0,
+        token: 0,
     };
     assert!(h.registry.restore(restored(1, 1)));
     assert!(!h.registry.restore(restored(2, 2)), "past the limit");

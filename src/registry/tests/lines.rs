@@ -145,6 +145,7 @@ fn a_restored_booking_is_attached_with_its_handshake_only() {
         since: 0,
         user: user(1),
         checked: 0,
+        token: 0,
     };
     assert!(h.registry.restore(booking));
     assert!(!h.registry.has_line(&uid(1)));

@@ -116,8 +116,12 @@ impl World {
         match (pending.kind, answer) {
             (Kind::Book | Kind::Wait, Ok(Answer::Granted)) | (Kind::Line, Ok(Answer::NoLine)) => {
                 self.check_grant(r, &pending, mine, false);
+                self.check_token(u, mine);
             }
-            (Kind::Line, Ok(Answer::Lined)) => self.check_grant(r, &pending, mine, true),
+            (Kind::Line, Ok(Answer::Lined)) => {
+                self.check_grant(r, &pending, mine, true);
+                self.check_token(u, mine);
+            }
             _ => {}
         }
         if pending.kind == Kind::Attach {

@@ -41,6 +41,26 @@ impl World {
         );
     }
 
+    /// The fencing token of a grant of `u` to `mine`: greater than every
+    /// token given before, for any uid and across restarts, so that it
+    /// only grows for each uid.
+    pub(super) fn check_token(&mut self, u: u8, mine: Option<Handshake>) {
+        let holder = self.registry.holder(&uid(u));
+        let Some(token) = holder.filter(|b| Some(b.handshake) == mine).map(|b| b.token) else {
+            // Released in the same call, by its own check out pending
+            // behind the verification: the reactor has no token to send,
+            // and closes a request that asked for one unanswered.
+            return;
+        };
+        assert!(
+            token > self.last_token,
+            "token {token} given after {}: {:?}",
+            self.last_token,
+            self.trace
+        );
+        self.last_token = token;
+    }
+
     pub(super) fn check(&self) {
         self.check_users();
         self.check_rounds();

@@ -65,8 +65,17 @@ impl World {
     pub(super) fn restart(&mut self) {
         let mut registry = Registry::new(self.limits);
         registry.set_wall_clock(self.wall_clock);
+        // The state file keeps the last token given, as it keeps the
+        // bookings, each with its own.
+        registry.resume_tokens_after(self.registry.last_token());
         for booking in self.registry.bookings() {
             assert!(registry.restore(*booking), "{:?}", self.trace);
+            assert_eq!(
+                registry.holder(&booking.uid).map(|b| b.token),
+                Some(booking.token),
+                "a restored booking's token changed: {:?}",
+                self.trace
+            );
         }
         self.registry = registry;
         for pending in self.pending.values_mut() {

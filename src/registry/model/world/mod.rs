@@ -80,6 +80,8 @@ pub struct World {
     /// The handshake that the event being applied proved alive, if any:
     /// the only booker that may be granted now.
     proved_alive: Option<Handshake>,
+    /// The greatest fencing token granted so far, restarts included.
+    last_token: u64,
     trace: Vec<Event>,
 }
 
@@ -110,6 +112,7 @@ impl World {
             lines: vec![None; uids as usize],
             resolved: None,
             proved_alive: None,
+            last_token: 0,
             trace: Vec::new(),
         }
     }
