@@ -122,3 +122,28 @@ fn a_long_list_comes_whole_to_a_slow_reader_and_is_cut_off_at_the_rw_timeout() {
     assert!(!cut.ends_with("end\n"), "cut off: {} bytes came", cut.len());
     assert!(cut.len() < text.len());
 }
+
+#[test]
+fn a_users_fifth_list_at_once_is_closed_unanswered_and_one_after_a_list_ends_is_answered() {
+    let mut server = Running::start(&["--rw-timeout", "10", "--shares", "1"]);
+    book_all(server.addr());
+    let mut unread: Vec<TcpStream> = (0..4).map(|_| ask_list(server.addr())).collect();
+    // The four wait on full socket buffers; the fifth of the same user
+    // is closed at once, and the server still answers everyone else.
+    let started = Instant::now();
+    let mut fifth = ask_list(server.addr());
+    let fifth = read_all(&mut fifth);
+    assert!(
+        fifth.is_empty(),
+        "closed without a reply: {} bytes came",
+        fifth.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "at once");
+    let said = server.log_line_with("closed a LIST of user");
+    assert!(said.contains("4 of its lists"), "{said}");
+    status_within_a_second(server.port);
+    let whole = read_all(&mut unread[0]);
+    assert!(whole.ends_with("\nend\n"), "the first four are answered");
+    let listed = Client::new().with_port(server.port).list().unwrap();
+    assert_eq!(listed.len(), BOOKINGS, "one more once one ended");
+}

@@ -4,7 +4,8 @@
 //!
 //! Names are arbitrary bytes. A string is their UTF-8 with every invalid
 //! sequence replaced by U+FFFD (as `String::from_utf8_lossy` replaces
-//! them), `"`, `\` and control characters escaped; where the bytes matter
+//! them), `"`, `\` and every character plain output escapes (controls,
+//! bidi overrides, separators) escaped as `\uXXXX`; where the bytes matter
 //! (a lock's name) a second field gives them exactly, in hex.
 
 use std::fmt::Write;
@@ -17,8 +18,14 @@ pub fn string(bytes: &[u8]) -> String {
         match c {
             '"' => text.push_str("\\\""),
             '\\' => text.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(text, "\\u{:04x}", u32::from(c));
+            // What plain output escapes, so that a terminal shown the
+            // document acts on nothing in it either (C1 controls, bidi
+            // overrides, line separators).
+            c if c != '\'' && c.escape_debug().nth(1).is_some() => {
+                let mut units = [0; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(text, "\\u{unit:04x}");
+                }
             }
             c => text.push(c),
         }
@@ -72,6 +79,10 @@ mod tests {
             r#""a\"b\\c\u000ad\u0001\u007f""#
         );
         assert_eq!(string(b"\xff\xfeok \xc3\xa9"), "\"\u{fffd}\u{fffd}ok é\"");
+        assert_eq!(
+            string("\u{9b}\u{202e}\u{2028}'".as_bytes()),
+            r#""\u009b\u202e\u2028'""#
+        );
         assert_eq!(hex(b"\xff\x00"), "\"ff00\"");
     }
 

@@ -33,7 +33,9 @@ Prints a header line, then one line for each lock held, sorted by name
   NAME     the name it was booked by, escaped as `status` escapes words;
            uid:HEX (its id, 128 hex digits) when it was booked by id, when
            its booker sent no name (0.6.0 clients and older ones send none),
-           or when it is another OS user's lock and you are not root
+           or when it is another OS user's lock and you are not root; a
+           name that begins with uid: shows as \\x75id:..., so that none
+           passes for a lock whose name is not shown
 The holders are not verified: one that died since its last verification
 still shows until the server finds out.
 
@@ -48,7 +50,7 @@ Options:
                 an object with name (a string, invalid UTF-8 replaced by
                 U+FFFD, or null), name_hex (its exact bytes in hex, or null),
                 uid, mode, user (or null), user_id (or null), pids (an array,
-                or null when hidden), since (or null), line (whether the
+                or null when hidden or none was found), since (or null), line (whether the
                 holder's connection keeps it) and waiters
   --noheadings  leave out the header line
   --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
@@ -140,13 +142,23 @@ fn row(Shown { lock, pids }: &Shown) -> String {
     let name = lock
         .name
         .as_deref()
-        .map_or_else(|| format!("uid:{}", lock.uid), |name| escaped(name, 300));
+        .map_or_else(|| format!("uid:{}", lock.uid), shown_name);
     format!(
         "{} {pids} {} {} exclusive {name}",
         user_shown(lock.user).unwrap_or_else(unknown),
         lock.since.map_or_else(unknown, utc),
         lock.waiters,
     )
+}
+
+/// A lock's name as the table shows it: escaped, and one that begins
+/// with `uid:` with its first letter escaped, so that no name passes for
+/// a lock whose name is not shown.
+fn shown_name(name: &[u8]) -> String {
+    match name.strip_prefix(b"u") {
+        Some(rest) if rest.starts_with(b"id:") => format!("\\x75{}", escaped(rest, 299)),
+        _ => escaped(name, 300),
+    }
 }
 
 /// The name of OS user `user`, else its number; `None` when unknown.
@@ -178,6 +190,7 @@ fn document(shown: &[Shown]) -> String {
                 "pids",
                 json::or_null(
                     pids.as_ref()
+                        .filter(|pids| !pids.is_empty())
                         .map(|pids| json::array(pids.iter().map(u32::to_string))),
                 ),
             ),
@@ -190,4 +203,16 @@ fn document(shown: &[Shown]) -> String {
         ])
     });
     json::object(&[("locks", json::array(locks))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_name;
+
+    #[test]
+    fn a_name_that_begins_with_uid_cannot_pass_for_a_lock_without_one() {
+        assert_eq!(shown_name(b"uid:5a5a"), r"\x75id:5a5a");
+        assert_eq!(shown_name(b"uidx"), "uidx");
+        assert_eq!(shown_name(b"build\x1b"), r"build\u{1b}");
+    }
 }

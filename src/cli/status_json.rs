@@ -72,7 +72,11 @@ pub fn lock(lock: &LockStatus, seen: &Seen, name: Option<&[u8]>) -> String {
         ("user_id", number(user.map(u64::from))),
         ("port", port.to_string()),
         ("waiters", lock.waiters.to_string()),
-        ("pids", array(seen.pids.iter().map(u32::to_string))),
+        // A held lock's holder has a process: none seen is unknown.
+        (
+            "pids",
+            or_null((!seen.pids.is_empty()).then(|| array(seen.pids.iter().map(u32::to_string)))),
+        ),
         ("command", or_null(command)),
     ])
 }

@@ -4,6 +4,7 @@
 //! is never held whole, and the reactor never blocks on a slow reader:
 //! the rw timeout bounds the whole reply, as it bounds a request.
 
+use std::collections::HashMap;
 use std::io::{self, ErrorKind, Write};
 use std::time::Instant;
 
@@ -30,6 +31,41 @@ const CHUNK: usize = 8 * 1024;
 /// would otherwise keep it writing for as long as the list lasts.
 const TURN: usize = 256 * 1024;
 
+/// LISTs one OS user may have on their way out at once, root too: a list
+/// keeps its connection slot for as long as its reader takes (up to the
+/// rw timeout), so without a bound one user's lists that are never read
+/// would hold every slot, and the others' requests would wait for one.
+pub(super) const MAX_LISTS_PER_USER: usize = 4;
+
+/// The LISTs on their way out, by the OS user who asked.
+#[derive(Default)]
+pub(super) struct Listings {
+    by_user: HashMap<User, usize>,
+}
+
+impl Listings {
+    /// Counts one more list of `asker`, unless it has its most already;
+    /// answers whether it did.
+    fn start(&mut self, asker: User) -> bool {
+        let lists = self.by_user.entry(asker).or_default();
+        let room = *lists < MAX_LISTS_PER_USER;
+        if room {
+            *lists += 1;
+        }
+        room
+    }
+
+    /// `listing` ended, written whole or not.
+    pub(super) fn ended(&mut self, listing: &Listing) {
+        if let Some(lists) = self.by_user.get_mut(&listing.asker) {
+            *lists -= 1;
+            if *lists == 0 {
+                self.by_user.remove(&listing.asker);
+            }
+        }
+    }
+}
+
 /// A LIST on its way out.
 pub(super) struct Listing {
     /// The OS user who asked, as the kernel told: root and the holder's
@@ -49,8 +85,22 @@ pub(super) struct Listing {
 impl Server {
     /// Starts answering the LIST of `from`, asked by `asker`: watched for
     /// writing, within the rw timeout from now.
+    /// A user with [`MAX_LISTS_PER_USER`] on their way out is closed
+    /// without a reply.
     pub(super) fn start_listing(&mut self, from: ConnRef, asker: User, now: Instant) {
         let left = self.registry.len();
+        if !self.conns.contains(from.key) {
+            return;
+        }
+        if !self.listings.start(asker) {
+            self.warnings.lists.warn(
+                now,
+                format_args!(
+                    "closed a LIST of user {asker} without a reply: {MAX_LISTS_PER_USER} of its lists are being written"
+                ),
+            );
+            return self.close(from.key);
+        }
         let Some(conn) = self.conns.get_mut(from.key) else {
             return;
         };

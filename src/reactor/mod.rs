@@ -41,6 +41,7 @@ pub use config::{Config, MAX_DURATION};
 use config::{refuse_non_loopback, refuse_past_bounds};
 use conn::{Conn, Kept, Phase};
 use journal::Journal;
+use list::Listings;
 use throttle::{Episode, Throttled};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -107,6 +108,8 @@ pub struct Server {
     accepting: Accepting,
     warnings: Warnings,
     counters: Counters,
+    /// LISTs being written, by the OS user who asked.
+    listings: Listings,
     journal: Option<Journal>,
     /// Asks the kernel which OS user a connection belongs to.
     owners: Owners,
@@ -134,6 +137,7 @@ struct Warnings {
     evicting: Throttled,
     other_user: Throttled,
     false_name: Throttled,
+    lists: Throttled,
 }
 
 impl Server {
@@ -224,6 +228,7 @@ impl Server {
             actions: Vec::new(),
             accepting: Accepting::Open,
             warnings: Warnings::default(),
+            listings: Listings::default(),
             counters: Counters {
                 started: Instant::now(),
                 requests: 0,
@@ -419,6 +424,9 @@ impl Server {
         let conn = self.conns.remove(key);
         if conn.phase.is_client() {
             self.clients -= 1;
+        }
+        if let Phase::Listing(listing) = &conn.phase {
+            self.listings.ended(listing);
         }
         conn
     }

@@ -116,7 +116,9 @@ impl Decoder {
             return Ok(None);
         };
         let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
-        if !self.name.is_empty() && ![CMD_BOOK, CMD_WAIT, CMD_LINE].contains(&command) {
+        if !self.name.is_empty()
+            && ![CMD_BOOK, CMD_WAIT, CMD_LINE, CMD_LINE_TOKEN, CMD_WAIT_TOKEN].contains(&command)
+        {
             return Err(DecodeError::NameBefore(command));
         }
         let take = input.len().min(fixed - self.len);

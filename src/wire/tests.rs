@@ -324,7 +324,7 @@ fn rejects_handshake_equal_to_uid() {
 #[test]
 fn a_name_before_a_booking_request_arrives_with_it_one_byte_at_a_time() {
     let name = b"a name\n\"\xff".to_vec();
-    for request in [book(), wait(), line()] {
+    for request in [book(), wait(), line(), with_token(line()), with_token(wait())] {
         let bytes = [name_prefix(&name).unwrap(), request.encode()].concat();
         let mut decoder = Decoder::new();
         let (last, start) = bytes.split_last().unwrap();

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::uid::Uid;
-use crate::wire::{
-    BOOK_LEN, CHECK_OUT_LEN, CMD_BOOK, CMD_CHECK_OUT, CMD_LINE, CMD_LINE_TOKEN, CMD_STATUS,
-    LINE_LEN,
-};
+use crate::wire::{CHECK_OUT_LEN, CMD_CHECK_OUT, CMD_LINE, CMD_LINE_TOKEN, CMD_STATUS, LINE_LEN};
 
 /// The next connection to `server`, and the first `len` bytes sent on it.
 fn next_request(server: &TcpListener, len: usize) -> (TcpStream, Vec<u8>) {
@@ -45,28 +42,24 @@ fn a_server_that_gives_no_tokens_is_asked_for_none_again() {
     let line = "namaste 0.1.0 bookings=0 connections=1 requests=1 verifications_failed=0 uptime=1s lines=0\n";
     status.write_all(line.as_bytes()).unwrap();
     drop(status);
-    // This book goes on as a plain BOOK; the next asks for a line alone.
-    let (mut book, request) = next_request(&server, BOOK_LEN);
-    assert_eq!(request[0], CMD_BOOK);
-    book.write_all(&[0x01]).unwrap();
-    drop(book);
+    // The same book goes again as a LINE that asks for no token; so does
+    // the next.
+    let (mut first_line, request) = next_request(&server, LINE_LEN);
+    assert_eq!(request[0], CMD_LINE);
+    first_line.write_all(&[0x01]).unwrap();
     let (mut line, request) = next_request(&server, LINE_LEN);
     assert_eq!(request[0], CMD_LINE);
     line.write_all(&[0x01]).unwrap();
     let (first, second) = booker.join().unwrap();
     let (first, second) = (first.expect("granted"), second.expect("granted"));
     assert_eq!((first.token(), second.token()), (None, None));
-    // Each checks out: the second on its line, the first on a connection
-    // of its own.
-    let dropper = thread::spawn(move || drop(second));
-    let mut request = [0; CHECK_OUT_LEN];
-    line.read_exact(&mut request).unwrap();
-    assert_eq!(request[0], CMD_CHECK_OUT);
-    line.write_all(&[0x01]).unwrap();
-    dropper.join().unwrap();
-    let dropper = thread::spawn(move || drop(first));
-    let (mut check_out, request) = next_request(&server, CHECK_OUT_LEN);
-    assert_eq!(request[0], CMD_CHECK_OUT);
-    check_out.write_all(&[0x01]).unwrap();
-    dropper.join().unwrap();
+    // Each checks out on its own line.
+    for (booking, line) in [(second, &mut line), (first, &mut first_line)] {
+        let dropper = thread::spawn(move || drop(booking));
+        let mut request = [0; CHECK_OUT_LEN];
+        line.read_exact(&mut request).unwrap();
+        assert_eq!(request[0], CMD_CHECK_OUT);
+        line.write_all(&[0x01]).unwrap();
+        dropper.join().unwrap();
+    }
 }
