@@ -51,7 +51,8 @@ pub struct Status {
     /// Bookings that have a name (given by their booker, shown by LIST);
     /// `None` from a server that keeps none (an older one).
     pub names: Option<u64>,
-    /// The last fencing token given to a grant (0 before the first);
+    /// The last fencing token given to a grant, or the count the server
+    /// started above (the clock, in microseconds, or its state file's last);
     /// `None` from a server that gives none (an older one).
     pub tokens: Option<u64>,
     /// What each OS user uses of the server's limits, by user: every user

@@ -148,3 +148,34 @@ fn tokens_grow_across_a_restart_and_a_rewritten_state_file() {
     let after = token_of_a_hold(restarted.port, "fenced");
     assert!(after > last, "{after} after {last}, before the restarts");
 }
+
+/// Tokens also start above the clock, so the test above cannot tell the
+/// file's part: a last token the file names far above the clock (a count
+/// that outran it) is where a restarted server goes on from.
+#[test]
+fn a_last_token_in_the_state_file_above_the_clock_is_kept_across_a_restart() {
+    let scratch = Scratch::new("tokens-above-the-clock");
+    let state = scratch.path("bookings");
+    let args = ["--state", state.to_str().unwrap()];
+    drop(Running::start(&args));
+    // The file's 8-byte header, then a last-token record: `T` and the
+    // token, big-endian, as a rewritten log starts.
+    let mut file = fs::read(&state).unwrap();
+    file.truncate(8);
+    let far = 1u64 << 62;
+    file.push(b'T');
+    file.extend_from_slice(&far.to_be_bytes());
+    fs::write(&state, file).unwrap();
+    let restarted = Running::start(&args);
+    let token = token_of_a_hold(restarted.port, "fenced");
+    assert!(token > far, "{token} after {far}");
+}
+
+/// Tokens start above the clock (in microseconds) too: without a state
+/// file, or with one lost, a restarted server still gives greater ones.
+#[test]
+fn tokens_grow_across_a_restart_without_a_state_file() {
+    let before = token_of_a_hold(Running::start(&["--no-state"]).port, "fenced");
+    let after = token_of_a_hold(Running::start(&["--no-state"]).port, "fenced");
+    assert!(after > before, "{after} after {before}");
+}

@@ -107,8 +107,7 @@ COMMAND directly, and are not passed on: COMMAND gets each once.
 COMMAND finds the lock's name in NAMASTE_NAME (NAME as given; with --uid
 and no NAME, the id's 128 hex digits) and its fencing token in
 NAMASTE_TOKEN: a number the server gives each grant, greater than any
-earlier holder's of this lock (across restarts of a server with a state
-file too). A resource that keeps the greatest token it has seen and refuses
+earlier holder's of this lock (across restarts of the server too). A resource that keeps the greatest token it has seen and refuses
 smaller ones cannot be written by a holder that lost the lock without
 knowing it (a background process left with the lock that closed the
 descriptors it inherited, then wrote); `namaste check NAME TOKEN` tells

@@ -185,6 +185,11 @@ impl Server {
             sweep_interval: config.sweep_interval,
             sweep_age: config.sweep_age,
         });
+        // Tokens start above the clock too, in microseconds: a state file
+        // lost, cut short or garbled, or none (--no-state), cannot make
+        // them go back, unless the clock itself goes back or grants
+        // outran a million a second.
+        registry.resume_tokens_after(unix_micros());
         let journal = match &config.state {
             Some(path) => {
                 let (journal, recorded) = Journal::open(path)?;
@@ -440,7 +445,14 @@ fn unix_seconds() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// `n` and the noun, singular or plural as `n` wants.
+/// The wall-clock time in microseconds since the Unix epoch; 0 for a
+/// clock set before it.
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// Requests that may be pending behind verifications, for all ids
 /// together: half the slots at most wait on slow responders, and the other
 /// half stay for requests answered at once (STATUS, a check out, a book of

@@ -252,7 +252,10 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.last_token = self.last_token.max(last);
     }
 
-    /// The last fencing token given out (0 before the first).
+    /// The last fencing token given out, or the one grants go on above
+    /// (0 before the first, unless [`resume_tokens_after`] raised it).
+    ///
+    /// [`resume_tokens_after`]: Registry::resume_tokens_after
     pub fn last_token(&self) -> u64 {
         self.last_token
     }
