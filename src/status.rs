@@ -11,19 +11,18 @@ use std::time::Duration;
 /// ```
 /// use namaste::status::Status;
 ///
-/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s lines=1 tokens=17";
+/// let line = "namaste 0.1.0 bookings=2 connections=1 requests=40 verifications_failed=3 uptime=61s lines=1 names=1 tokens=17";
 /// let status: Status = line.parse().unwrap();
-/// assert_eq!((status.bookings, status.lines, status.tokens), (2, Some(1), Some(17)));
+/// assert_eq!((status.bookings, status.lines, status.names, status.tokens), (2, Some(1), Some(1), Some(17)));
 /// assert_eq!(status.to_string(), line);
-/// // An older server says nothing of tokens or names, an older one
-/// // still nothing of lines.
+/// // An older server says nothing of tokens, an older one nothing of
+/// // names either, the oldest nothing of lines.
 /// let older: Status = line.strip_suffix(" tokens=17").unwrap().parse().unwrap();
-/// assert_eq!((older.lines, older.tokens, older.names), (Some(1), None, None));
-/// let oldest: Status = line.strip_suffix(" lines=1 tokens=17").unwrap().parse().unwrap();
+/// assert_eq!((older.names, older.tokens), (Some(1), None));
+/// let old: Status = line.strip_suffix(" names=1 tokens=17").unwrap().parse().unwrap();
+/// assert_eq!((old.lines, old.names), (Some(1), None));
+/// let oldest: Status = line.strip_suffix(" lines=1 names=1 tokens=17").unwrap().parse().unwrap();
 /// assert_eq!(oldest.lines, None);
-/// // A server that keeps names says how many bookings have one.
-/// let named: Status = format!("{line} names=1").parse().unwrap();
-/// assert_eq!(named.names, Some(1));
 /// // Root is told what each OS user uses, others their own use.
 /// let used = format!("{line} use=0:2,1,0,0 use=1000:0,0,3,1");
 /// let status: Status = used.parse().unwrap();
