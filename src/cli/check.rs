@@ -1,11 +1,11 @@
 //! `namaste check`: whether a fencing token is the current holder's, for
 //! a resource that cannot keep the greatest token it has seen itself.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use super::args::{Arg, Args, Usage, counted, quoted, unknown};
-use super::target::{Lock, Target};
+use super::args::{Usage, quoted};
+use super::target::{Lock, NameAnd, name_and};
 use super::{fail_request, say, trust};
 
 pub const HELP: &str = "\
@@ -48,29 +48,12 @@ Options:
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
-    let mut words: Vec<&OsStr> = Vec::new();
-    let mut target = Target::default();
-    let mut quiet = false;
-    let mut args = Args::new(args);
-    while let Some(arg) = args.next()? {
-        match arg {
-            Arg::Option("-q" | "--quiet") => quiet = true,
-            Arg::Option(option) if target.take(option, &mut args)? => {}
-            Arg::Option(other) => return Err(unknown("check", other)),
-            Arg::Positional(word) => words.push(word),
-            Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
-        }
-    }
-    let (name, token) = match words[..] {
-        [name, token] => (Some(name), token),
-        [token] if target.names_a_lock() => (None, token),
-        _ => {
-            return Err(Usage(format!(
-                "check needs a NAME and a TOKEN, not {}",
-                counted(words.len(), "word", "words")
-            )));
-        }
-    };
+    let NameAnd {
+        target,
+        quiet,
+        name,
+        word: token,
+    } = name_and("check", "TOKEN", args)?;
     let token = token
         .to_str()
         .and_then(|token| token.parse::<u64>().ok())

@@ -1,13 +1,13 @@
 //! `namaste notify`: hand a message to the holder of a lock.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use namaste::client::Notified;
 
-use super::args::{Arg, Args, Usage, counted, unknown};
-use super::target::{Lock, Target};
+use super::args::Usage;
+use super::target::{Lock, NameAnd, name_and};
 use super::{EX_NOPERM, EX_TEMPFAIL, fail, fail_request, say, trust};
 
 pub const HELP: &str = "\
@@ -49,29 +49,12 @@ Options:
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
-    let mut words: Vec<&OsStr> = Vec::new();
-    let mut target = Target::default();
-    let mut quiet = false;
-    let mut args = Args::new(args);
-    while let Some(arg) = args.next()? {
-        match arg {
-            Arg::Option("-q" | "--quiet") => quiet = true,
-            Arg::Option(option) if target.take(option, &mut args)? => {}
-            Arg::Option(other) => return Err(unknown("notify", other)),
-            Arg::Positional(word) => words.push(word),
-            Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
-        }
-    }
-    let (name, message) = match words[..] {
-        [name, message] => (Some(name), message),
-        [message] if target.names_a_lock() => (None, message),
-        _ => {
-            return Err(Usage(format!(
-                "notify needs a NAME and a MESSAGE, not {}",
-                counted(words.len(), "word", "words")
-            )));
-        }
-    };
+    let NameAnd {
+        target,
+        quiet,
+        name,
+        word: message,
+    } = name_and("notify", "MESSAGE", args)?;
     let Lock { id, shown: name } = target.lock("notify", name)?;
     let uid = id.uid();
     let client = target.client()?;

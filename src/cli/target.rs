@@ -2,13 +2,13 @@
 //! else `NAMASTE_PORT`) and which lock they mean (NAME, `--per-user`,
 //! `--uid`), read and checked in one place so that the three agree.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::uid::LockId;
 
-use super::args::{Args, Usage, chosen_port, quoted};
+use super::args::{Arg, Args, Usage, chosen_port, counted, quoted, unknown};
 
 /// The options the client commands share, as given.
 #[derive(Default)]
@@ -86,4 +86,48 @@ impl Target {
 fn shown_id(uid: &Uid) -> String {
     let hex = uid.to_string();
     format!("the lock {}…", &hex[..16.min(hex.len())])
+}
+
+/// The command line of a command that takes a lock's NAME and one word
+/// more (`notify NAME MESSAGE`, `check NAME TOKEN`): the lock's options,
+/// `-q`, and the two words (NAME may be left out with `--uid`).
+pub struct NameAnd<'a> {
+    pub target: Target,
+    pub quiet: bool,
+    pub name: Option<&'a OsStr>,
+    pub word: &'a OsStr,
+}
+
+/// Reads the command line `args` of `command`, whose word after NAME is
+/// called `word` in messages.
+pub fn name_and<'a>(command: &str, word: &str, args: &'a [OsString]) -> Result<NameAnd<'a>, Usage> {
+    let mut words: Vec<&OsStr> = Vec::new();
+    let mut target = Target::default();
+    let mut quiet = false;
+    let mut args = Args::new(args);
+    while let Some(arg) = args.next()? {
+        match arg {
+            Arg::Option("-q" | "--quiet") => quiet = true,
+            Arg::Option(option) if target.take(option, &mut args)? => {}
+            Arg::Option(other) => return Err(unknown(command, other)),
+            Arg::Positional(given) => words.push(given),
+            Arg::Rest(rest) => words.extend(rest.iter().map(OsString::as_os_str)),
+        }
+    }
+    let (name, given) = match words[..] {
+        [name, given] => (Some(name), given),
+        [given] if target.names_a_lock() => (None, given),
+        _ => {
+            return Err(Usage(format!(
+                "{command} needs a NAME and a {word}, not {}",
+                counted(words.len(), "word", "words")
+            )));
+        }
+    };
+    Ok(NameAnd {
+        target,
+        quiet,
+        name,
+        word: given,
+    })
 }
