@@ -7,57 +7,12 @@ mod common;
 use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::etcd::Etcd;
+use common::etcd::{
+    Etcd, args, assert_lost, fragile, held, keeper_of, started, until_released, wait_for,
+};
 use common::{Scratch, exited, signal, wait_until_exited};
-
-/// A command that says it started (file `started`), then runs until the
-/// file `release` exists.
-fn until_released(scratch: &Scratch) -> Vec<String> {
-    let script = format!(
-        "touch {}; {}",
-        scratch.path("started").display(),
-        scratch.wait_for_file("release")
-    );
-    vec!["--".into(), "sh".into(), "-c".into(), script]
-}
-
-/// Starts `command` and waits until its command has started.
-fn started(mut command: Command, scratch: &Scratch) -> Child {
-    let child = command.stderr(Stdio::piped()).spawn().expect("start hold");
-    wait_for(Duration::from_secs(20), "the command to start", || {
-        scratch.path("started").exists()
-    });
-    child
-}
-
-/// Waits up to `limit` for `done`; fails naming `what` if it never is.
-fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
-
-fn args(words: &[String]) -> Vec<&str> {
-    words.iter().map(String::as_str).collect()
-}
-
-/// The direct children of process `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|child| child.parse().ok())
-        .collect()
-}
-
-fn held(etcd: &Etcd, name: &str) -> bool {
-    etcd.status_line(name).starts_with("state=held")
-}
 
 #[test]
 fn a_second_hold_is_refused_while_the_first_holds() {
@@ -163,11 +118,7 @@ fn with_the_keeper_killed_too_the_lock_frees_after_the_ttl() {
     let mut words = vec!["--ttl".to_string(), "3".into()];
     words.extend(until_released(&scratch));
     let mut hold = started(etcd.hold("orphan", &args(&words)), &scratch);
-    let own_line = fs::read(format!("/proc/{}/cmdline", hold.id())).unwrap();
-    let keeper = children(hold.id())
-        .into_iter()
-        .find(|child| fs::read(format!("/proc/{child}/cmdline")).ok() == Some(own_line.clone()))
-        .expect("the keeper, a fork of hold");
+    let keeper = keeper_of(hold.id());
     signal(keeper, "-KILL");
     signal(hold.id(), "-KILL");
     let _ = hold.wait();
@@ -204,36 +155,6 @@ fn etcd_killed_and_restarted_within_the_ttl_keeps_the_lock() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// `hold --ttl 3 fragile` of a command that notes a SIGTERM (file
-/// `terminated`) and exits 0.
-fn fragile(etcd: &Etcd, scratch: &Scratch) -> Child {
-    let script = format!(
-        "trap 'touch {}; exit 0' TERM; touch {}; {}",
-        scratch.path("terminated").display(),
-        scratch.path("started").display(),
-        scratch.wait_for_file("release")
-    );
-    started(
-        etcd.hold("fragile", &["--ttl", "3", "--", "sh", "-c", &script]),
-        scratch,
-    )
-}
-
-/// The command of `fragile` got SIGTERM, and `hold` said why and exited 1.
-fn assert_lost(hold: Child, scratch: &Scratch, why: &str) {
-    let output = hold.wait_with_output().unwrap();
-    assert!(
-        scratch.path("terminated").exists(),
-        "the command was not signalled"
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("lost \"fragile\"") && stderr.contains(why),
-        "{stderr}"
     );
 }
 
