@@ -159,6 +159,43 @@ fn etcd_killed_and_restarted_within_the_ttl_keeps_the_lock() {
 }
 
 #[test]
+fn a_waiter_keeps_its_place_across_an_etcd_restart_within_its_wait() {
+    let Some(mut etcd) = Etcd::start("etcd-restart-waiter") else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-restart-waiter-work");
+    let holder = started(
+        etcd.hold("queue", &args(&until_released(&scratch))),
+        &scratch,
+    );
+    let waiter = etcd
+        .hold("queue", &["--wait", "30", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the waiter to queue", || {
+        etcd.status_line("queue")
+            .starts_with("state=held waiters=1 ")
+    });
+    etcd.kill();
+    thread::sleep(Duration::from_secs(1));
+    etcd.restart();
+    assert!(!exited(waiter.id()), "the waiter gave up its place");
+    assert!(
+        etcd.status_line("queue")
+            .starts_with("state=held waiters=1 ")
+    );
+    fs::write(scratch.path("release"), "").unwrap();
+    assert!(holder.wait_with_output().unwrap().status.success());
+    let output = waiter.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn a_lost_lock_is_said_signalled_to_the_command_and_exits_non_zero() {
     let Some(etcd) = Etcd::start("etcd-lost") else {
         return;
@@ -202,6 +239,39 @@ fn no_etcd_at_the_address_exits_68_with_one_line_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&url), "{stderr}");
+}
+
+#[test]
+fn a_url_with_no_port_a_port_past_65535_or_a_path_is_a_usage_error() {
+    for url in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1",
+        "http://127.0.0.1:2379/some/path",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(["hold", "x", "--etcd", url, "--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(url), "{stderr}");
+    }
+}
+
+#[test]
+fn a_name_with_a_slash_is_a_usage_error_as_its_keys_would_nest() {
+    for command in [
+        &["hold", "a/b", "--etcd", "http://127.0.0.1:1", "--", "true"][..],
+        &["status", "a/b", "--etcd", "http://127.0.0.1:1"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(command)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("without /"), "{stderr}");
+    }
 }
 
 #[test]

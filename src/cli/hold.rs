@@ -124,8 +124,9 @@ waits for COMMAND to read: what the pipe has no room for is dropped, and
 how many were is said when COMMAND exits.
 
 With --etcd, the lock lives in etcd as the keys P NAME / LEASE (P the
-prefix, LEASE the lease in hex), each on its lease, as `etcdctl lock`
-keeps the lock P NAME, so that the two take turns. A small keeper process
+prefix, LEASE the lease in hex; a NAME with / is refused), each on its
+lease, as `etcdctl lock` keeps the lock P NAME, so that the two take
+turns. A small keeper process
 keeps the lease alive while any process of COMMAND's tree lives (even if
 this process is killed with SIGKILL) and revokes it the moment the last
 one exits; if the machine dies, the lock frees when the lease's TTL runs

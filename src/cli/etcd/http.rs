@@ -27,6 +27,16 @@ pub enum Error {
     Refused(String),
     /// The time given ran out before the answer came.
     TimedOut,
+    /// The connection ended before the reply did (etcd stopped, say).
+    BrokeOff(String),
+}
+
+impl Error {
+    /// Whether asking again later may get an answer: etcd was out of
+    /// reach, not refusing.
+    pub fn is_passing(&self) -> bool {
+        !matches!(self, Error::Refused(_))
+    }
 }
 
 impl fmt::Display for Error {
@@ -35,6 +45,7 @@ impl fmt::Display for Error {
             Error::Unreachable(why) => write!(f, "no etcd answers at {why}"),
             Error::Refused(why) => write!(f, "etcd refused: {why}"),
             Error::TimedOut => f.write_str("etcd did not answer in time"),
+            Error::BrokeOff(why) => write!(f, "etcd's reply broke off: {why}"),
         }
     }
 }
@@ -66,9 +77,17 @@ impl Endpoints {
                     }
                     None => url.as_str(),
                 };
-                let authority = authority.split('/').next().unwrap_or_default();
-                if authority.is_empty() {
-                    return Err(format!("{url}: no host:port in it"));
+                // etcd's gateway lives at the root: a path would be
+                // dropped, not used.
+                let (authority, path) = authority.split_once('/').unwrap_or((authority, ""));
+                if !path.is_empty() {
+                    return Err(format!("{url}: no path is taken (etcd's is /v3/...)"));
+                }
+                let port = authority.rsplit_once(':').map(|(_, port)| port);
+                if !port.is_some_and(|port| port.parse::<u16>().is_ok_and(|port| port > 0)) {
+                    return Err(format!(
+                        "{url}: no host:port in it (a port from 1 to 65535)"
+                    ));
                 }
                 Ok(Endpoint {
                     url: url.clone(),
@@ -283,7 +302,7 @@ impl Lines {
             .read_until(b'\n', &mut line)
             .map_err(read_error)?;
         if read == 0 {
-            return Err(Error::Refused("the watch ended".into()));
+            return Err(Error::BrokeOff("the watch ended".into()));
         }
         parse(&line)
     }
@@ -292,7 +311,7 @@ impl Lines {
 fn read_error(e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::TimedOut,
-        _ => Error::Refused(format!("the reply broke off ({e})")),
+        _ => Error::BrokeOff(e.to_string()),
     }
 }
 

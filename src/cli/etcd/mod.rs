@@ -207,6 +207,12 @@ pub fn lock_name<'a>(
         )));
     }
     match name {
+        // The lock a/b's keys lie under a's prefix: a/b held would make a
+        // look held, though not the other way round.
+        Some(name) if name.as_encoded_bytes().contains(&b'/') => Err(Usage(format!(
+            "{command} --etcd takes a NAME without /, not {}: etcd's keys would nest",
+            quoted(name)
+        ))),
         Some(name) if !name.is_empty() => Ok(name),
         _ => Err(Usage(format!("{command} --etcd needs one NAME"))),
     }
