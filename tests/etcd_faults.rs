@@ -12,7 +12,10 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::etcd::{Etcd, Member, assert_lost, dripping_endpoint, fragile, held, keeper_of};
+use common::etcd::{
+    Etcd, Member, args, assert_lost, dripping_endpoint, fragile, held, keeper_of, until_released,
+    wait_for,
+};
 use common::{Scratch, exited, signal, silent_port};
 
 /// `namaste hold NAME --etcd URLS ARGS`, run to its end.
@@ -76,6 +79,38 @@ fn the_keeper_renews_through_another_member_when_the_one_it_used_freezes() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn a_waiter_whose_member_freezes_while_it_watches_is_served_through_another() {
+    let Some(etcd) = Etcd::start("etcd-frozen-watch") else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-frozen-watch-work");
+    let member = Member::before(&etcd);
+    let holder = common::etcd::started(
+        etcd.hold("queue", &args(&until_released(&scratch))),
+        &scratch,
+    );
+    let urls = format!("{},{}", member.url(), etcd.url());
+    let waiter = Command::new(env!("CARGO_BIN_EXE_namaste"))
+        .args([
+            "hold", "queue", "--etcd", &urls, "--wait", "30", "--", "true",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the waiter to queue", || {
+        etcd.status_line("queue")
+            .starts_with("state=held waiters=1 ")
+    });
+    member.freeze();
+    fs::write(scratch.path("release"), "").unwrap();
+    assert!(holder.wait_with_output().unwrap().status.success());
+    let served = wait_for(Duration::from_secs(20), "the waiter to be served", || {
+        exited(waiter.id())
+    });
+    assert!(served < Duration::from_secs(10), "served after {served:?}");
+    assert!(waiter.wait_with_output().unwrap().status.success());
 }
 
 #[test]

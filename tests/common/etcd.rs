@@ -3,7 +3,7 @@
 //! dropped. Without `etcd` on PATH, the tests say so and skip.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -250,7 +250,7 @@ impl Member {
                     continue;
                 }
                 if let Ok(server) = TcpStream::connect(("127.0.0.1", target)) {
-                    pass_both_ways(client, server);
+                    pass_both_ways(client, server, &freeze);
                 }
             }
         });
@@ -268,11 +268,22 @@ impl Member {
     }
 }
 
-/// Copies each way between `a` and `b` until each side has ended.
-fn pass_both_ways(a: TcpStream, b: TcpStream) {
+/// Copies each way between `a` and `b` until each side has ended, or
+/// until `frozen`: then nothing more is passed on, and the connections
+/// stay open, as a stopped member's do.
+fn pass_both_ways(a: TcpStream, b: TcpStream, frozen: &Arc<AtomicBool>) {
     for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+        let frozen = Arc::clone(frozen);
         thread::spawn(move || {
-            let _ = io::copy(&mut from, &mut to);
+            let mut buffer = [0; 4096];
+            while let Ok(read @ 1..) = from.read(&mut buffer) {
+                while frozen.load(Ordering::SeqCst) {
+                    thread::park();
+                }
+                if to.write_all(&buffer[..read]).is_err() {
+                    break;
+                }
+            }
             let _ = to.shutdown(std::net::Shutdown::Write);
         });
     }

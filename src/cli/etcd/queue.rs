@@ -14,6 +14,9 @@ use super::http::Error;
 /// How soon a queue that could not be read is read again.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// The longest a waiter watches before it reads the queue again.
+const READ_AGAIN: Duration = Duration::from_secs(2);
+
 /// One contender for a lock.
 pub struct Contender<'a> {
     pub etcd: &'a Etcd,
@@ -84,8 +87,11 @@ impl Contender<'_> {
         // From the revision the keys were read at on, so that a deletion
         // in between is not missed; then, the queue is read again: the one
         // before may have left its own place only.
+        // A while at a time: a member that froze after the watch began
+        // never tells, and the next reading asks another.
         let mut watch = self.etcd.watch(&before.key, at + 1)?;
-        Ok(if watch.deleted(left)? {
+        let deleted = watch.deleted(left.min(READ_AGAIN))?;
+        Ok(if deleted || left > READ_AGAIN {
             Turn::Waited
         } else {
             Turn::TimeRanOut
