@@ -7,57 +7,12 @@ mod common;
 use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::etcd::Etcd;
+use common::etcd::{
+    Etcd, args, assert_lost, fragile, held, keeper_of, started, until_released, wait_for,
+};
 use common::{Scratch, exited, signal, wait_until_exited};
-
-/// A command that says it started (file `started`), then runs until the
-/// file `release` exists.
-fn until_released(scratch: &Scratch) -> Vec<String> {
-    let script = format!(
-        "touch {}; {}",
-        scratch.path("started").display(),
-        scratch.wait_for_file("release")
-    );
-    vec!["--".into(), "sh".into(), "-c".into(), script]
-}
-
-/// Starts `command` and waits until its command has started.
-fn started(mut command: Command, scratch: &Scratch) -> Child {
-    let child = command.stderr(Stdio::piped()).spawn().expect("start hold");
-    wait_for(Duration::from_secs(20), "the command to start", || {
-        scratch.path("started").exists()
-    });
-    child
-}
-
-/// Waits up to `limit` for `done`; fails naming `what` if it never is.
-fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
-
-fn args(words: &[String]) -> Vec<&str> {
-    words.iter().map(String::as_str).collect()
-}
-
-/// The direct children of process `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|child| child.parse().ok())
-        .collect()
-}
-
-fn held(etcd: &Etcd, name: &str) -> bool {
-    etcd.status_line(name).starts_with("state=held")
-}
 
 #[test]
 fn a_second_hold_is_refused_while_the_first_holds() {
@@ -163,11 +118,7 @@ fn with_the_keeper_killed_too_the_lock_frees_after_the_ttl() {
     let mut words = vec!["--ttl".to_string(), "3".into()];
     words.extend(until_released(&scratch));
     let mut hold = started(etcd.hold("orphan", &args(&words)), &scratch);
-    let own_line = fs::read(format!("/proc/{}/cmdline", hold.id())).unwrap();
-    let keeper = children(hold.id())
-        .into_iter()
-        .find(|child| fs::read(format!("/proc/{child}/cmdline")).ok() == Some(own_line.clone()))
-        .expect("the keeper, a fork of hold");
+    let keeper = keeper_of(hold.id());
     signal(keeper, "-KILL");
     signal(hold.id(), "-KILL");
     let _ = hold.wait();
@@ -207,33 +158,40 @@ fn etcd_killed_and_restarted_within_the_ttl_keeps_the_lock() {
     );
 }
 
-/// `hold --ttl 3 fragile` of a command that notes a SIGTERM (file
-/// `terminated`) and exits 0.
-fn fragile(etcd: &Etcd, scratch: &Scratch) -> Child {
-    let script = format!(
-        "trap 'touch {}; exit 0' TERM; touch {}; {}",
-        scratch.path("terminated").display(),
-        scratch.path("started").display(),
-        scratch.wait_for_file("release")
+#[test]
+fn a_waiter_keeps_its_place_across_an_etcd_restart_within_its_wait() {
+    let Some(mut etcd) = Etcd::start("etcd-restart-waiter") else {
+        return;
+    };
+    let scratch = Scratch::new("etcd-restart-waiter-work");
+    let holder = started(
+        etcd.hold("queue", &args(&until_released(&scratch))),
+        &scratch,
     );
-    started(
-        etcd.hold("fragile", &["--ttl", "3", "--", "sh", "-c", &script]),
-        scratch,
-    )
-}
-
-/// The command of `fragile` got SIGTERM, and `hold` said why and exited 1.
-fn assert_lost(hold: Child, scratch: &Scratch, why: &str) {
-    let output = hold.wait_with_output().unwrap();
+    let waiter = etcd
+        .hold("queue", &["--wait", "30", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the waiter to queue", || {
+        etcd.status_line("queue")
+            .starts_with("state=held waiters=1 ")
+    });
+    etcd.kill();
+    thread::sleep(Duration::from_secs(1));
+    etcd.restart();
+    assert!(!exited(waiter.id()), "the waiter gave up its place");
     assert!(
-        scratch.path("terminated").exists(),
-        "the command was not signalled"
+        etcd.status_line("queue")
+            .starts_with("state=held waiters=1 ")
     );
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    fs::write(scratch.path("release"), "").unwrap();
+    assert!(holder.wait_with_output().unwrap().status.success());
+    let output = waiter.wait_with_output().unwrap();
     assert!(
-        stderr.contains("lost \"fragile\"") && stderr.contains(why),
-        "{stderr}"
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
@@ -281,6 +239,39 @@ fn no_etcd_at_the_address_exits_68_with_one_line_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&url), "{stderr}");
+}
+
+#[test]
+fn a_url_with_no_port_a_port_past_65535_or_a_path_is_a_usage_error() {
+    for url in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1",
+        "http://127.0.0.1:2379/some/path",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(["hold", "x", "--etcd", url, "--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(url), "{stderr}");
+    }
+}
+
+#[test]
+fn a_name_with_a_slash_is_a_usage_error_as_its_keys_would_nest() {
+    for command in [
+        &["hold", "a/b", "--etcd", "http://127.0.0.1:1", "--", "true"][..],
+        &["status", "a/b", "--etcd", "http://127.0.0.1:1"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_namaste"))
+            .args(command)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("without /"), "{stderr}");
+    }
 }
 
 #[test]

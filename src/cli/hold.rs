@@ -68,7 +68,8 @@ Options:
                   below; not with --uid, --per-user, --port, --pass-messages
   --etcd-prefix P the key prefix of the lock in etcd (default namaste/)
   --ttl SECS      with --etcd: the lease's time to live, a whole number of
-                  seconds, at least 2 (default 10)
+                  seconds, at least 2 and at most 9000000000 (default 10);
+                  etcd may raise it to its own minimum
   --lost-signal SIG
                   with --etcd: the signal for the command when the lock is
                   lost: TERM (the default), INT, HUP, KILL, USR1, USR2 or a
@@ -123,18 +124,21 @@ waits for COMMAND to read: what the pipe has no room for is dropped, and
 how many were is said when COMMAND exits.
 
 With --etcd, the lock lives in etcd as the keys P NAME / LEASE (P the
-prefix, LEASE the lease in hex), each on its lease, as `etcdctl lock`
-keeps the lock P NAME, so that the two take turns. A small keeper process
+prefix, LEASE the lease in hex; a NAME with / is refused), each on its
+lease, as `etcdctl lock` keeps the lock P NAME, so that the two take
+turns. A small keeper process
 keeps the lease alive while any process of COMMAND's tree lives (even if
 this process is killed with SIGKILL) and revokes it the moment the last
 one exits; if the machine dies, the lock frees when the lease's TTL runs
 out. COMMAND gets the lock's token, the key's create revision, in
 NAMASTE_TOKEN: it grows with every holder. If the lock is lost (etcd ended
-the lease, or was out of reach for a whole TTL), the keeper says so and
-sends --lost-signal to COMMAND's process group (COMMAND's own, unless this
-process runs in a terminal's foreground: then to COMMAND alone), and this
-process exits 1 if COMMAND then exits 0. No etcd at any URL: 68, with one
-line naming them.
+the lease, the lock's key was deleted, or etcd was out of reach for a
+whole TTL), the keeper says so and sends --lost-signal to COMMAND's
+process group (COMMAND's own, unless this process runs in a terminal's
+foreground: then to COMMAND alone); if the keeper dies, this process
+does. Then this process exits 1 if COMMAND exits 0. A URL that takes the
+request but does not answer in its share of the time is passed over for
+the next. No etcd at any URL: 68, with one line naming them.
 ";
 
 pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {

@@ -42,13 +42,16 @@ impl Etcd {
         self.endpoints.post(path, &body, self.timeout)
     }
 
-    /// A new lease of `ttl` seconds.
-    pub fn grant(&self, ttl: i64) -> Result<i64, Error> {
+    /// A new lease of `ttl` seconds: its id, and the TTL etcd granted
+    /// (etcd raises one below its minimum).
+    pub fn grant(&self, ttl: i64) -> Result<(i64, i64), Error> {
         let reply = self.call("/v3/lease/grant", json!({ "TTL": ttl.to_string() }))?;
         if let Some(said) = reply["error"].as_str() {
             return Err(Error::Refused(said.to_owned()));
         }
-        number(&reply["ID"]).ok_or_else(|| malformed("a lease", &reply))
+        number(&reply["ID"])
+            .zip(number(&reply["TTL"]).filter(|ttl| *ttl > 0))
+            .ok_or_else(|| malformed("a lease", &reply))
     }
 
     /// Renews `lease` once, within `timeout`.
@@ -131,6 +134,14 @@ impl Etcd {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| malformed("keys", &reply))?;
         Ok((keys, at))
+    }
+
+    /// Whether `key` is there, asked within `timeout`.
+    pub fn exists(&self, key: &[u8], timeout: Duration) -> Result<bool, Error> {
+        let request = json!({ "key": b64(key), "count_only": true });
+        let reply = self.endpoints.post("/v3/kv/range", &request, timeout)?;
+        revision(&reply)?;
+        Ok(number(&reply["count"]).unwrap_or(0) > 0)
     }
 
     /// Watches `key` from revision `from` on.

@@ -30,12 +30,20 @@ fn request_timeout(ttl: Duration) -> Duration {
 pub fn main(options: Etcd, request: HoldRequest) -> Result<ExitCode, Usage> {
     let shown = quoted(request.name);
     let endpoints = Endpoints::new(&options.endpoints).map_err(|e| Usage(format!("--etcd {e}")))?;
-    let ttl = Duration::from_secs(options.ttl.unsigned_abs());
-    let etcd = api::Etcd::new(endpoints, request_timeout(ttl));
-    let lease = match etcd.grant(options.ttl) {
+    let asked = Duration::from_secs(options.ttl.unsigned_abs());
+    let etcd = api::Etcd::new(endpoints, request_timeout(asked));
+    let (lease, granted) = match etcd.grant(options.ttl) {
         Ok(lease) => lease,
         Err(e) => return Ok(failed(e)),
     };
+    // The keeper renews by the shorter of the two: a lease never ends at
+    // etcd before the keeper gives it up.
+    let ttl = asked.min(Duration::from_secs(granted.unsigned_abs()));
+    let mut lock = options.prefix;
+    lock.extend_from_slice(request.name.as_encoded_bytes());
+    lock.push(b'/');
+    let mut key = lock.clone();
+    key.extend_from_slice(format!("{lease:x}").as_bytes());
     // Before any thread starts: the keeper is forked.
     let keeper = match Keeper::start(&keeper::Lock {
         etcd: &etcd,
@@ -43,6 +51,7 @@ pub fn main(options: Etcd, request: HoldRequest) -> Result<ExitCode, Usage> {
         ttl,
         lost_signal: options.lost_signal,
         shown: &shown,
+        key: &key,
     }) {
         Ok(keeper) => keeper,
         Err(e) => {
@@ -50,11 +59,6 @@ pub fn main(options: Etcd, request: HoldRequest) -> Result<ExitCode, Usage> {
             return Ok(fail(format_args!("cannot start the lease's keeper: {e}")));
         }
     };
-    let mut lock = options.prefix;
-    lock.extend_from_slice(request.name.as_encoded_bytes());
-    lock.push(b'/');
-    let mut key = lock.clone();
-    key.extend_from_slice(format!("{lease:x}").as_bytes());
     let value = holder_record();
     let contender = Contender {
         etcd: &etcd,
@@ -125,7 +129,7 @@ fn run(keeper: &Keeper, request: HoldRequest, token: i64) -> (ExitCode, bool) {
     }
     run_passing_signals(to_run, &command[0], Some(keeper.pid()), |pid| {
         let pid = libc::pid_t::try_from(pid).unwrap_or(0);
-        keeper.signal_target(if foreground { pid } else { -pid });
+        keeper.command_started(if foreground { pid } else { -pid });
     })
 }
 

@@ -4,13 +4,19 @@
 //! write end of a pipe, as flock(1) hands down its descriptor; the keeper
 //! holds the read end, and when the last process holding the write end
 //! has exited it reads the end of the pipe and revokes the lease at once.
-//! When etcd says the lease is gone, or has been out of reach for a whole
-//! TTL (after which etcd may have ended it), the lock is lost: the keeper
-//! says so, signals the command's process group, and tells `hold`.
+//! When etcd says the lease is gone, the lock's key is gone (deleted by
+//! hand), or etcd has been out of reach for a whole TTL (after which etcd
+//! may have ended the lease), the lock is lost: the keeper says so, signals
+//! the command's process group, and tells `hold`. If the keeper itself
+//! dies while the command runs, nothing renews the lease: `hold` says so
+//! and signals the command in its place.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::api::{Etcd, Lease};
@@ -31,8 +37,23 @@ pub struct Keeper {
     /// A copy of the pipe's read end, to see whether the tree still
     /// holds the write end.
     tree_watch: File,
-    /// One byte arrives here if the lock was lost.
-    lost: File,
+    /// What `hold` hears from the keeper, shared with the thread that
+    /// watches it.
+    lost: Arc<Lost>,
+    lost_signal: i32,
+    shown: String,
+}
+
+/// The keeper's news of a lost lock.
+struct Lost {
+    /// One byte arrives here if the keeper lost the lock; the end of the
+    /// pipe, without that byte, if the keeper died.
+    pipe: File,
+    /// Set before `hold` lets go of its copy of the tree's pipe: from
+    /// then on the keeper may end, revoking the lease, as it should.
+    finishing: AtomicBool,
+    /// Set when the keeper died while the command ran.
+    keeper_died: AtomicBool,
 }
 
 /// What the keeper needs to know.
@@ -43,6 +64,8 @@ pub struct Lock<'a> {
     pub lost_signal: i32,
     /// The lock's name, for the line that says it was lost.
     pub shown: &'a str,
+    /// The contender's own key: the lock is lost if it is deleted.
+    pub key: &'a [u8],
 }
 
 impl Keeper {
@@ -71,7 +94,13 @@ impl Keeper {
             pid,
             tree: File::from(tree),
             tree_watch: File::from(tree_read),
-            lost,
+            lost: Arc::new(Lost {
+                pipe: lost,
+                finishing: AtomicBool::new(false),
+                keeper_died: AtomicBool::new(false),
+            }),
+            lost_signal: lock.lost_signal,
+            shown: lock.shown.to_owned(),
         })
     }
 
@@ -80,10 +109,25 @@ impl Keeper {
         self.pid
     }
 
-    /// Tells the keeper whom to signal if the lock is lost, as kill(2)
-    /// takes it: a process group as its id negated, or one process.
-    pub fn signal_target(&self, target: libc::pid_t) {
+    /// The command runs, holding the lock: tells the keeper whom to signal
+    /// if the lock is lost, as kill(2) takes it (a process group as its id
+    /// negated, or one process), and watches the keeper in a thread of
+    /// this process, which signals `target` in its place if it dies.
+    pub fn command_started(&self, target: libc::pid_t) {
         let _ = (&self.tree).write_all(&target.to_ne_bytes());
+        let lost = Arc::clone(&self.lost);
+        let (signal, shown) = (self.lost_signal, self.shown.clone());
+        thread::spawn(move || {
+            wait_readable(&lost.pipe);
+            // The keeper said so itself (and signalled), or ended because
+            // `hold` let go.
+            if lost.finishing.load(Ordering::SeqCst) || bytes_waiting(&lost.pipe) > 0 {
+                return;
+            }
+            lost.keeper_died.store(true, Ordering::SeqCst);
+            let why = "its keeper died, and nothing renews its lease";
+            announce(&shown, why, &target.to_ne_bytes(), signal);
+        });
     }
 
     /// Lets go of this process's copy of the pipe; if no other is left
@@ -95,8 +139,10 @@ impl Keeper {
             pid,
             tree,
             tree_watch,
-            mut lost,
+            lost,
+            ..
         } = self;
+        lost.finishing.store(true, Ordering::SeqCst);
         drop(tree);
         let mut poll = libc::pollfd {
             fd: tree_watch.as_raw_fd(),
@@ -111,7 +157,7 @@ impl Keeper {
             unsafe { libc::waitpid(pid, &mut status, 0) };
         }
         let mut byte = [0];
-        matches!(lost.read(&mut byte), Ok(1))
+        matches!((&lost.pipe).read(&mut byte), Ok(1)) || lost.keeper_died.load(Ordering::SeqCst)
     }
 }
 
@@ -183,6 +229,18 @@ fn keep(lock: &Lock, mut tree: File, mut lost: File) {
             Ok(Lease::Alive) => {
                 renewed = asked;
                 next = asked + period;
+                // Once the command runs, the key is the lock: deleted by
+                // hand, it frees the lock though the lease lives on.
+                let holding = target.len() == 4;
+                let gone = || {
+                    matches!(
+                        lock.etcd.exists(lock.key, timeout.max(MIN_REQUEST)),
+                        Ok(false)
+                    )
+                };
+                if holding && gone() {
+                    return lose(lock, &target, &mut lost, "its key was deleted");
+                }
             }
             Ok(Lease::Gone) => return lose(lock, &target, &mut lost, "etcd has ended its lease"),
             Err(e) if Instant::now() >= expiry => {
@@ -221,11 +279,17 @@ fn readable_until(tree: &File, deadline: Instant) -> io::Result<bool> {
 /// The lock is lost: says so, signals the command's process group (or
 /// the command) if known, and tells `hold`.
 fn lose(lock: &Lock, target: &[u8], lost: &mut File, why: &str) {
-    let signal = lock.lost_signal;
+    announce(lock.shown, why, target, lock.lost_signal);
+    let _ = lost.write_all(b"L");
+    let _ = lock.etcd.revoke(lock.lease);
+}
+
+/// Says that the lock `shown` was lost and why, and sends `signal` to
+/// `target` (kill(2)'s pid, in bytes as the pipe carries it) if known.
+fn announce(shown: &str, why: &str, target: &[u8], signal: i32) {
     let _ = writeln!(
         io::stderr(),
-        "namaste: lost {}: {why}; sending signal {signal} to the command",
-        lock.shown
+        "namaste: lost {shown}: {why}; sending signal {signal} to the command"
     );
     if let Ok(target) = <[u8; 4]>::try_from(target) {
         let target = libc::pid_t::from_ne_bytes(target);
@@ -235,6 +299,27 @@ fn lose(lock: &Lock, target: &[u8], lost: &mut File, why: &str) {
             unsafe { libc::kill(target, signal) };
         }
     }
-    let _ = lost.write_all(b"L");
-    let _ = lock.etcd.revoke(lock.lease);
+}
+
+/// Blocks until `pipe` can be read: a byte or its end.
+fn wait_readable(pipe: &File) {
+    let mut poll = libc::pollfd {
+        fd: pipe.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes the one pollfd given.
+    while unsafe { libc::poll(&mut poll, 1, -1) } < 0
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
+}
+
+/// How many bytes `pipe` holds unread.
+fn bytes_waiting(pipe: &File) -> libc::c_int {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `count`.
+    if unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut count) } < 0 {
+        return 0;
+    }
+    count
 }

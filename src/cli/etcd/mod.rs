@@ -32,6 +32,10 @@ const DEFAULT_PREFIX: &str = "namaste/";
 /// a machine that died holding it.
 const DEFAULT_TTL_SECONDS: usize = 10;
 
+/// The longest TTL etcd grants (its own limit): a larger one would not fit
+/// etcd's numbers, nor be renewed in time.
+const LONGEST_TTL_SECONDS: usize = 9_000_000_000;
+
 /// The etcd options of `hold` and `status`, as given.
 #[derive(Default)]
 pub struct Options {
@@ -84,7 +88,7 @@ impl Options {
         match option {
             "--etcd" => self.endpoints = Some(args.raw(option)?.to_owned()),
             "--etcd-prefix" => self.prefix = Some(args.raw(option)?.to_owned()),
-            "--ttl" if hold => self.ttl = Some(args.count(option, 2)?),
+            "--ttl" if hold => self.ttl = Some(ttl(args.count(option, 2)?)?),
             "--lost-signal" if hold => self.lost_signal = Some(signal_named(args.raw(option)?)?),
             _ => return Ok(false),
         }
@@ -127,10 +131,20 @@ impl Options {
         Ok(Some(Etcd {
             endpoints,
             prefix,
-            ttl: self.ttl.unwrap_or(DEFAULT_TTL_SECONDS) as i64,
+            ttl: i64::try_from(self.ttl.unwrap_or(DEFAULT_TTL_SECONDS)).unwrap_or(i64::MAX),
             lost_signal: self.lost_signal.unwrap_or(libc::SIGTERM),
         }))
     }
+}
+
+/// A lease's TTL of `seconds`, if etcd grants one so long.
+fn ttl(seconds: usize) -> Result<usize, Usage> {
+    if seconds > LONGEST_TTL_SECONDS {
+        return Err(Usage(format!(
+            "--ttl takes at most {LONGEST_TTL_SECONDS} seconds (etcd's longest lease), not {seconds}"
+        )));
+    }
+    Ok(seconds)
 }
 
 /// A signal by name (TERM or SIGTERM) or number.
@@ -193,6 +207,12 @@ pub fn lock_name<'a>(
         )));
     }
     match name {
+        // The lock a/b's keys lie under a's prefix: a/b held would make a
+        // look held, though not the other way round.
+        Some(name) if name.as_encoded_bytes().contains(&b'/') => Err(Usage(format!(
+            "{command} --etcd takes a NAME without /, not {}: etcd's keys would nest",
+            quoted(name)
+        ))),
         Some(name) if !name.is_empty() => Ok(name),
         _ => Err(Usage(format!("{command} --etcd needs one NAME"))),
     }
