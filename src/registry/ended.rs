@@ -13,12 +13,13 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// granted to a requester that cannot learn of it. A holder verified
     /// on its behalf is still verified, as a probe, since that verdict is
     /// worth having. If the connection was the line of the booking of
-    /// `uid`, the booking ends: `Dropped`, then the uid's queue is served.
+    /// `uid` (exclusive or shared), the booking ends: `Dropped`, then the
+    /// uid's queue is served.
     /// O(the uid's pending requests and queue, and the parked requests).
     pub fn ended(&mut self, from: R, uid: Uid, out: &mut Vec<Action<R>>) {
         self.leave(from, uid);
-        if self.lines.get(&uid) == Some(&from) {
-            self.line_ended(uid, out);
+        if let Some(key) = self.line_key(&uid, from) {
+            self.line_ended(uid, key, out);
         }
     }
 

@@ -61,9 +61,9 @@ pub enum Ask {
         /// The id whose holder gets the message.
         uid: Uid,
     },
-    /// Book `uid`; if a live process holds it, wait in its queue until it
-    /// is free, or until `until`. With `line`, the booker asks to keep the
-    /// connection this arrived on as the booking's line.
+    /// Book `uid` in `mode`; if it cannot be granted now, wait in its
+    /// queue until it can, or until `until`. With `line`, the booker asks
+    /// to keep the connection this arrived on as the booking's line.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -80,6 +80,8 @@ pub enum Ask {
         /// it is granted without a call-back and its booking lasts as long
         /// as that connection.
         line: bool,
+        /// How it asks to hold `uid`: alone, or beside others.
+        mode: Mode,
     },
     /// Make the requester's connection the line of the booking of `uid`,
     /// held with `handshake`: after a restart, which closes every line.
@@ -124,7 +126,16 @@ impl Ask {
                 // is as good as endless.
                 until: now.checked_add(wait).unwrap_or(now + MAX_WAIT),
                 line,
+                mode: Mode::Exclusive,
             }),
+        }
+    }
+
+    /// How the request asks to hold its id: a BOOK (0.6.0) always alone.
+    pub fn mode(&self) -> Mode {
+        match *self {
+            Ask::Wait { mode, .. } => mode,
+            _ => Mode::Exclusive,
         }
     }
 
@@ -138,6 +149,20 @@ impl Ask {
             | Ask::Attach { uid, .. } => uid,
         }
     }
+}
+
+/// How a booker asks to hold an id. A holder cannot change its mode in
+/// place: it checks out and asks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Alone: no other holder, shared or not.
+    Exclusive,
+    /// Beside any number of other shared holders, and no exclusive one.
+    Shared,
+    /// Beside at most `n - 1` other holders of the same count (a counting
+    /// semaphore), and no exclusive one. The first request fixes `n` while
+    /// anyone holds the id or waits for it.
+    Slots(u32),
 }
 
 /// The bounds that keep one registry's memory proportional to its load.
@@ -297,6 +322,12 @@ pub enum Answer {
     CheckedOut,
     /// Nothing was released: the id is not held with that handshake.
     NotCheckedOut,
+    /// The booker asked for slots while the id is held or waited for with
+    /// another count, which this carries: the count in force.
+    SlotsInForce(u32),
+    /// The booker asked for slots while the id is held or waited for
+    /// shared, without a count.
+    SharedInForce,
     /// The holder took the NOTIFY message.
     Delivered,
     /// No live process holds the id, so the message went nowhere.
@@ -318,7 +349,13 @@ impl Answer {
         match self {
             Answer::Granted | Answer::Lined | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
             Answer::NoLine => REPLY_NO_LINE,
-            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder | Answer::Lost => REPLY_NO,
+            // Until the wire gives them bytes of their own, as "no".
+            Answer::Denied
+            | Answer::NotCheckedOut
+            | Answer::NoHolder
+            | Answer::Lost
+            | Answer::SlotsInForce(_)
+            | Answer::SharedInForce => REPLY_NO,
             Answer::Declined => REPLY_DECLINED,
             Answer::OtherUser => REPLY_OTHER_USER,
             Answer::UserUnknown => REPLY_USER_UNKNOWN,

@@ -28,6 +28,7 @@ mod admit;
 mod booking;
 mod ended;
 mod events;
+mod groups;
 mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -45,8 +46,10 @@ use std::time::{Duration, Instant};
 
 pub use booking::{Booking, ResponderIp};
 pub use events::{
-    Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
+    Action, Answer, Ask, Limits, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
 };
+use groups::Groups;
+pub use groups::{LockView, is_slot_key, slot_key};
 pub use reclaim::ROUNDS as RECLAIM_ROUNDS;
 use reclaim::{Reclaim, Scope};
 use sweep::Sweep;
@@ -77,6 +80,8 @@ pub struct Registry<R> {
     /// The bookings that have a line, and the requester whose connection
     /// it is; every key is held in `bookings`.
     lines: HashMap<Uid, R>,
+    /// The names held shared or with slots, and their slots' keys.
+    groups: Groups,
     /// The latest time the registry was told, by an arrival or a timeout.
     now: Option<Instant>,
     /// The wall-clock time new bookings are stamped with, in seconds since
@@ -132,6 +137,8 @@ enum Checking<R> {
         fate: Fate,
         /// It asked for a line, and gets none: the bound was reached.
         line: bool,
+        /// How it asked to hold the uid.
+        mode: Mode,
     },
     /// The holder with this handshake, verified on nobody's behalf:
     /// probed because someone waits, swept, or in the round of reclaiming
@@ -165,6 +172,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             reserved: 0,
             waiting: Waiting::new(),
             lines: HashMap::new(),
+            groups: Groups::default(),
             now: None,
             wall_clock: 0,
             limits,
@@ -280,6 +288,12 @@ impl<R: Copy + PartialEq> Registry<R> {
             refuse(from, Refusal::OtherUsersId, out);
             return;
         }
+        // Slot keys are the registry's own: no request books, checks out,
+        // messages or attaches one by its key, only by its name.
+        if is_slot_key(&ask.uid()) {
+            reply(from, Answer::Denied, out);
+            return;
+        }
         let waiter = Waiter {
             from,
             ip,
@@ -291,15 +305,17 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
-    /// learns it holds the id, so the booking is dropped again, and the id
-    /// goes to its next waiter. Answers whether the booking was dropped.
+    /// learns it holds the id, so the booking is dropped again (the one
+    /// held with `handshake`, exclusive or shared), and the id goes to its
+    /// next waiter. Answers whether the booking was dropped.
     pub fn grant_undelivered(
         &mut self,
         uid: Uid,
         handshake: Handshake,
         out: &mut Vec<Action<R>>,
     ) -> bool {
-        let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
+        let key = self.held_with(&uid, &handshake).map(|holder| holder.uid);
+        let dropped = key.is_some_and(|key| self.release(&key).is_some());
         if dropped && !self.pending.contains_key(&uid) {
             self.serve_pending(uid, VecDeque::new(), None, false, out);
         }
@@ -374,11 +390,9 @@ impl<R: Copy + PartialEq> Registry<R> {
         Some(pending)
     }
 
-    /// Whether `uid` is held with `handshake`.
+    /// Whether `uid` is held with `handshake`, exclusive or shared.
     fn holds(&self, uid: &Uid, handshake: &Handshake) -> bool {
-        self.bookings
-            .get(uid)
-            .is_some_and(|holder| holder.handshake == *handshake)
+        self.held_with(uid, handshake).is_some()
     }
 }
 

@@ -354,6 +354,7 @@ mod lines;
 mod notify;
 mod properties;
 mod reclaim;
+mod shared;
 mod silence;
 mod users;
 mod waiting;

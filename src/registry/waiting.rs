@@ -11,8 +11,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
-use super::User;
 use super::booking::ResponderIp;
+use super::{Mode, User};
 use crate::handshake::Handshake;
 use crate::uid::Uid;
 
@@ -29,6 +29,8 @@ pub(super) struct Queued<R> {
     pub ticket: u64,
     /// It asked for a line (LINE).
     pub line: bool,
+    /// How it asks to hold the uid.
+    pub mode: Mode,
 }
 
 #[derive(Clone)]
@@ -129,6 +131,19 @@ impl<R: Copy + PartialEq> Waiting<R> {
             self.push_timer(first_probe, probe, uid);
         }
         self.push_timer(waiter.until, waiter.ticket, uid);
+    }
+
+    /// The first waiter of `uid`'s queue, left in it.
+    pub fn front(&self, uid: &Uid) -> Option<&Queued<R>> {
+        self.queues.get(uid)?.waiters.front()
+    }
+
+    /// The mode of the first waiter of `uid` that asks to hold it shared
+    /// or with slots, if any: O(the queue), which its bound keeps short.
+    pub fn first_shared_mode(&self, uid: &Uid) -> Option<Mode> {
+        let queue = self.queues.get(uid)?;
+        let modes = queue.waiters.iter().map(|waiter| waiter.mode);
+        modes.into_iter().find(|&mode| mode != Mode::Exclusive)
     }
 
     /// Takes the first waiter of `uid`'s queue.

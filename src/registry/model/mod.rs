@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 
 pub use world::World;
 
-use super::{Ask, Limits, ResponderIp, User};
+use super::{Ask, Limits, Mode, ResponderIp, User};
 use crate::uid::Uid;
 
 /// One step of the modelled clock, the probe interval and the sweep's.
@@ -163,12 +163,24 @@ pub fn wait(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
         arrived: now,
         until: now + TICK * ticks,
         line: false,
+        mode: Mode::Exclusive,
     }
 }
 
 /// Client `client`'s LINE for id `u`, arrived at `now`, for `ticks` ticks.
 pub fn line(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
-    match wait(u, client, now, ticks) {
+    in_mode(wait(u, client, now, ticks), true, Mode::Exclusive)
+}
+
+/// Client `client`'s WAIT for id `u` in `mode`, on a line if `line`,
+/// arrived at `now`, for `ticks` ticks.
+pub fn shared(u: u8, client: u32, now: Instant, ticks: u32, mode: Mode, line: bool) -> Ask {
+    in_mode(wait(u, client, now, ticks), line, mode)
+}
+
+/// `ask`, a WAIT, asking for a line if `line`, in `mode`.
+fn in_mode(ask: Ask, line: bool, mode: Mode) -> Ask {
+    match ask {
         Ask::Wait {
             uid,
             handshake,
@@ -182,7 +194,8 @@ pub fn line(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
             port,
             arrived,
             until,
-            line: true,
+            line,
+            mode,
         },
         other => other,
     }
