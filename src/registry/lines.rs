@@ -1,8 +1,6 @@
 //! Lines: the bookings whose holder's own connection is kept open, and
 //! what a line's grant, attach, misuse and end do to the table.
 
-use std::collections::VecDeque;
-
 use super::{Action, Answer, Booking, Counter, Mode, Registry, User, reply};
 use crate::handshake::Handshake;
 use crate::uid::Uid;
@@ -102,9 +100,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             return;
         }
         out.push(Action::Dropped { uid: key });
-        if !self.pending.contains_key(&uid) {
-            self.serve_pending(uid, VecDeque::new(), None, false, out);
-        }
+        self.serve_behind(uid, out);
     }
 
     /// Removes the booking under the key `uid`, its line, if it has one,

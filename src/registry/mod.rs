@@ -316,8 +316,8 @@ impl<R: Copy + PartialEq> Registry<R> {
     ) -> bool {
         let key = self.held_with(&uid, &handshake).map(|holder| holder.uid);
         let dropped = key.is_some_and(|key| self.release(&key).is_some());
-        if dropped && !self.pending.contains_key(&uid) {
-            self.serve_pending(uid, VecDeque::new(), None, false, out);
+        if dropped {
+            self.serve_behind(uid, out);
         }
         dropped
     }
@@ -345,9 +345,10 @@ impl<R: Copy + PartialEq> Registry<R> {
         let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
         while let Some(due) = self.waiting.next_due(now, next_probe) {
             match due {
-                Due::Deadline(waiter) => {
+                Due::Deadline { uid, waiter } => {
                     self.users.give(waiter.user, Counter::Waiters);
                     reply(waiter.from, Answer::Denied, out);
+                    self.serve_behind(uid, out);
                 }
                 Due::Lapsed { uid, ticket } => {
                     if let Some(Pending {

@@ -63,8 +63,8 @@ impl PartialOrd for Timer {
 /// What came due.
 #[derive(Debug)]
 pub(super) enum Due<R> {
-    /// This waiter's wait is over; it has left the queue.
-    Deadline(Queued<R>),
+    /// This waiter's wait for `uid` is over; it has left the queue.
+    Deadline { uid: Uid, waiter: Queued<R> },
     /// A deadline whose waiter is no longer queued: it may be the one being
     /// verified for a grant, which must then not be granted.
     Lapsed { uid: Uid, ticket: u64 },
@@ -190,7 +190,10 @@ impl<R: Copy + PartialEq> Waiting<R> {
             return Some(Due::Probe { uid: timer.uid });
         }
         if let Some(waiter) = self.remove(&timer.uid, |w| w.ticket == timer.ticket) {
-            return Some(Due::Deadline(waiter));
+            return Some(Due::Deadline {
+                uid: timer.uid,
+                waiter,
+            });
         }
         Some(Due::Lapsed {
             uid: timer.uid,

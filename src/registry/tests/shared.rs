@@ -199,3 +199,20 @@ fn a_shared_booking_restored_after_a_restart_rejoins_its_group() {
     assert_eq!(restarted.request(5, attach), [answer(5, Answer::Lined)]);
     assert!(restarted.registry.has_line(&held.uid));
 }
+
+#[test]
+fn readers_kept_out_by_a_writer_go_in_as_soon_as_it_stops_waiting() {
+    let mut h = Harness::new(lines(10));
+    let now = Instant::now();
+    ask(&mut h, 1, Mode::Shared, now);
+    assert_eq!(h.request(2, line(1, 2, now, 1)), [queued(2)]);
+    assert_eq!(h.request(3, line(1, 3, now, 5)), [queued(3)]);
+    assert_eq!(ask(&mut h, 4, Mode::Shared, now), [queued(4)]);
+    // The first writer's wait is over: the second still keeps the reader out.
+    let mut out = Vec::new();
+    h.registry.handle_timeout(now + TICK, &mut out);
+    assert_eq!(out, [answer(2, Answer::Denied)]);
+    // The second writer's connection ends: the reader goes in beside 1.
+    assert_eq!(h.ended(3, 1), [answer(4, Answer::Lined)]);
+    assert_eq!(holders(&h), [handshake(1), handshake(4)]);
+}
