@@ -29,6 +29,7 @@ mod booking;
 mod ended;
 mod events;
 mod groups;
+mod limits;
 mod lines;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -45,9 +46,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use booking::{Booking, ResponderIp};
-pub use events::{
-    Action, Answer, Ask, Limits, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
-};
+pub use events::{Action, Answer, Ask, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld};
+pub use limits::Limits;
 use groups::Groups;
 pub use groups::{LockView, is_slot_key, slot_key};
 pub use reclaim::ROUNDS as RECLAIM_ROUNDS;
@@ -343,12 +343,15 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.now = self.now.max(Some(now));
         // A zero interval would make every probe due again at once.
         let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
+        // Those a waiter kept out are served once every wait that is over
+        // has ended, so that none of them is granted past its own.
+        let mut left = Vec::new();
         while let Some(due) = self.waiting.next_due(now, next_probe) {
             match due {
                 Due::Deadline { uid, waiter } => {
                     self.users.give(waiter.user, Counter::Waiters);
                     reply(waiter.from, Answer::Denied, out);
-                    self.serve_behind(uid, out);
+                    left.push(uid);
                 }
                 Due::Lapsed { uid, ticket } => {
                     if let Some(Pending {
@@ -367,6 +370,11 @@ impl<R: Copy + PartialEq> Registry<R> {
                 }
                 Due::Probe { uid } => self.probe(uid, out),
             }
+        }
+        left.sort_unstable_by_key(|uid| *uid.as_bytes());
+        left.dedup();
+        for uid in left {
+            self.serve_behind(uid, out);
         }
         self.sweep(now, out);
         self.end_rests(now);

@@ -349,6 +349,7 @@ mod ended;
 mod harness;
 mod exhaustive;
 mod exhaustive_lines;
+mod exhaustive_shared;
 mod limits;
 mod lines;
 mod notify;

@@ -52,7 +52,18 @@
 //!   bookings; a request is parked only in its own user's round or the
 //!   total's, and for a bounded number of rounds;
 //! - a verification that keeps a holder makes its booking the most
-//!   recently checked of all, so rounds walk the table past live holders.
+//!   recently checked of all, so rounds walk the table past live holders;
+//! - a uid is held by one holder alone, or by shared holders all granted
+//!   in one mode: never an exclusive holder beside a shared one, never
+//!   more holders than a count; a request with another count (or shared
+//!   against a count, or a count against shared) is answered with the
+//!   mode in force, which the holders or the first such waiter fixed;
+//! - first come first served across modes: nobody is granted past a
+//!   waiter queued before it, whatever either asked for (no writer is
+//!   overtaken by later readers), and the first waiter never stays queued
+//!   while the uid has room for it and no verification is in flight (so
+//!   readers behind it go in together, and a slot freed by a death or a
+//!   waiter that left goes to the next at once).
 
 mod world;
 
@@ -218,6 +229,14 @@ pub enum Event {
     Wait { client: usize, uid: u8, ticks: u8 },
     /// A client waits for a uid for some ticks, asking for a line.
     Line { client: usize, uid: u8, ticks: u8 },
+    /// A client waits for a uid for some ticks, asking for a line, to hold
+    /// it shared (`slots` 0) or as one of `slots`.
+    Shared {
+        client: usize,
+        uid: u8,
+        ticks: u8,
+        slots: u8,
+    },
     /// A client checks out on the line of the uid it holds.
     CheckOutOnLine { client: usize, uid: u8 },
     /// A client that holds a uid attaches a line to its booking.
@@ -252,7 +271,7 @@ impl Event {
     pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
         let client = arg as usize % clients;
         let uid = arg % uids;
-        match kind % 14 {
+        match kind % 15 {
             0 => Event::Book { client, uid },
             1 => Event::CheckOut { client, uid },
             2 => Event::Notify { uid },
@@ -274,6 +293,12 @@ impl Event {
             11 => Event::CheckOutOnLine { client, uid },
             12 => Event::Attach { client, uid },
             13 => Event::Restart,
+            14 => Event::Shared {
+                client,
+                uid,
+                ticks: kind / 15 % 4,
+                slots: arg / 16 % 4,
+            },
             _ => Event::ResolveInconclusive { uid },
         }
     }
