@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use sha3::{Digest, Sha3_512};
 
-use super::{Booking, Mode, Registry};
+use super::{Answer, Booking, Counter, Mode, Registry};
 use crate::handshake::Handshake;
 use crate::uid::{UID_LEN, Uid};
 
@@ -279,11 +279,13 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// The answer for a request of `name` in `mode` that another mode in
-    /// force forbids, if it does.
-    pub(super) fn conflict(&self, name: &Uid, mode: Mode) -> Option<super::Answer> {
-        use super::Answer;
+    /// force forbids, if it does. An exclusive request takes every slot:
+    /// it has no count to disagree with, and costs no look at the queue.
+    pub(super) fn conflict(&self, name: &Uid, mode: Mode) -> Option<Answer> {
+        if mode == Mode::Exclusive {
+            return None;
+        }
         match (mode, self.in_force(name)?) {
-            (Mode::Exclusive, _) => None,
             (asked, in_force) if asked == in_force => None,
             (_, Mode::Slots(n)) => Some(Answer::SlotsInForce(n)),
             _ => Some(Answer::SharedInForce),
@@ -331,7 +333,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             return false;
         }
         self.bookings.insert(booking);
-        self.users.take(booking.user, super::Counter::Bookings);
+        self.users.take(booking.user, Counter::Bookings);
         self.sweep_later(booking.since);
         true
     }

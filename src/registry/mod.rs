@@ -14,6 +14,16 @@
 //! is served; while anyone waits, the holder is probed every
 //! `probe_interval`, so a holder that died is noticed without a contender.
 //!
+//! A uid may be held by one holder alone (exclusive, as every 0.6.0 BOOK
+//! asks), or by several side by side: shared, or as one of `n` slots (a
+//! counting semaphore), as [`Mode`] says. Each of those holders has a
+//! booking of its own, under a slot key derived from the uid, so lines,
+//! probes, the sweep and reclaiming work per holder; requests,
+//! verifications and the queue stay keyed by the uid. The queue is first
+//! come first served across modes: a queued exclusive request keeps later
+//! shared ones behind it, and the shared requests at its head go in
+//! together while there is room. See `groups.rs`.
+//!
 //! A booking may have a *line*: the connection of the requester it was
 //! granted to (a LINE) or that attached to it (an ATTACH), kept open by the
 //! reactor for as long as the booking lasts. An open line is proof of life:
@@ -38,12 +48,13 @@ mod reclaim;
 mod serve;
 mod sweep;
 mod table;
+mod timeouts;
 mod users;
 mod verdict;
 mod waiting;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use booking::{Booking, ResponderIp};
 pub use events::{Action, Answer, Ask, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld};
@@ -55,7 +66,7 @@ use reclaim::{Reclaim, Scope};
 use sweep::Sweep;
 use table::Table;
 use users::{Counter, Users};
-use waiting::{Due, Waiting};
+use waiting::Waiting;
 
 use crate::handshake::Handshake;
 use crate::uid::Uid;
@@ -199,7 +210,9 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.bookings.len() == 0
     }
 
-    /// The booking of `uid`, if it is held.
+    /// The booking kept under the key `uid`, if any: the exclusive holder
+    /// of a name, or the holder of a slot key. [`lock`](Registry::lock)
+    /// tells of a name's shared holders.
     pub fn holder(&self, uid: &Uid) -> Option<&Booking> {
         self.bookings.get(uid)
     }
@@ -320,64 +333,6 @@ impl<R: Copy + PartialEq> Registry<R> {
             self.serve_behind(uid, out);
         }
         dropped
-    }
-
-    /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
-    /// a waiter's deadline or a probe, if anyone waits, the sweep's next
-    /// step, if it has anything to sweep, or the end of a scope's rest
-    /// from reclaiming.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.waiting.next_timeout(),
-            self.next_sweep(),
-            self.next_rest_end(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// It is now `now`: ends the waits that are over, probes the holders
-    /// that are due, and takes the sweep's step if it is due.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Action<R>>) {
-        self.now = self.now.max(Some(now));
-        // A zero interval would make every probe due again at once.
-        let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
-        // Those a waiter kept out are served once every wait that is over
-        // has ended, so that none of them is granted past its own.
-        let mut left = Vec::new();
-        while let Some(due) = self.waiting.next_due(now, next_probe) {
-            match due {
-                Due::Deadline { uid, waiter } => {
-                    self.users.give(waiter.user, Counter::Waiters);
-                    reply(waiter.from, Answer::Denied, out);
-                    left.push(uid);
-                }
-                Due::Lapsed { uid, ticket } => {
-                    if let Some(Pending {
-                        checking:
-                            Checking::Candidate {
-                                ticket: Some(candidate),
-                                fate: fate @ Fate::Open,
-                                ..
-                            },
-                        ..
-                    }) = self.pending.get_mut(&uid)
-                        && *candidate == ticket
-                    {
-                        *fate = Fate::Lapsed;
-                    }
-                }
-                Due::Probe { uid } => self.probe(uid, out),
-            }
-        }
-        left.sort_unstable_by_key(|uid| *uid.as_bytes());
-        left.dedup();
-        for uid in left {
-            self.serve_behind(uid, out);
-        }
-        self.sweep(now, out);
-        self.end_rests(now);
     }
 
     /// Starts a verification for `uid`: `checking` is verified, `waiting`
