@@ -216,3 +216,18 @@ fn readers_kept_out_by_a_writer_go_in_as_soon_as_it_stops_waiting() {
     assert_eq!(h.ended(3, 1), [answer(4, Answer::Lined)]);
     assert_eq!(holders(&h), [handshake(1), handshake(4)]);
 }
+
+#[test]
+fn a_0_6_0_book_of_a_name_held_shared_is_denied_while_a_holder_lives() {
+    let mut h = Harness::new(lines(0));
+    let now = Instant::now();
+    assert_eq!(ask(&mut h, 1, Mode::Slots(2), now), [verify(1, 1)]);
+    assert_eq!(h.verified(1, Verdict::Alive), [answer(1, Answer::NoLine)]);
+    assert_eq!(h.request(2, book(1, 2)), [verify(1, 1)]);
+    assert_eq!(h.verified(1, Verdict::Alive), [answer(2, Answer::Denied)]);
+    // Its holder proved dead, the slot is free, and the book is served.
+    assert_eq!(h.request(3, book(1, 3)), [verify(1, 1)]);
+    assert_eq!(h.verified(1, Verdict::Dead), [dropped_key(1, 0), verify(1, 3)]);
+    assert_eq!(h.verified(1, Verdict::Alive), [answer(3, Answer::Granted)]);
+    assert_eq!(h.registry.lock(&uid(1)).unwrap().mode, Mode::Exclusive);
+}
