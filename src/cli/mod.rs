@@ -49,6 +49,11 @@ const EX_NOPERM: u8 = 77;
 /// server not believed (69) and the command's own failure.
 const EX_NOHOST: u8 = 68;
 
+/// The exit status of a request for slots that met another count in
+/// force, or of one shared that met slots (or slots that met shared), as
+/// sysexits.h's EX_CONFIG: the callers disagree on how the lock is used.
+const EX_CONFIG: u8 = 78;
+
 /// The exit status of a command line that makes no sense.
 const EX_USAGE: u8 = 2;
 
@@ -230,6 +235,7 @@ fn fail_request(e: namaste::client::Error) -> ExitCode {
         }
         Error::Full { .. } => EX_CANTCREAT,
         Error::OtherUsersId => EX_NOPERM,
+        Error::SlotsInForce(_) | Error::SharedInForce => EX_CONFIG,
         e => return fail(e),
     };
     say(e);

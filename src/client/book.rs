@@ -9,7 +9,10 @@ use super::responder::Responder;
 use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
 use crate::handshake::Handshake;
 use crate::uid::{LockId, Uid};
-use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request, name_prefix};
+use crate::wire::{
+    MAX_WAIT, Mode, REPLY_NO, REPLY_SHARED_IN_FORCE, REPLY_SLOTS_IN_FORCE, REPLY_YES, Request,
+    name_prefix,
+};
 
 impl Client {
     /// Books `uid`: answers the [`Booking`] when granted, [`Error::Held`]
@@ -163,6 +166,7 @@ impl Client {
             wait,
             line,
             token: self.tokens.load(Ordering::Relaxed),
+            mode: Mode::Exclusive,
         }
     }
 
@@ -170,7 +174,7 @@ impl Client {
     /// request `make` builds for them (after the name of `id`, for a
     /// request of ours, when [`sends_name`](Client::sends_name)), and
     /// waits for the reply `wait` longer than for a plain request.
-    fn book_by(
+    pub(super) fn book_by(
         &self,
         id: &LockId,
         wait: Duration,
@@ -197,6 +201,13 @@ impl Client {
         let (reply, mut stream) = self.exchange(&[prefix, request.encode()].concat(), wait)?;
         if reply == REPLY_NO {
             return Err(Error::Held);
+        }
+        if ours && reply == REPLY_SLOTS_IN_FORCE {
+            let count = self.read_after_reply(&mut stream)?;
+            return Err(Error::SlotsInForce(u32::from_be_bytes(count)));
+        }
+        if ours && reply == REPLY_SHARED_IN_FORCE {
+            return Err(Error::SharedInForce);
         }
         // A BOOK's reply is 0.6.0's: anything but no is yes.
         if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {

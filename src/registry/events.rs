@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use crate::handshake::Handshake;
 use crate::uid::Uid;
+pub use crate::wire::Mode;
 use crate::wire::{
-    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request,
+    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER,
+    REPLY_SHARED_IN_FORCE, REPLY_SLOTS_IN_FORCE, REPLY_USER_UNKNOWN, REPLY_YES, Request,
 };
 
 /// The OS user of a request, as the kernel reports the owner of its
@@ -119,6 +120,7 @@ impl Ask {
                 line,
                 // The reactor writes the token with the reply.
                 token: _,
+                mode,
             } => Some(Ask::Wait {
                 uid,
                 handshake,
@@ -128,7 +130,7 @@ impl Ask {
                 // is as good as endless.
                 until: now.checked_add(wait).unwrap_or(now + MAX_WAIT),
                 line,
-                mode: Mode::Exclusive,
+                mode,
             }),
         }
     }
@@ -151,20 +153,6 @@ impl Ask {
             | Ask::Attach { uid, .. } => uid,
         }
     }
-}
-
-/// How a booker asks to hold an id. A holder cannot change its mode in
-/// place: it checks out and asks again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// Alone: no other holder, shared or not.
-    Exclusive,
-    /// Beside any number of other shared holders, and no exclusive one.
-    Shared,
-    /// Beside at most `n - 1` other holders of the same count (a counting
-    /// semaphore), and no exclusive one. The first request fixes `n` while
-    /// anyone holds the id or waits for it.
-    Slots(u32),
 }
 
 /// What the reactor must do next.
@@ -278,13 +266,10 @@ impl Answer {
         match self {
             Answer::Granted | Answer::Lined | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
             Answer::NoLine => REPLY_NO_LINE,
-            // Until the wire gives them bytes of their own, as "no".
-            Answer::Denied
-            | Answer::NotCheckedOut
-            | Answer::NoHolder
-            | Answer::Lost
-            | Answer::SlotsInForce(_)
-            | Answer::SharedInForce => REPLY_NO,
+            Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder | Answer::Lost => REPLY_NO,
+            // The count follows, written by the reactor.
+            Answer::SlotsInForce(_) => REPLY_SLOTS_IN_FORCE,
+            Answer::SharedInForce => REPLY_SHARED_IN_FORCE,
             Answer::Declined => REPLY_DECLINED,
             Answer::OtherUser => REPLY_OTHER_USER,
             Answer::UserUnknown => REPLY_USER_UNKNOWN,

@@ -219,6 +219,14 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.groups.lock_of(key).unwrap_or(*key)
     }
 
+    /// The name and mode the booking under `key` was granted for, if it is
+    /// a slot of a name held shared or with slots; `None` for an
+    /// exclusive booking, kept under its name.
+    pub fn group_of(&self, key: &Uid) -> Option<(Uid, Mode)> {
+        let name = self.groups.lock_of(key)?;
+        Some((name, self.groups.mode(&name)?))
+    }
+
     /// The booking of `name` held with `handshake`, exclusive or shared.
     pub fn held_with(&self, name: &Uid, handshake: &Handshake) -> Option<&Booking> {
         let matches = |booking: &&Booking| booking.handshake.matches(handshake);
@@ -229,6 +237,14 @@ impl<R: Copy + PartialEq> Registry<R> {
             .keys(name)
             .filter_map(|key| self.bookings.get(&key))
             .find(matches)
+    }
+
+    /// The lines of the holders of `name`: its exclusive holder's, or each
+    /// shared holder's that has one.
+    pub fn lines_of(&self, name: &Uid) -> impl Iterator<Item = R> + '_ {
+        std::iter::once(*name)
+            .chain(self.groups.keys(name))
+            .filter_map(|key| self.lines.get(&key).copied())
     }
 
     /// The key of the booking of `name` whose line is `from`'s connection.

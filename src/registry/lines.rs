@@ -16,12 +16,6 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.lines.contains_key(uid)
     }
 
-    /// The requester whose connection is the line of the booking of
-    /// `uid`, if it has one.
-    pub fn line_of(&self, uid: &Uid) -> Option<R> {
-        self.lines.get(uid).copied()
-    }
-
     /// The `Lined` answer to the ATTACH of `from` for `uid` could not be
     /// written: its client never learns that the connection is the line,
     /// so the booking goes back to the call-back rules, unreleased. (An

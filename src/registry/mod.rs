@@ -61,7 +61,9 @@ pub use booking::{Booking, ResponderIp};
 pub use events::{Action, Answer, Ask, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld};
 pub use limits::Limits;
 use groups::Groups;
-pub use groups::{LockView, is_slot_key, slot_key};
+pub use groups::is_slot_key;
+#[cfg(any(test, feature = "fuzzing"))]
+pub use groups::slot_key;
 pub use reclaim::ROUNDS as RECLAIM_ROUNDS;
 use reclaim::{Reclaim, Scope};
 use sweep::Sweep;

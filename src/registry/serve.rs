@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use super::waiting::Queued;
 use super::{
     Action, Answer, Ask, Booking, Checking, Counter, Fate, Mode, Refusal, Registry, ResponderIp,
-    User, Waiter, first_full, refuse, reply,
+    User, Waiter, first_full, is_slot_key, refuse, reply,
 };
 use crate::handshake::Handshake;
 use crate::uid::Uid;
@@ -80,6 +80,11 @@ impl<R: Copy + PartialEq> Registry<R> {
                 let line = self.lines.get(&key).copied();
                 self.release(&key);
                 *holder_alive = false;
+                if is_slot_key(&key) {
+                    // The reactor records the check out of the name it
+                    // was asked; a shared holder's record is its slot's.
+                    out.push(Action::Dropped { uid: key });
+                }
                 reply(waiter.from, Answer::CheckedOut, out);
                 if let Some(line) = line.filter(|&line| line != waiter.from) {
                     out.push(Action::CloseLine { to: line });

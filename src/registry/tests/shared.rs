@@ -136,10 +136,10 @@ fn a_shared_holder_without_a_line_is_verified_for_an_exclusive_contender_and_dro
     assert_eq!(out, [verify(1, 2)]);
     assert_eq!(h.verified(1, Verdict::Dead), [dropped_key(1, 1)]);
     assert_eq!(holders(&h), [handshake(1)]);
-    // Its check out lets the writer in.
+    // Its check out, recorded under its slot's key, lets the writer in.
     assert_eq!(
         h.request(1, check_out(1, 1)),
-        [answer(1, Answer::CheckedOut), verify(1, 3)]
+        [dropped_key(1, 0), answer(1, Answer::CheckedOut), verify(1, 3)]
     );
     assert_eq!(h.verified(1, Verdict::Alive), [answer(3, Answer::Granted)]);
 }
@@ -156,7 +156,11 @@ fn a_holder_checks_out_its_own_slot_and_no_other() {
     );
     assert_eq!(
         h.request(7, check_out(1, 2)),
-        [answer(7, Answer::CheckedOut), Action::CloseLine { to: 2 }]
+        [
+            dropped_key(1, 1),
+            answer(7, Answer::CheckedOut),
+            Action::CloseLine { to: 2 }
+        ]
     );
     assert_eq!(holders(&h), [handshake(1)]);
     // One booking per handshake and name: asking again is denied.
