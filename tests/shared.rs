@@ -70,9 +70,9 @@ fn three_shared_holders_at_once_an_exclusive_try_meanwhile_exits_75_and_tokens_g
                 tokens.display(),
                 scratch.wait_for_file("end")
             );
-            let reader = hold_script(server.port, "readers", &["--shared"], &script);
             // One after the other, so that their tokens come in order.
             let held = readers_held(&server, "readers");
+            let reader = hold_script(server.port, "readers", &["--shared"], &script);
             while readers_held(&server, "readers") == held {
                 thread::sleep(Duration::from_millis(10));
             }
@@ -90,6 +90,10 @@ fn three_shared_holders_at_once_an_exclusive_try_meanwhile_exits_75_and_tokens_g
         shown.starts_with("state=shared holders=3 waiters=0 tokens="),
         "{shown}"
     );
+    // LIST names each holder under the lock's name.
+    let listed = namaste(&["list", "--port", &port]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.matches(" shared readers").count(), 3, "{listed}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while numbers(&scratch, "tokens").len() < 3 {
         assert!(

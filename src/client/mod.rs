@@ -238,7 +238,8 @@ impl Client {
     /// Every lock held, as the server lists them to this process's OS
     /// user: names only of its own locks (all of them for root). A lock
     /// that is booked or checked out while the list is written may be
-    /// missing; none held all along is, and none is listed twice. A
+    /// missing; none held all along is, and none is listed twice. A lock
+    /// held shared or with slots is listed once for each holder. A
     /// server that does not know LIST, such as 0.6.0, closes the request:
     /// [`Error::Refused`].
     pub fn list(&self) -> Result<Vec<Listed>, Error> {
@@ -263,7 +264,9 @@ impl Client {
         let mut locks = Vec::new();
         for line in lines.lines() {
             let lock: Listed = line.parse().map_err(Error::BadStatus)?;
-            if seen.insert(lock.uid) {
+            // Each holder once: a lock held shared has several, each at
+            // a responder of its own.
+            if seen.insert((lock.uid, lock.address, lock.port)) {
                 locks.push(lock);
             }
         }
