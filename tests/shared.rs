@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Running, Scratch, hold_until, namaste, quiet_hold, stderr};
 use namaste::Uid;
 use namaste::client::Client;
+use namaste::uid::LockId;
 
 /// `hold NAME --port PORT OPTIONS -- sh -c SCRIPT`, output thrown away.
 fn hold_script(port: u16, name: &str, options: &[&str], script: &str) -> Child {
@@ -315,4 +316,35 @@ fn a_restart_keeps_shared_holders_and_their_tokens() {
         "hold", "kept", "--wait", "10", "--port", &port, "--", "true",
     ]);
     assert_eq!(writer.status.code(), Some(0), "{}", stderr(&writer));
+}
+
+#[test]
+fn a_published_clients_book_beside_shared_holders_is_held_and_check_takes_each_holders_token() {
+    let server = Running::start(&["--no-state"]);
+    let client = Client::new().with_port(server.port);
+    let readers = [
+        client.book_shared(LockId::named(b"both")).unwrap(),
+        client.book_shared(LockId::named(b"both")).unwrap(),
+    ];
+    let uid = *Uid::from_name("both").as_bytes();
+    let published = namaste06::client::Client::book(
+        uid,
+        *common::random().as_bytes(),
+        Some(server.port),
+        namaste::DEFAULT_RW_TIMEOUT,
+    )
+    .unwrap();
+    assert!(
+        published.is_none(),
+        "a 0.6.0 BOOK was granted beside readers"
+    );
+    let port = server.port.to_string();
+    for reader in &readers {
+        let token = reader.token().expect("a token").to_string();
+        let checked = namaste(&["check", "both", &token, "--port", &port]);
+        assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    }
+    let stale = namaste(&["check", "both", "1000", "--port", &port]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(stderr(&stale).contains("held shared"), "{}", stderr(&stale));
 }
