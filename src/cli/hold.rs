@@ -61,7 +61,7 @@ Options:
                   shared ones behind it)
   --slots N       hold one of N slots of NAME: at most N holders at once,
                   served in arrival order; the first request fixes N while
-                  anyone holds or waits, another N is refused (78)
+                  anyone holds or waits, another N is refused (78).
                   A holder cannot upgrade in place: it ends its hold and asks
                   again. Neither goes with --etcd.
   --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are

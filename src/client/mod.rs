@@ -49,7 +49,7 @@ use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
     MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request,
+    REPLY_YES, Request, TOKEN_LEN,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -341,7 +341,9 @@ impl Client {
     /// Reads the fencing token that follows a grant's reply byte on
     /// `stream`, when the request asked for it.
     fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
-        Ok(u64::from_be_bytes(self.read_after_reply(stream)?))
+        Ok(u64::from_be_bytes(
+            self.read_after_reply::<TOKEN_LEN>(stream)?,
+        ))
     }
 
     /// Reads the `N` bytes that follow a reply byte on `stream`.
