@@ -1,17 +1,18 @@
 //! Booking: on a line where the server keeps one, as BOOK and WAIT did
 //! before lines otherwise, and the fall-back between the two.
 
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::responder::Responder;
-use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
+use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES, REPLY_PATIENCE, read_before};
 use crate::handshake::Handshake;
 use crate::uid::{LockId, Uid};
 use crate::wire::{
     MAX_WAIT, Mode, REPLY_NO, REPLY_SHARED_IN_FORCE, REPLY_SLOTS_IN_FORCE, REPLY_YES, Request,
-    name_prefix,
+    TOKEN_LEN, name_prefix,
 };
 
 impl Client {
@@ -236,6 +237,30 @@ impl Client {
                 .map_err(Error::Io)?;
         }
         Ok(booking)
+    }
+}
+
+impl Client {
+    /// Reads the fencing token that follows a grant's reply byte on
+    /// `stream`, when the request asked for it.
+    fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(
+            self.read_after_reply::<TOKEN_LEN>(stream)?,
+        ))
+    }
+
+    /// Reads the `N` bytes that follow a reply byte on `stream`.
+    fn read_after_reply<const N: usize>(&self, stream: &mut TcpStream) -> Result<[u8; N], Error> {
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut bytes = [0; N];
+        let mut got = 0;
+        while got < N {
+            match read_before(stream, &mut bytes[got..], deadline).map_err(Error::Io)? {
+                0 => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                n => got += n,
+            }
+        }
+        Ok(bytes)
     }
 }
 

@@ -49,7 +49,7 @@ use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
     MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request, TOKEN_LEN,
+    REPLY_YES, Request,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -336,28 +336,6 @@ impl Client {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
             Err(e) => Err(Error::Io(e)),
         }
-    }
-
-    /// Reads the fencing token that follows a grant's reply byte on
-    /// `stream`, when the request asked for it.
-    fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
-        Ok(u64::from_be_bytes(
-            self.read_after_reply::<TOKEN_LEN>(stream)?,
-        ))
-    }
-
-    /// Reads the `N` bytes that follow a reply byte on `stream`.
-    fn read_after_reply<const N: usize>(&self, stream: &mut TcpStream) -> Result<[u8; N], Error> {
-        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
-        let mut bytes = [0; N];
-        let mut got = 0;
-        while got < N {
-            match read_before(stream, &mut bytes[got..], deadline).map_err(Error::Io)? {
-                0 => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                n => got += n,
-            }
-        }
-        Ok(bytes)
     }
 
     /// Connects and writes `request`.

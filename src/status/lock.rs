@@ -274,6 +274,8 @@ mod tests {
             "held since=? user=? address=::1 port=3 line=no waiters=1",
             "held since=1 user=1 address=127.0.0.5 port=2 line=yes token=1 waiters=0",
             "held since=? user=? address=::1 port=3 line=no token=18446744073709551615 waiters=1",
+            "shared holders=0 waiters=2",
+            "shared slots=3 holders=40 waiters=0; since=1 user=1 address=127.0.0.5 port=2 line=yes token=1",
         ] {
             let lock: LockStatus = line.parse().unwrap();
             assert_eq!(lock.to_string(), line);
@@ -288,6 +290,12 @@ mod tests {
             "free",
             "taken waiters=0",
             "free waiters=?",
+            "free waiters=0 more",
+            "shared waiters=0",
+            "shared holders=1 waiters=0 ; since=1",
+            "shared slots=x holders=1 waiters=0",
+            "shared holders=1 waiters=0; since=1 user=1 address=127.0.0.1 port=1 extra=1",
+            "held since=1 user=1 address=127.0.0.1 port=1 waiters=0; since=1 user=1 address=127.0.0.1 port=1",
             "held since=1 user=1 address=127.0.0.1 port=? waiters=0",
             "held since=1 user=1 address=127.0.0.1 port=70000 waiters=0",
             "held since=1 user=4294967296 address=127.0.0.1 port=1 waiters=0",
