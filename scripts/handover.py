@@ -15,6 +15,9 @@ to FILE. Rows, each for `hold --wait` and for `flock -w`:
   order      6 waiters arriving 100 ms apart: the order they were served in
   requests   8 waiters on a lock held for S seconds: requests and holder
              verifications the server saw (ours only)
+  readers    a writer queued behind a stream of 12 shared holders (0.4 s
+             each, one every 0.15 s; `hold --shared` against `flock -s`):
+             time from the writer's arrival until its command starts
 
 Prints one `key=value` line per row; exits 1 when a waiter was not served or
 ours served waiters out of arrival order. Loopback only; ends by itself.
@@ -133,6 +136,26 @@ def requests(hold, log, seconds):
     return {key: after[key] - before[key] for key in after}
 
 
+def readers(hold, tool, tmp, runs):
+    """A writer arriving behind a stream of readers -> its command starts, in ms."""
+    shared = ["--shared", "--wait", PATIENCE] if tool == "ours" else ["-s", "-w", PATIENCE]
+    waits = []
+    for run in range(runs):
+        start = f"{tmp}/writer-{tool}{run}"
+        stream = [subprocess.Popen(hold[tool](*shared) + ["sleep", "0.4"])]
+        time.sleep(0.15)
+        arrived = time.time_ns()
+        writer = subprocess.Popen(hold[tool](*wait_options(tool)) + stamp(start))
+        for _ in range(11):
+            time.sleep(0.15)
+            stream.append(subprocess.Popen(hold[tool](*shared) + ["sleep", "0.4"]))
+        writer.wait()
+        for reader in stream:
+            reader.wait()
+        waits.append((read_ns(start) - arrived) / 1e6)
+    return waits
+
+
 def log_counts(log):
     with open(log) as f:
         lines = f.read().splitlines()
@@ -170,6 +193,9 @@ def main():
             in_order = served == sorted(served) and len(served) == 6
             print(f"row=order tool={tool} served={','.join(map(str, served))} in_order={in_order}")
             failed |= tool == "ours" and not in_order
+        readers_runs = max(2, args.runs // 4)
+        for tool in ("ours", "flock"):
+            print(f"row=readers tool={tool} runs={readers_runs} {ms(readers(hold, tool, tmp, readers_runs))}")
         seen = requests(hold, args.log, args.seconds)
         print(f"row=requests tool=ours waiters=8 seconds={args.seconds:g} "
               + " ".join(f"{key}={value}" for key, value in seen.items()))

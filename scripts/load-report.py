@@ -53,6 +53,9 @@ def summary(rows):
         if r["mode"] == "unique":
             print(f"unique, {r['server']}: resident {r['rss_start_kib']} KiB before, "
                   f"{r['rss_settled_kib']} KiB settled after")
+        if r["mode"] in ("shared", "slots"):
+            print(f"{r['mode']}, {r['server']}: {r['rate']} grants/s, slots {r['slots']}, "
+                  f"at most {r['most_at_once']} holders at once")
         if r["mode"] == "race":
             print(f"race, {r['server']}: {r['rate']} rounds/s of {r['contenders']} contenders, "
                   f"{r['violations']} rounds with two or more grants")

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use crate::status::ParseStatusError;
 use crate::uid::Uid;
+use crate::wire::Mode;
 
 /// The line that ends a whole LIST reply: a reply cut short lacks it, and
 /// a server that knows no LIST writes nothing at all.
@@ -52,6 +53,20 @@ pub struct Listed {
     pub line: bool,
     /// WAITs queued for the lock.
     pub waiters: u64,
+    /// How this holder holds it: a lock held shared or with slots is
+    /// listed once for each of its holders.
+    pub mode: Mode,
+}
+
+impl Listed {
+    /// The mode as a word: `exclusive`, `shared`, or `slots:N`.
+    pub fn mode_word(&self) -> String {
+        match self.mode {
+            Mode::Exclusive => "exclusive".to_string(),
+            Mode::Shared => "shared".to_string(),
+            Mode::Slots(n) => format!("slots:{n}"),
+        }
+    }
 }
 
 impl fmt::Display for Listed {
@@ -68,6 +83,10 @@ impl fmt::Display for Listed {
             if self.line { "yes" } else { "no" },
             self.waiters
         )?;
+        // Left out when exclusive, as servers before shared locks write.
+        if self.mode != Mode::Exclusive {
+            write!(f, " mode={}", self.mode_word())?;
+        }
         if let Some(name) = &self.name {
             f.write_str(" name=")?;
             name.iter().try_for_each(|byte| write!(f, "{byte:02x}"))?;
@@ -107,6 +126,16 @@ impl FromStr for Listed {
                 _ => return Err(error()),
             },
             waiters: number(field("waiters")?)?.ok_or_else(error)?,
+            mode: match text("mode") {
+                None => Mode::Exclusive,
+                Some("shared") => Mode::Shared,
+                Some(word) => word
+                    .strip_prefix("slots:")
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .map(Mode::Slots)
+                    .ok_or_else(error)?,
+            },
             name: text("name")
                 .map(from_hex)
                 .transpose()
@@ -144,7 +173,22 @@ mod tests {
             since: None,
             line: false,
             waiters: 0,
+            mode: Mode::Exclusive,
         }
+    }
+
+    #[test]
+    fn a_shared_or_slotted_holder_round_trips_its_mode() {
+        for mode in [Mode::Shared, Mode::Slots(3)] {
+            let lock = Listed {
+                mode,
+                ..listed(Some(b"n"))
+            };
+            assert_eq!(lock.to_string().parse(), Ok(lock));
+        }
+        let good = listed(Some(b"n")).to_string();
+        let slots = good.replace(" name=", " mode=slots:0 name=");
+        assert!(slots.parse::<Listed>().is_err(), "{slots}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use common::{Responder, TestServer, answer_with, random, read_reply, secret};
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::reactor::Config;
-use namaste::wire::Request;
+use namaste::wire::{Mode, Request};
 
 const GRANTED: Option<u8> = Some(1);
 const DENIED: Option<u8> = Some(0);
@@ -90,6 +90,7 @@ fn waits_closed_by_patience_never_join_the_queue() {
                 wait: Duration::from_secs(60),
                 line: false,
                 token: false,
+                mode: Mode::Exclusive,
             };
             send(&server, &wait)
         })

@@ -20,7 +20,7 @@ use common::{Responder, Running, Scratch, quiet_hold, random, secret, send_bytes
 use namaste::Uid;
 use namaste::client::{Booking, Client, Error};
 use namaste::handshake::Handshake;
-use namaste::wire::{Limit, REPLY_OTHER_USER, Request};
+use namaste::wire::{Limit, Mode, REPLY_OTHER_USER, Request};
 
 /// The limits the hogs run into: a user's share is 16 bookings, 8
 /// waiters, 8 pending requests (of 32: half the connections).
@@ -311,6 +311,7 @@ fn another_users_per_user_id_is_refused_to_nobody_notify_too() {
         wait: Duration::from_secs(5),
         line,
         token: false,
+        mode: Mode::Exclusive,
     };
     let requests = [
         (

@@ -16,7 +16,7 @@ use common::{
 use namaste::Uid;
 use namaste::handshake::Handshake;
 use namaste::reactor::Config;
-use namaste::wire::{REPLY_NO_LINE, Request};
+use namaste::wire::{Mode, REPLY_NO_LINE, Request};
 
 const GRANTED: Option<u8> = Some(1);
 const DENIED: Option<u8> = Some(0);
@@ -42,6 +42,7 @@ fn line_request(uid: Uid, handshake: Handshake, port: u16, wait: Duration) -> Re
         wait,
         line: true,
         token: false,
+        mode: Mode::Exclusive,
     }
 }
 

@@ -15,7 +15,7 @@ use common::{Running, Scratch, quiet_hold, random, read_reply, secret};
 use namaste::Uid;
 use namaste::client::{Client, Error};
 use namaste::handshake::Handshake;
-use namaste::wire::{Limit, Request};
+use namaste::wire::{Limit, Mode, Request};
 
 /// Six waiters, each queued after the one before, are granted in the
 /// order they arrived, each the moment the one before checks out: well
@@ -142,6 +142,7 @@ fn a_full_queue_refuses_with_the_limit_in_the_reply() {
             wait: Duration::from_secs(60),
             line: false,
             token: false,
+            mode: Mode::Exclusive,
         };
         stream.write_all(&request.encode()).unwrap();
         (stream, responder)

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use namaste::Uid;
-use namaste::wire::{REPLY_YES, Request};
+use namaste::wire::{Mode, REPLY_YES, Request};
 
 use super::{PATIENCE, Report, Responder, SETTLE, Server, Tally, on_workers, show};
 
@@ -51,6 +51,7 @@ fn book_on_line(server: &Server, responder: &Responder, uid: Uid) -> Option<TcpS
         wait: Duration::ZERO,
         line: true,
         token: false,
+        mode: Mode::Exclusive,
     };
     let mut stream = TcpStream::connect_timeout(&server.addr, PATIENCE).ok()?;
     stream.set_read_timeout(Some(PATIENCE)).ok()?;

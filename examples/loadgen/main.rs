@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --port P --server-pid PID \
-//!     --mode unique|lines|contended|hostile|race|memory|status|query \
+//!     --mode unique|lines|contended|hostile|race|memory|status|query|shared|slots \
 //!     [--workers N] [--seconds S]
 //! ```
 //!
@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use namaste::Uid;
 use namaste::handshake::Handshake;
-use namaste::wire::Request;
+use namaste::wire::{Mode, Request};
 
 mod lines;
 mod peers;
 mod report;
+mod shared;
 
 use peers::{Responder, Server};
 use report::{Report, Tally, on_workers, show};
@@ -73,6 +74,11 @@ fn main() -> ExitCode {
         "memory" => memory(&server, options.workers),
         "status" => asking(&server, options.workers, duration, false),
         "query" => asking(&server, options.workers, duration, true),
+        "shared" => shared::shared(&server, options.workers, duration, Mode::Shared),
+        "slots" => {
+            let slots = (options.workers / 2).max(1) as u32;
+            shared::shared(&server, options.workers, duration, Mode::Slots(slots))
+        }
         other => {
             eprintln!("loadgen: unknown mode {other:?}");
             return ExitCode::from(2);

@@ -74,11 +74,15 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         Ok(lock) => lock,
         Err(e) => return Ok(fail_request(e)),
     };
-    let why_not = match lock.holder.map(|holder| holder.token) {
-        Some(Some(current)) if current == token => return Ok(ExitCode::SUCCESS),
-        Some(Some(current)) => format!("{shown} is held with token {current}, not {token}"),
-        Some(None) => format!("the server gives no tokens: none is current for {shown}"),
-        None => format!("nobody holds {shown}"),
+    if lock.holders().any(|holder| holder.token == Some(token)) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let current: Vec<Option<u64>> = lock.holders().map(|holder| holder.token).collect();
+    let why_not = match current[..] {
+        [] => format!("nobody holds {shown}"),
+        [None, ..] => format!("the server gives no tokens: none is current for {shown}"),
+        [Some(current)] => format!("{shown} is held with token {current}, not {token}"),
+        _ => format!("{shown} is held shared, and no holder's token is {token}"),
     };
     if !quiet {
         say(why_not);

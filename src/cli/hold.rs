@@ -4,8 +4,10 @@
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
-use namaste::client::{self, Booking, Client, LineState};
+use namaste::client::{self, Booking, Client, LineState, Mode};
+use namaste::uid::LockId;
 
 use super::args::{Arg, Args, Usage, quoted, unknown};
 use super::etcd;
@@ -53,6 +55,15 @@ Options:
                   said), as flock(1) is silent
   --pass-messages COMMAND reads the messages sent to NAME instead of this
                   process printing them: see below
+  -s, --shared    hold NAME shared: beside any number of other shared
+                  holders, never beside an exclusive one; first come, first
+                  served across both (a queued exclusive request keeps later
+                  shared ones behind it)
+  --slots N       hold one of N slots of NAME: at most N holders at once,
+                  served in arrival order; the first request fixes N while
+                  anyone holds or waits, another N is refused (78).
+                  A holder cannot upgrade in place: it ends its hold and asks
+                  again. Neither goes with --etcd.
   --wait SECS     if NAME is held, wait for up to SECS seconds; waiters are
                   served in arrival order, the moment the lock frees
                   (0: try once, as without --wait)
@@ -81,6 +92,9 @@ Exit status:
   73              the server refused the booking or the wait at one of its
                   limits (bookings, waiters, ...): your OS user's share of
                   it, or the total, as the message says; COMMAND did not run
+  78              --slots N met NAME held or waited for with another count
+                  (the line names it), or --shared met it with slots, or
+                  --slots met it shared; COMMAND did not run
   77              NAME is another OS user's per-user id (--uid): only that
                   user may hold it; COMMAND did not run
   126, 127        COMMAND was found but could not run, or was not found
@@ -151,6 +165,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     let mut conflict = EX_TEMPFAIL;
     let mut command: &[OsString] = &[];
     let mut etcd = etcd::Options::default();
+    let mut mode = Mode::Exclusive;
     let mut args = Args::new(args);
     while let Some(arg) = args.next()? {
         match arg {
@@ -158,6 +173,12 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
             Arg::Option("--no-inherit") => inherit = false,
             Arg::Option("-q" | "--quiet") => quiet = true,
             Arg::Option("--pass-messages") => pass_messages = true,
+            Arg::Option("-s" | "--shared") => mode = Mode::Shared,
+            Arg::Option(option @ "--slots") => {
+                let slots = u32::try_from(args.count(option, 1)?)
+                    .map_err(|_| Usage(format!("{option} takes at most {}", u32::MAX)))?;
+                mode = Mode::Slots(slots);
+            }
             Arg::Option(option @ ("-E" | "--conflict-exit-code")) => {
                 let code = args.count(option, 0)?;
                 conflict = u8::try_from(code)
@@ -180,6 +201,11 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
         return Err(Usage("hold needs a command after --".into()));
     }
     if let Some(etcd) = etcd.chosen()? {
+        if mode != Mode::Exclusive {
+            return Err(Usage(
+                "--shared and --slots are not for --etcd: its locks have one holder".into(),
+            ));
+        }
         let name = etcd::lock_name("hold", name, &target, pass_messages)?;
         let request = etcd::HoldRequest {
             name,
@@ -196,10 +222,7 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     // port, which hold does not vouch for after its request: after a
     // restart its bookings stay under the call-back rules.
     let client = target.client()?.with_reattach(false);
-    let booked = match trust::vouched(client.port(), || match wait {
-        Some(timeout) => client.book_wait(id.clone(), timeout),
-        None => client.book(id.clone()),
-    }) {
+    let booked = match trust::vouched(client.port(), || book(&client, id.clone(), mode, wait)) {
         Ok(booked) => booked,
         Err(untrusted) => return Ok(untrusted),
     };
@@ -283,6 +306,22 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     })
 }
 
+/// Books `id` in `mode`, waiting for up to `wait` if given.
+fn book(
+    client: &Client,
+    id: LockId,
+    mode: Mode,
+    wait: Option<Duration>,
+) -> Result<Booking, client::Error> {
+    let timeout = wait.unwrap_or(Duration::ZERO);
+    match (mode, wait) {
+        (Mode::Shared, _) => client.book_wait_shared(id, timeout),
+        (Mode::Slots(slots), _) => client.book_wait_slots(id, slots, timeout),
+        (Mode::Exclusive, Some(timeout)) => client.book_wait(id, timeout),
+        (Mode::Exclusive, None) => client.book(id),
+    }
+}
+
 /// A booking handed down whose line the server closed (it restarted) is
 /// left to what the command left running, which keeps the responder's
 /// socket and so the booking, if the server still has it as ours there;
@@ -290,8 +329,8 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
 fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client::Error> {
     let ours = match client.query(booking.uid()) {
         Ok(lock) => lock
-            .holder
-            .is_some_and(|holder| holder.port == booking.responder_port()),
+            .holders()
+            .any(|holder| holder.port == booking.responder_port()),
         Err(_) => return booking.check_out(),
     };
     booking.leave_to_children();

@@ -29,7 +29,8 @@ Prints a header line, then one line for each lock held, sorted by name
            (comma-separated); ? for another user's lock unless you are root
   SINCE    when it was granted (UTC, ISO 8601; ? if unknown)
   WAITERS  how many `hold --wait` queue for it
-  MODE     exclusive
+  MODE     exclusive, shared (`hold --shared`) or slots:N (`hold --slots
+           N`): a lock held shared or with slots has a line per holder
   NAME     the name it was booked by, escaped as `status` escapes words;
            uid:HEX (its id, 128 hex digits) when it was booked by id, when
            its booker sent no name (0.6.0 clients and older ones send none),
@@ -144,10 +145,11 @@ fn row(Shown { lock, pids }: &Shown) -> String {
         .as_deref()
         .map_or_else(|| format!("uid:{}", lock.uid), shown_name);
     format!(
-        "{} {pids} {} {} exclusive {name}",
+        "{} {pids} {} {} {} {name}",
         user_shown(lock.user).unwrap_or_else(unknown),
         lock.since.map_or_else(unknown, utc),
         lock.waiters,
+        lock.mode_word(),
     )
 }
 
@@ -183,7 +185,7 @@ fn document(shown: &[Shown]) -> String {
                 json::or_null(lock.name.as_deref().map(json::hex)),
             ),
             ("uid", json::string(lock.uid.to_string().as_bytes())),
-            ("mode", json::string(b"exclusive")),
+            ("mode", json::string(lock.mode_word().as_bytes())),
             ("user", user_name(lock.user)),
             ("user_id", json::number(lock.user.map(u64::from))),
             (

@@ -49,6 +49,11 @@ const EX_NOPERM: u8 = 77;
 /// server not believed (69) and the command's own failure.
 const EX_NOHOST: u8 = 68;
 
+/// The exit status of a request for slots that met another count in
+/// force, or of one shared that met slots (or slots that met shared), as
+/// sysexits.h's EX_CONFIG: the callers disagree on how the lock is used.
+const EX_CONFIG: u8 = 78;
+
 /// The exit status of a command line that makes no sense.
 const EX_USAGE: u8 = 2;
 
@@ -81,7 +86,9 @@ another OS user's: another user holds it (notify), or its id is another
 user's per-user id, 68 (hold, notify, status, list, check) no server
 answers on the port, 69 (hold, notify, status, list, check) the server
 runs as another OS user than root, yours or the one NAMASTE_SERVER_USER
-names (default: namaste), so it is not believed. `hold` exits with its
+names (default: namaste), so it is not believed, 78 (hold) --slots N met
+another count in force, or --shared met slots, or --slots met shared.
+`hold` exits with its
 command's status otherwise; `check` with 1 when TOKEN is not the current
 holder's.
 ";
@@ -93,8 +100,9 @@ const VERSION_LINE: &str = concat!(
     "namaste ",
     env!("CARGO_PKG_VERSION"),
     " (wire protocol of namaste 0.6.0, with STATUS, NOTIFY, WAIT, QUERY, LINE, ATTACH, LIST and NAME, ",
-    "and LINE and WAIT with a fencing token, ",
-    "and the replies for another OS user, a user unknown, no line, and a limit reached)\n"
+    "and LINE and WAIT with a fencing token, and LINE and WAIT shared or with slots, ",
+    "and the replies for another OS user, a user unknown, no line, a limit reached, ",
+    "and another mode or count in force)\n"
 );
 
 const VERSION_HELP: &str = "\
@@ -230,6 +238,7 @@ fn fail_request(e: namaste::client::Error) -> ExitCode {
         }
         Error::Full { .. } => EX_CANTCREAT,
         Error::OtherUsersId => EX_NOPERM,
+        Error::SlotsInForce(_) | Error::SharedInForce => EX_CONFIG,
         e => return fail(e),
     };
     say(e);

@@ -38,6 +38,7 @@ With NAME (or --uid), prints one line of space-separated key=value fields
 about that lock, in this order:
   state=free waiters=N
   state=held since=TIME user=NAME user_id=N port=N token=N waiters=N pid=N[,N...] command=...
+  state=shared [slots=N] holders=N waiters=N tokens=N[,N...] pid=N[,N...]
 since is when it was granted (UTC, ISO 8601); user and user_id the OS user
 that owns the holder's liveness responder; port that responder's port;
 token the fencing token of its grant (`hold` gives it to its command as
@@ -50,6 +51,9 @@ as a shell would (`sleep '10 20'`: one argument after sleep), what a
 terminal would act on written as $'\\xHH' escapes. A value nobody can tell
 is `?`; when the holder's processes are hidden (they belong to another
 user and you are not root), one line on standard error says so.
+A lock held shared (`hold --shared`) or with slots (`hold --slots N`, whose
+N shows as slots) shows how many hold it, and the tokens and processes of
+the first 32 holders.
 The holder is not verified: a holder that died since its last
 verification still shows as held.
 
@@ -194,21 +198,26 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// What can be seen of the holder of `lock`, called `name` in
-    /// messages; says on standard error what cannot.
+    /// What can be seen of the holders of `lock` (its exclusive one, or
+    /// the shared ones it names), called `name` in messages; says on
+    /// standard error what cannot.
     fn of(lock: &LockStatus, name: &str) -> Seen {
-        let Some(Holder {
+        let pids: Vec<u32> = lock
+            .holders()
+            .flat_map(|holder| Seen::pids_of(holder, name))
+            .collect();
+        let command = pids.first().and_then(|pid| command_line(*pid));
+        Seen { pids, command }
+    }
+
+    /// The processes of `holder` of the lock called `name`.
+    fn pids_of(holder: &Holder, name: &str) -> Vec<u32> {
+        let &Holder {
             user,
             address,
             port,
             ..
-        }) = lock.holder
-        else {
-            return Seen {
-                pids: Vec::new(),
-                command: None,
-            };
-        };
+        } = holder;
         let responder = SocketAddr::new(address, port);
         let processes = holding(responder, user);
         match processes {
@@ -225,16 +234,37 @@ impl Seen {
             )),
             _ => {}
         }
-        let command = processes.pids.first().and_then(|pid| command_line(*pid));
-        Seen {
-            pids: processes.pids,
-            command,
-        }
+        processes.pids
     }
 }
 
 /// The line `status NAME` prints for `lock`, whose holder shows as `seen`.
 fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
+    let pids = |seen: &Seen| match &seen.pids[..] {
+        [] => "?".to_string(),
+        pids => pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    if let Some(shared) = &lock.shared {
+        let slots = shared
+            .slots
+            .map_or(String::new(), |n| format!(" slots={n}"));
+        let tokens = shared.holders.iter().map(|holder| {
+            holder
+                .token
+                .map_or_else(|| "?".to_string(), |token| token.to_string())
+        });
+        return format!(
+            "state=shared{slots} holders={} waiters={} tokens={} pid={}",
+            shared.count,
+            lock.waiters,
+            tokens.collect::<Vec<_>>().join(","),
+            pids(seen),
+        );
+    }
     let Some(Holder {
         since,
         user,
@@ -246,12 +276,6 @@ fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
         return format!("state=free waiters={}", lock.waiters);
     };
     let unknown = || "?".to_string();
-    let pids = seen
-        .pids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
     let command = seen.command.as_ref().map_or_else(unknown, |args| {
         let bytes = args.iter().map(|arg| arg.len() + 1).sum::<usize>() - 1;
         shortened(shell::words(args), 1000, bytes)
@@ -264,7 +288,7 @@ fn lock_line(lock: &LockStatus, seen: &Seen) -> String {
         user.map_or_else(unknown, |user| user.to_string()),
         token.map_or_else(unknown, |token| token.to_string()),
         lock.waiters,
-        if pids.is_empty() { unknown() } else { pids },
+        pids(seen),
     )
 }
 
@@ -319,6 +343,7 @@ mod tests {
     fn a_free_lock_is_one_short_line() {
         let lock = LockStatus {
             holder: None,
+            shared: None,
             waiters: 2,
         };
         let seen = Seen {

@@ -45,6 +45,19 @@ pub fn lock(lock: &LockStatus, seen: &Seen, name: Option<&[u8]>) -> String {
         ("name", or_null(name.map(string))),
         ("name_hex", or_null(name.map(hex))),
     ];
+    if let Some(shared) = &lock.shared {
+        let tokens = shared.holders.iter().map(|holder| number(holder.token));
+        return object(&[
+            named[0].clone(),
+            named[1].clone(),
+            ("state", string(b"shared")),
+            ("slots", number(shared.slots.map(u64::from))),
+            ("holders", shared.count.to_string()),
+            ("waiters", lock.waiters.to_string()),
+            ("tokens", array(tokens)),
+            ("pids", array(seen.pids.iter().map(u32::to_string))),
+        ]);
+    }
     let Some(Holder {
         since, user, port, ..
     }) = lock.holder

@@ -1,15 +1,19 @@
 //! Booking: on a line where the server keeps one, as BOOK and WAIT did
 //! before lines otherwise, and the fall-back between the two.
 
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::responder::Responder;
-use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES};
+use super::{Booking, Client, Error, MAX_UNREAD_MESSAGES, REPLY_PATIENCE, read_before};
 use crate::handshake::Handshake;
 use crate::uid::{LockId, Uid};
-use crate::wire::{MAX_WAIT, REPLY_NO, REPLY_YES, Request, name_prefix};
+use crate::wire::{
+    MAX_WAIT, Mode, REPLY_NO, REPLY_SHARED_IN_FORCE, REPLY_SLOTS_IN_FORCE, REPLY_YES, Request,
+    TOKEN_LEN, name_prefix,
+};
 
 impl Client {
     /// Books `uid`: answers the [`Booking`] when granted, [`Error::Held`]
@@ -163,6 +167,7 @@ impl Client {
             wait,
             line,
             token: self.tokens.load(Ordering::Relaxed),
+            mode: Mode::Exclusive,
         }
     }
 
@@ -170,7 +175,7 @@ impl Client {
     /// request `make` builds for them (after the name of `id`, for a
     /// request of ours, when [`sends_name`](Client::sends_name)), and
     /// waits for the reply `wait` longer than for a plain request.
-    fn book_by(
+    pub(super) fn book_by(
         &self,
         id: &LockId,
         wait: Duration,
@@ -197,6 +202,13 @@ impl Client {
         let (reply, mut stream) = self.exchange(&[prefix, request.encode()].concat(), wait)?;
         if reply == REPLY_NO {
             return Err(Error::Held);
+        }
+        if ours && reply == REPLY_SLOTS_IN_FORCE {
+            let count = self.read_after_reply(&mut stream)?;
+            return Err(Error::SlotsInForce(u32::from_be_bytes(count)));
+        }
+        if ours && reply == REPLY_SHARED_IN_FORCE {
+            return Err(Error::SharedInForce);
         }
         // A BOOK's reply is 0.6.0's: anything but no is yes.
         if let Some(refused) = Error::of_refusal(reply).filter(|_| ours) {
@@ -225,6 +237,30 @@ impl Client {
                 .map_err(Error::Io)?;
         }
         Ok(booking)
+    }
+}
+
+impl Client {
+    /// Reads the fencing token that follows a grant's reply byte on
+    /// `stream`, when the request asked for it.
+    fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(
+            self.read_after_reply::<TOKEN_LEN>(stream)?,
+        ))
+    }
+
+    /// Reads the `N` bytes that follow a reply byte on `stream`.
+    fn read_after_reply<const N: usize>(&self, stream: &mut TcpStream) -> Result<[u8; N], Error> {
+        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
+        let mut bytes = [0; N];
+        let mut got = 0;
+        while got < N {
+            match read_before(stream, &mut bytes[got..], deadline).map_err(Error::Io)? {
+                0 => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                n => got += n,
+            }
+        }
+        Ok(bytes)
     }
 }
 

@@ -49,6 +49,13 @@ pub enum Error {
     ///
     /// [`Uid::per_user`]: crate::Uid::per_user
     OtherUsersId,
+    /// A request for slots met the lock held or waited for with another
+    /// count, this one: the first request fixes the count while anyone
+    /// holds or waits.
+    SlotsInForce(u32),
+    /// A request shared met the lock held or waited for with slots, or a
+    /// request for slots met it held or waited for shared.
+    SharedInForce,
     /// Writing the request or reading the reply failed or timed out.
     Io(io::Error),
     /// The system's random source failed, so no handshake could be made.
@@ -89,6 +96,13 @@ impl fmt::Display for Error {
             ),
             Error::OtherUsersId => f.write_str(
                 "the id is another OS user's per-user id: only that user may book it or wait for it",
+            ),
+            Error::SlotsInForce(n) => write!(
+                f,
+                "the lock is held or waited for with {n} slots: ask for {n}, or wait until nobody holds or waits"
+            ),
+            Error::SharedInForce => f.write_str(
+                "the lock is held or waited for in the other of shared and slots: ask the same, or wait until nobody holds or waits",
             ),
             Error::Io(e) => write!(f, "talking to the server failed: {e}"),
             Error::Random(e) => write!(f, "no random handshake could be made: {e}"),

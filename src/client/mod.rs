@@ -28,6 +28,7 @@ mod exchange;
 mod inherit;
 mod line;
 mod responder;
+mod shared;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -36,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-pub use crate::wire::Limit;
+pub use crate::wire::{Limit, Mode};
 pub use booking::{Booking, Message};
 pub use env::{PORT_VAR, PortVarError, port_from_env};
 pub use error::Error;
@@ -48,7 +49,7 @@ use crate::status::{LockStatus, Status};
 use crate::uid::Uid;
 use crate::wire::{
     MAX_MESSAGE_LEN, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request, TOKEN_LEN,
+    REPLY_YES, Request,
 };
 
 /// How many rw timeouts to wait for a reply: a book may need the holder and
@@ -237,7 +238,8 @@ impl Client {
     /// Every lock held, as the server lists them to this process's OS
     /// user: names only of its own locks (all of them for root). A lock
     /// that is booked or checked out while the list is written may be
-    /// missing; none held all along is, and none is listed twice. A
+    /// missing; none held all along is, and none is listed twice. A lock
+    /// held shared or with slots is listed once for each holder. A
     /// server that does not know LIST, such as 0.6.0, closes the request:
     /// [`Error::Refused`].
     pub fn list(&self) -> Result<Vec<Listed>, Error> {
@@ -262,7 +264,9 @@ impl Client {
         let mut locks = Vec::new();
         for line in lines.lines() {
             let lock: Listed = line.parse().map_err(Error::BadStatus)?;
-            if seen.insert(lock.uid) {
+            // Each holder once: a lock held shared has several, each at
+            // a responder of its own.
+            if seen.insert((lock.uid, lock.address, lock.port)) {
                 locks.push(lock);
             }
         }
@@ -332,21 +336,6 @@ impl Client {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Error::Refused),
             Err(e) => Err(Error::Io(e)),
         }
-    }
-
-    /// Reads the fencing token that follows a grant's reply byte on
-    /// `stream`, when the request asked for it.
-    fn read_token(&self, stream: &mut TcpStream) -> Result<u64, Error> {
-        let deadline = Instant::now() + self.rw_timeout * REPLY_PATIENCE;
-        let mut token = [0; TOKEN_LEN];
-        let mut got = 0;
-        while got < TOKEN_LEN {
-            match read_before(stream, &mut token[got..], deadline).map_err(Error::Io)? {
-                0 => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                n => got += n,
-            }
-        }
-        Ok(u64::from_be_bytes(token))
     }
 
     /// Connects and writes `request`.

@@ -41,8 +41,9 @@ impl Server {
             Request::Attach { uid, .. } => (uid, None),
             _ => return,
         };
-        if granted.is_some()
-            && let Err(e) = self.record_booked(&uid)
+        let key = granted.and_then(|handshake| self.key_held_with(&uid, &handshake));
+        if let Some(key) = key
+            && let Err(e) = self.record_booked(&key)
         {
             error!("cannot write the state file: {e}; closing {ip}'s {request} without a reply");
             return self.line_undelivered(to, granted, uid);
@@ -83,10 +84,12 @@ impl Server {
         self.take(to);
         match granted {
             Some(handshake) => {
+                let key = self.key_held_with(&uid, &handshake);
                 if self
                     .registry
                     .grant_undelivered(uid, handshake, &mut self.actions)
-                    && let Err(e) = self.record_released(&uid)
+                    && let Some(key) = key
+                    && let Err(e) = self.record_released(&key)
                 {
                     error!("cannot write the state file: {e}");
                 }
@@ -136,17 +139,18 @@ impl Server {
     /// has not said so yet (a QUERY, a contender or a message accepted in
     /// the same turn as the close would otherwise find it held): QUERY
     /// never says held of a lock whose line is closed, nor is a contender
-    /// denied for it. One peek, for lined bookings only.
+    /// denied for it. One peek per lined holder: the exclusive one, or
+    /// each shared one.
     pub(super) fn end_closed_line(&mut self, uid: &Uid, now: Instant) {
-        let Some(line) = self.registry.line_of(uid) else {
-            return;
-        };
-        let closed = self
-            .conns
-            .get(line.key)
-            .is_some_and(|conn| conn.generation == line.generation && !is_open(&conn.stream));
-        if closed {
-            self.line_ready(line.key, now);
+        let lines: Vec<ConnRef> = self.registry.lines_of(uid).collect();
+        for line in lines {
+            let closed = self
+                .conns
+                .get(line.key)
+                .is_some_and(|conn| conn.generation == line.generation && !is_open(&conn.stream));
+            if closed {
+                self.line_ready(line.key, now);
+            }
         }
     }
 

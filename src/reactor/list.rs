@@ -18,7 +18,7 @@ use crate::deadlines::ConnRef;
 use crate::listing::{LIST_END, Listed};
 use crate::nonblocking::{Io, write_some};
 use crate::owner::ROOT;
-use crate::registry::{Booking, UNKNOWN_USER, User};
+use crate::registry::{Booking, Mode, UNKNOWN_USER, User};
 
 /// How many bytes of lines are made at a time: a list costs one such
 /// chunk of memory while it is written, so that a thousand lists at once
@@ -189,12 +189,15 @@ impl Server {
     }
 
     /// What LIST tells `asker` of `booking`: its name only when the asker
-    /// is root or the booking's own user.
+    /// is root or the booking's own user. A shared holder's booking, kept
+    /// under its slot's key, is listed under its lock's uid, one line per
+    /// holder.
     fn listed(&self, booking: &Booking, asker: User) -> Listed {
+        let lock = self.registry.lock_of(&booking.uid);
         let known = |user: User| (user != UNKNOWN_USER).then_some(user);
         let may_see = asker == ROOT || (asker != UNKNOWN_USER && asker == booking.user);
         Listed {
-            uid: booking.uid,
+            uid: lock,
             name: self
                 .registry
                 .name_of(&booking.uid)
@@ -205,7 +208,11 @@ impl Server {
             port: booking.port,
             since: (booking.since != 0).then_some(booking.since),
             line: self.registry.has_line(&booking.uid),
-            waiters: self.registry.waiters_for(&booking.uid) as u64,
+            waiters: self.registry.waiters_for(&lock) as u64,
+            mode: self
+                .registry
+                .group_of(&booking.uid)
+                .map_or(Mode::Exclusive, |(_, mode)| mode),
         }
     }
 }

@@ -10,6 +10,7 @@ mod accept;
 mod config;
 mod conn;
 mod fds;
+mod held;
 mod journal;
 mod line;
 mod list;
@@ -197,7 +198,10 @@ impl Server {
                 let total = recorded.len();
                 let restored = recorded
                     .into_iter()
-                    .filter(|b| registry.restore(*b))
+                    .filter(|&(booking, group)| match group {
+                        Some((name, mode)) => registry.restore_shared(name, mode, booking),
+                        None => registry.restore(booking),
+                    })
                     .count();
                 if restored < total {
                     warn!(

@@ -12,9 +12,8 @@ use super::conn::{Kept, MessageFrom, Phase, ReadProgress, Verification, read_req
 use crate::deadlines::ConnRef;
 use crate::owner::ROOT;
 use crate::registry::{Action, Answer, Ask, UNKNOWN_USER, User};
-use crate::status::{Holder, LockStatus, Status, UserUse};
-use crate::uid::Uid;
-use crate::wire::{Request, TOKEN_LEN};
+use crate::status::{Status, UserUse};
+use crate::wire::Request;
 
 /// The most OS users a STATUS line tells the use of: at about 40 bytes
 /// each, the line stays within the few KiB a fresh socket's send buffer
@@ -134,24 +133,6 @@ impl Server {
             .collect()
     }
 
-    /// What QUERY tells of `uid`: the table as it stands, and the owner of
-    /// the holder's responder as the kernel knows it. The holder is not
-    /// verified: a question must not make the server call anyone.
-    fn lock_status(&mut self, uid: &Uid) -> LockStatus {
-        let holder = self.registry.holder(uid).copied().map(|booking| Holder {
-            since: (booking.since != 0).then_some(booking.since),
-            user: self.owners.of_listener(booking.responder()),
-            address: booking.responder().ip(),
-            port: booking.port,
-            line: Some(self.registry.has_line(uid)),
-            token: Some(booking.token),
-        });
-        LockStatus {
-            holder,
-            waiters: self.registry.waiters_for(uid) as u64,
-        }
-    }
-
     /// The message of a waiting NOTIFY request, to hand to the holder, and
     /// the OS user who sent it, as the kernel told when it arrived.
     pub(super) fn message_of(&mut self, from: ConnRef) -> Option<MessageFrom<'_>> {
@@ -252,8 +233,12 @@ impl Server {
             ) => Some((*uid, *handshake)),
             _ => None,
         };
-        let recorded = match (granted, request) {
-            (Some((uid, _)), _) => self.record_booked(&uid),
+        // The key the grant is kept under: its slot's, for a shared one.
+        let key = granted.and_then(|(uid, handshake)| self.key_held_with(&uid, &handshake));
+        let recorded = match (key, request) {
+            (Some(key), _) => self.record_booked(&key),
+            // A shared holder's check out was recorded under its slot key
+            // (`Dropped`); this release of its name records nothing held.
             (None, Request::CheckOut { uid, .. }) if answer == Answer::CheckedOut => {
                 self.record_released(uid)
             }
@@ -275,11 +260,11 @@ impl Server {
             return;
         }
         debug!("{ip}: {request}: {answer:?}, but the client is gone");
-        if let Some((uid, handshake)) = granted
+        if let (Some((uid, handshake)), Some(key)) = (granted, key)
             && self
                 .registry
                 .grant_undelivered(uid, handshake, &mut self.actions)
-            && let Err(e) = self.record_released(&uid)
+            && let Err(e) = self.record_released(&key)
         {
             error!("cannot write the state file: {e}");
         }
@@ -291,7 +276,8 @@ impl Server {
     fn keep_name(&mut self, to: ConnRef, now: Instant) {
         let Some(Phase::Waiting {
             ip,
-            request: Request::Book { uid, .. } | Request::Wait { uid, .. },
+            request:
+                Request::Book { uid, handshake, .. } | Request::Wait { uid, handshake, .. },
             user,
             name,
             ..
@@ -306,71 +292,13 @@ impl Server {
         let Some(name) = name.take() else {
             return;
         };
-        let (ip, uid, user) = (*ip, *uid, *user);
-        if !self.registry.name(&uid, user, name) {
+        let (ip, uid, handshake, user) = (*ip, *uid, *handshake, *user);
+        let key = self.key_held_with(&uid, &handshake).unwrap_or(uid);
+        if !self.registry.name(&key, user, name) {
             self.warnings.false_name.warn(
                 now,
                 format_args!("{ip}: not keeping the name sent with a book of {uid:?}: the id is not that name's"),
             );
         }
-    }
-
-    /// What answers `request` with `answer`: the reply byte, and after it,
-    /// for a grant to a request that asked for it, the booking's fencing
-    /// token; `None` if that booking is no longer the requester's.
-    pub(super) fn reply_bytes(&self, request: &Request, answer: Answer) -> Option<Reply> {
-        let mut reply = Reply {
-            buf: [answer.byte(), 0, 0, 0, 0, 0, 0, 0, 0],
-            len: 1,
-        };
-        let granted = matches!(answer, Answer::Granted | Answer::Lined | Answer::NoLine);
-        if let (
-            true,
-            Request::Wait {
-                uid,
-                handshake,
-                token: true,
-                ..
-            },
-        ) = (granted, request)
-        {
-            let booking = self
-                .registry
-                .holder(uid)
-                .filter(|holder| holder.handshake == *handshake)?;
-            reply.buf[1..].copy_from_slice(&booking.token.to_be_bytes());
-            reply.len += TOKEN_LEN;
-        }
-        Some(reply)
-    }
-
-    /// Records in the state file, if there is one, that `uid` is now held.
-    pub(super) fn record_booked(&mut self, uid: &Uid) -> io::Result<()> {
-        let (Some(journal), Some(booking)) = (&mut self.journal, self.registry.holder(uid)) else {
-            return Ok(());
-        };
-        journal.booked(booking, self.registry.len(), self.registry.bookings())
-    }
-
-    /// Records in the state file, if there is one, that `uid` is free.
-    pub(super) fn record_released(&mut self, uid: &Uid) -> io::Result<()> {
-        let Some(journal) = &mut self.journal else {
-            return Ok(());
-        };
-        journal.released(uid, self.registry.len(), self.registry.bookings())
-    }
-}
-
-/// A reply as written: its byte, and the fencing token when one was asked
-/// for with a grant; a few bytes, never allocated.
-pub(super) struct Reply {
-    buf: [u8; 1 + TOKEN_LEN],
-    len: usize,
-}
-
-impl Reply {
-    /// The bytes to write.
-    pub(super) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
     }
 }

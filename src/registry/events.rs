@@ -3,13 +3,14 @@
 //! and answers it asks the reactor to carry out.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::handshake::Handshake;
 use crate::uid::Uid;
+pub use crate::wire::Mode;
 use crate::wire::{
-    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER, REPLY_USER_UNKNOWN,
-    REPLY_YES, Request,
+    Limit, MAX_WAIT, REPLY_DECLINED, REPLY_NO, REPLY_NO_LINE, REPLY_OTHER_USER,
+    REPLY_SHARED_IN_FORCE, REPLY_SLOTS_IN_FORCE, REPLY_USER_UNKNOWN, REPLY_YES, Request,
 };
 
 /// The OS user of a request, as the kernel reports the owner of its
@@ -61,9 +62,9 @@ pub enum Ask {
         /// The id whose holder gets the message.
         uid: Uid,
     },
-    /// Book `uid`; if a live process holds it, wait in its queue until it
-    /// is free, or until `until`. With `line`, the booker asks to keep the
-    /// connection this arrived on as the booking's line.
+    /// Book `uid` in `mode`; if it cannot be granted now, wait in its
+    /// queue until it can, or until `until`. With `line`, the booker asks
+    /// to keep the connection this arrived on as the booking's line.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -80,6 +81,8 @@ pub enum Ask {
         /// it is granted without a call-back and its booking lasts as long
         /// as that connection.
         line: bool,
+        /// How it asks to hold `uid`: alone, or beside others.
+        mode: Mode,
     },
     /// Make the requester's connection the line of the booking of `uid`,
     /// held with `handshake`: after a restart, which closes every line.
@@ -117,6 +120,7 @@ impl Ask {
                 line,
                 // The reactor writes the token with the reply.
                 token: _,
+                mode,
             } => Some(Ask::Wait {
                 uid,
                 handshake,
@@ -126,7 +130,16 @@ impl Ask {
                 // is as good as endless.
                 until: now.checked_add(wait).unwrap_or(now + MAX_WAIT),
                 line,
+                mode,
             }),
+        }
+    }
+
+    /// How the request asks to hold its id: a BOOK (0.6.0) always alone.
+    pub fn mode(&self) -> Mode {
+        match *self {
+            Ask::Wait { mode, .. } => mode,
+            _ => Mode::Exclusive,
         }
     }
 
@@ -138,79 +151,6 @@ impl Ask {
             | Ask::Notify { uid }
             | Ask::Wait { uid, .. }
             | Ask::Attach { uid, .. } => uid,
-        }
-    }
-}
-
-/// The bounds that keep one registry's memory proportional to its load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Bookings held at once; a book past it is refused.
-    pub max_bookings: usize,
-    /// Requests waiting behind a uid's verification in flight; a request
-    /// past it is refused.
-    pub max_waiting: usize,
-    /// WAITs waiting for a held uid to free, for all uids together; one
-    /// past it is refused.
-    pub max_waiters: usize,
-    /// WAITs waiting for one held uid; one past it is refused.
-    pub max_waiters_per_id: usize,
-    /// Requests pending behind verifications, for all uids together;
-    /// past it a request that would be pending is refused (a
-    /// check out is not), so that requests stuck behind slow responders
-    /// cannot take every connection slot.
-    pub max_pending: usize,
-    /// How often the holder of a uid that someone waits for is verified,
-    /// so that a holder that died without checking out is noticed.
-    pub probe_interval: Duration,
-    /// Lines kept at once; past it a LINE is verified by call-back and
-    /// granted without one, and an ATTACH gets none.
-    pub max_lines: usize,
-    /// How many OS users the bounds are shared between: each may take at
-    /// most [`Limits::share`] of every bound, so that one user cannot lock
-    /// the others out; 1 is no sharing.
-    pub shares: usize,
-    /// How often the sweep verifies one old call-back booking, so that the
-    /// bookings of the dead leave without anyone asking for their ids.
-    pub sweep_interval: Duration,
-    /// How old a call-back booking is (by the wall clock) before the sweep
-    /// verifies it.
-    pub sweep_age: Duration,
-}
-
-impl Limits {
-    /// What one OS user may take of `bound`: `bound / shares`, at least 1.
-    pub fn share(&self, bound: usize) -> usize {
-        (bound / self.shares.max(1)).max(1)
-    }
-
-    /// The bound that `limit` names.
-    pub fn bound(&self, limit: Limit) -> usize {
-        match limit {
-            Limit::Bookings => self.max_bookings,
-            Limit::Waiters => self.max_waiters,
-            Limit::WaitersForId => self.max_waiters_per_id,
-            Limit::Pending => self.max_pending,
-            Limit::PendingForId => self.max_waiting,
-        }
-    }
-
-    /// Why one more of `limit` cannot be taken by a user that takes `mine`
-    /// of it while everyone takes `total`, if it cannot. The user's share
-    /// is told first, so that a refusal for the total says that others are
-    /// past theirs; a share as big as the bound (no sharing) is the total.
-    pub(super) fn full(&self, limit: Limit, mine: usize, total: usize) -> Option<Refusal> {
-        let bound = self.bound(limit);
-        let share = self.share(bound);
-        if share < bound && mine >= share {
-            Some(Refusal::Full { limit, share: true })
-        } else if total >= bound {
-            Some(Refusal::Full {
-                limit,
-                share: false,
-            })
-        } else {
-            None
         }
     }
 }
@@ -299,6 +239,12 @@ pub enum Answer {
     CheckedOut,
     /// Nothing was released: the id is not held with that handshake.
     NotCheckedOut,
+    /// The booker asked for slots while the id is held or waited for with
+    /// another count, which this carries: the count in force.
+    SlotsInForce(u32),
+    /// The booker asked for slots while the id is held or waited for
+    /// shared, without a count.
+    SharedInForce,
     /// The holder took the NOTIFY message.
     Delivered,
     /// No live process holds the id, so the message went nowhere.
@@ -321,6 +267,9 @@ impl Answer {
             Answer::Granted | Answer::Lined | Answer::CheckedOut | Answer::Delivered => REPLY_YES,
             Answer::NoLine => REPLY_NO_LINE,
             Answer::Denied | Answer::NotCheckedOut | Answer::NoHolder | Answer::Lost => REPLY_NO,
+            // The count follows, written by the reactor.
+            Answer::SlotsInForce(_) => REPLY_SLOTS_IN_FORCE,
+            Answer::SharedInForce => REPLY_SHARED_IN_FORCE,
             Answer::Declined => REPLY_DECLINED,
             Answer::OtherUser => REPLY_OTHER_USER,
             Answer::UserUnknown => REPLY_USER_UNKNOWN,

@@ -14,6 +14,16 @@
 //! is served; while anyone waits, the holder is probed every
 //! `probe_interval`, so a holder that died is noticed without a contender.
 //!
+//! A uid may be held by one holder alone (exclusive, as every 0.6.0 BOOK
+//! asks), or by several side by side: shared, or as one of `n` slots (a
+//! counting semaphore), as [`Mode`] says. Each of those holders has a
+//! booking of its own, under a slot key derived from the uid, so lines,
+//! probes, the sweep and reclaiming work per holder; requests,
+//! verifications and the queue stay keyed by the uid. The queue is first
+//! come first served across modes: a queued exclusive request keeps later
+//! shared ones behind it, and the shared requests at its head go in
+//! together while there is room. See `groups.rs`.
+//!
 //! A booking may have a *line*: the connection of the requester it was
 //! granted to (a LINE) or that attached to it (an ATTACH), kept open by the
 //! reactor for as long as the booking lasts. An open line is proof of life:
@@ -28,6 +38,8 @@ mod admit;
 mod booking;
 mod ended;
 mod events;
+mod groups;
+mod limits;
 mod lines;
 mod names;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -37,23 +49,27 @@ mod reclaim;
 mod serve;
 mod sweep;
 mod table;
+mod timeouts;
 mod users;
 mod verdict;
 mod waiting;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use booking::{Booking, ResponderIp};
-pub use events::{
-    Action, Answer, Ask, Limits, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld,
-};
+pub use events::{Action, Answer, Ask, Mode, Refusal, UNKNOWN_USER, Use, User, Verdict, Withheld};
+pub use limits::Limits;
+use groups::Groups;
+pub use groups::is_slot_key;
+#[cfg(any(test, feature = "fuzzing"))]
+pub use groups::slot_key;
 pub use reclaim::ROUNDS as RECLAIM_ROUNDS;
 use reclaim::{Reclaim, Scope};
 use sweep::Sweep;
 use table::Table;
 use users::{Counter, Users};
-use waiting::{Due, Waiting};
+use waiting::Waiting;
 
 use crate::handshake::Handshake;
 use crate::uid::Uid;
@@ -78,6 +94,8 @@ pub struct Registry<R> {
     /// The bookings that have a line, and the requester whose connection
     /// it is; every key is held in `bookings`.
     lines: HashMap<Uid, R>,
+    /// The names held shared or with slots, and their slots' keys.
+    groups: Groups,
     /// The latest time the registry was told, by an arrival or a timeout.
     now: Option<Instant>,
     /// The wall-clock time new bookings are stamped with, in seconds since
@@ -136,6 +154,8 @@ enum Checking<R> {
         fate: Fate,
         /// It asked for a line, and gets none: the bound was reached.
         line: bool,
+        /// How it asked to hold the uid.
+        mode: Mode,
     },
     /// The holder with this handshake, verified on nobody's behalf:
     /// probed because someone waits, swept, or in the round of reclaiming
@@ -169,6 +189,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             reserved: 0,
             waiting: Waiting::new(),
             lines: HashMap::new(),
+            groups: Groups::default(),
             now: None,
             wall_clock: 0,
             limits,
@@ -196,7 +217,9 @@ impl<R: Copy + PartialEq> Registry<R> {
         self.bookings.len() == 0
     }
 
-    /// The booking of `uid`, if it is held.
+    /// The booking kept under the key `uid`, if any: the exclusive holder
+    /// of a name, or the holder of a slot key. [`lock`](Registry::lock)
+    /// tells of a name's shared holders.
     pub fn holder(&self, uid: &Uid) -> Option<&Booking> {
         self.bookings.get(uid)
     }
@@ -233,11 +256,15 @@ impl<R: Copy + PartialEq> Registry<R> {
     /// lose bookings their holders count on, and a user past its share
     /// only gets no more until it is under it again.
     /// It keeps its fencing token, and later grants take greater ones.
+    /// A slot key's booking is refused: without its name and mode it
+    /// would be a slot of no group ([`restore_shared`](Registry::restore_shared)
+    /// takes those).
     pub fn restore(&mut self, mut booking: Booking) -> bool {
         booking.checked = self.checks;
         self.resume_tokens_after(booking.token);
-        let restored =
-            self.bookings.len() < self.limits.max_bookings && self.bookings.insert(booking);
+        let restored = !is_slot_key(&booking.uid)
+            && self.bookings.len() < self.limits.max_bookings
+            && self.bookings.insert(booking);
         if restored {
             self.users.take(booking.user, Counter::Bookings);
             self.sweep_later(booking.since);
@@ -302,6 +329,12 @@ impl<R: Copy + PartialEq> Registry<R> {
             refuse(from, Refusal::OtherUsersId, out);
             return;
         }
+        // Slot keys are the registry's own: no request books, checks out,
+        // messages or attaches one by its key, only by its name.
+        if is_slot_key(&ask.uid()) {
+            reply(from, Answer::Denied, out);
+            return;
+        }
         let waiter = Waiter {
             from,
             ip,
@@ -313,68 +346,21 @@ impl<R: Copy + PartialEq> Registry<R> {
     }
 
     /// The `Granted` reply for `uid` could not be written: the booker never
-    /// learns it holds the id, so the booking is dropped again, and the id
-    /// goes to its next waiter. Answers whether the booking was dropped.
+    /// learns it holds the id, so the booking is dropped again (the one
+    /// held with `handshake`, exclusive or shared), and the id goes to its
+    /// next waiter. Answers whether the booking was dropped.
     pub fn grant_undelivered(
         &mut self,
         uid: Uid,
         handshake: Handshake,
         out: &mut Vec<Action<R>>,
     ) -> bool {
-        let dropped = self.holds(&uid, &handshake) && self.release(&uid).is_some();
-        if dropped && !self.pending.contains_key(&uid) {
-            self.serve_pending(uid, VecDeque::new(), None, false, out);
+        let key = self.held_with(&uid, &handshake).map(|holder| holder.uid);
+        let dropped = key.is_some_and(|key| self.release(&key).is_some());
+        if dropped {
+            self.serve_behind(uid, out);
         }
         dropped
-    }
-
-    /// When the registry next needs [`handle_timeout`](Registry::handle_timeout):
-    /// a waiter's deadline or a probe, if anyone waits, the sweep's next
-    /// step, if it has anything to sweep, or the end of a scope's rest
-    /// from reclaiming.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.waiting.next_timeout(),
-            self.next_sweep(),
-            self.next_rest_end(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// It is now `now`: ends the waits that are over, probes the holders
-    /// that are due, and takes the sweep's step if it is due.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Action<R>>) {
-        self.now = self.now.max(Some(now));
-        // A zero interval would make every probe due again at once.
-        let next_probe = now + self.limits.probe_interval.max(Duration::from_millis(1));
-        while let Some(due) = self.waiting.next_due(now, next_probe) {
-            match due {
-                Due::Deadline(waiter) => {
-                    self.users.give(waiter.user, Counter::Waiters);
-                    reply(waiter.from, Answer::Denied, out);
-                }
-                Due::Lapsed { uid, ticket } => {
-                    if let Some(Pending {
-                        checking:
-                            Checking::Candidate {
-                                ticket: Some(candidate),
-                                fate: fate @ Fate::Open,
-                                ..
-                            },
-                        ..
-                    }) = self.pending.get_mut(&uid)
-                        && *candidate == ticket
-                    {
-                        *fate = Fate::Lapsed;
-                    }
-                }
-                Due::Probe { uid } => self.probe(uid, out),
-            }
-        }
-        self.sweep(now, out);
-        self.end_rests(now);
     }
 
     /// Starts a verification for `uid`: `checking` is verified, `waiting`
@@ -396,11 +382,9 @@ impl<R: Copy + PartialEq> Registry<R> {
         Some(pending)
     }
 
-    /// Whether `uid` is held with `handshake`.
+    /// Whether `uid` is held with `handshake`, exclusive or shared.
     fn holds(&self, uid: &Uid, handshake: &Handshake) -> bool {
-        self.bookings
-            .get(uid)
-            .is_some_and(|holder| holder.handshake == *handshake)
+        self.held_with(uid, handshake).is_some()
     }
 }
 

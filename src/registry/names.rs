@@ -4,15 +4,17 @@
 use super::{Booking, Registry, User};
 use crate::uid::Uid;
 
-impl<R> Registry<R> {
-    /// Names the booking of `uid`, just granted to a request from `user`
-    /// that carried `name`, if the uid is the id of that name: of the name
-    /// itself, or of the name for `user` alone. Nobody labels a lock with
+impl<R: Copy + PartialEq> Registry<R> {
+    /// Names the booking under the key `key`, just granted to a request
+    /// from `user` that carried `name`, if the uid it was granted for (the
+    /// key itself, or the name of the slot key of a shared booking) is the
+    /// id of that name: of the name itself, or of the name for `user`
+    /// alone. Nobody labels a lock with
     /// a name it is not the id of, so another user's lock cannot be shown
     /// under a lie. Answers whether the name is kept; a booking no longer
     /// held keeps none.
-    pub fn name(&mut self, uid: &Uid, user: User, name: Box<[u8]>) -> bool {
-        uid.is_named_by(&name, user) && self.bookings.set_name(uid, name)
+    pub fn name(&mut self, key: &Uid, user: User, name: Box<[u8]>) -> bool {
+        self.lock_of(key).is_named_by(&name, user) && self.bookings.set_name(key, name)
     }
 
     /// The name of the booking of `uid`, if it is held and has one.

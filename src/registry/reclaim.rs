@@ -48,8 +48,8 @@ pub(super) enum Scope {
 /// The reclaiming of one scope.
 #[derive(Clone)]
 pub(super) struct Reclaim<R> {
-    /// The bookings its round verifies, as uid and handshake; empty
-    /// between rounds.
+    /// The bookings its round verifies, as the name they are held for and
+    /// handshake; empty between rounds.
     pub(super) round: Vec<(Uid, Handshake)>,
     /// Whether a booking of the round left the table.
     freed: bool,
@@ -111,6 +111,14 @@ impl<R: Copy + PartialEq> Registry<R> {
             if outside || !self.may_sweep(&booking.uid) {
                 continue;
             }
+            // One verification in flight per name: one of its slots at most.
+            let name = self.lock_of(&booking.uid);
+            if let Some(same) = picked.iter().position(|b| self.lock_of(&b.uid) == name) {
+                if key(&picked[same]) <= key(booking) {
+                    continue;
+                }
+                picked.remove(same);
+            }
             let at = picked.partition_point(|earlier| key(earlier) <= key(booking));
             if at < ROUND {
                 picked.insert(at, *booking);
@@ -127,29 +135,35 @@ impl<R: Copy + PartialEq> Registry<R> {
             resting_until: None,
         });
         reclaim.freed = false;
-        reclaim.round = picked.iter().map(|b| (b.uid, b.handshake)).collect();
+        reclaim.round = picked
+            .iter()
+            .map(|b| (self.groups.lock_of(&b.uid).unwrap_or(b.uid), b.handshake))
+            .collect();
         for booking in picked {
             self.verify_alone(booking, Some(scope), out);
         }
         true
     }
 
-    /// Whether the booking of `uid` may be verified unasked: a line proves
-    /// its holder alive, and a verification in flight will tell.
+    /// Whether the booking under the key `uid` may be verified unasked: a
+    /// line proves its holder alive, and a verification in flight for its
+    /// name will tell.
     pub(super) fn may_sweep(&self, uid: &Uid) -> bool {
-        !self.lines.contains_key(uid) && !self.pending.contains_key(uid)
+        !self.lines.contains_key(uid) && !self.pending.contains_key(&self.lock_of(uid))
     }
 
     /// Verifies `holder` on nobody's behalf, for the round of `round` if
-    /// any: a probe, whose verdict drops it if it proves dead.
+    /// any: a probe, whose verdict drops it if it proves dead. Called
+    /// back, a shared holder answers its name, not its key.
     pub(super) fn verify_alone(
         &mut self,
         holder: Booking,
         round: Option<Scope>,
         out: &mut Vec<Action<R>>,
     ) {
+        let name = self.lock_of(&holder.uid);
         out.push(Action::Verify {
-            uid: holder.uid,
+            uid: name,
             handshake: holder.handshake,
             at: holder.responder(),
             message_from: None,
@@ -158,7 +172,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             handshake: holder.handshake,
             round,
         };
-        self.insert_pending(holder.uid, checking, VecDeque::new());
+        self.insert_pending(name, checking, VecDeque::new());
     }
 
     /// The verification of `uid`'s holder with `handshake`, for the round
@@ -177,7 +191,8 @@ impl<R: Copy + PartialEq> Registry<R> {
         let Some(reclaim) = self.reclaims.get_mut(&scope) else {
             return;
         };
-        let Some(at) = reclaim.round.iter().position(|&(of, _)| of == uid) else {
+        let verified = |&(of, held_with): &(Uid, Handshake)| of == uid && held_with == handshake;
+        let Some(at) = reclaim.round.iter().position(verified) else {
             return;
         };
         reclaim.round.swap_remove(at);

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use super::waiting::Queued;
 use super::{
-    Action, Answer, Ask, Booking, Checking, Counter, Fate, Refusal, Registry, ResponderIp, User,
-    Waiter, first_full, refuse, reply,
+    Action, Answer, Ask, Booking, Checking, Counter, Fate, Mode, Refusal, Registry, ResponderIp,
+    User, Waiter, first_full, is_slot_key, refuse, reply,
 };
 use crate::handshake::Handshake;
 use crate::uid::Uid;
@@ -16,8 +16,9 @@ use crate::wire::Limit;
 impl<R: Copy + PartialEq> Registry<R> {
     /// Serves `first`, then the `waiting` requests of `uid` in order, until
     /// one needs a verification; the rest are then pending behind it.
-    /// Whenever the uid is free and someone is queued for it, the first in
-    /// the queue goes before them all. `holder_alive` says the current
+    /// Whenever the uid has room for the first in its queue, the first in
+    /// the queue goes before them all, and those after it while there is
+    /// room for them too. `holder_alive` says the current
     /// holder has just proved alive (or stayed silent), so books are denied
     /// and waits queued without asking it again.
     pub(super) fn serve_pending(
@@ -32,7 +33,6 @@ impl<R: Copy + PartialEq> Registry<R> {
         loop {
             // Checked first, as cheaply as can be: most uids have no queue.
             if self.waiting.count() > 0
-                && self.bookings.get(&uid).is_none()
                 && let Some(checking) = self.verify_next_waiter(uid, out)
             {
                 if let Some(next) = next {
@@ -62,30 +62,31 @@ impl<R: Copy + PartialEq> Registry<R> {
     ) -> Option<Checking<R>> {
         match waiter.ask {
             Ask::CheckOut { uid, handshake } => {
-                let line = self.lines.get(&uid).copied();
-                let on_line = line == Some(waiter.from);
-                let by_holder = self
-                    .bookings
-                    .get(&uid)
-                    .is_some_and(|holder| holder.handshake.matches(&handshake));
-                if by_holder || on_line {
-                    self.release(&uid);
-                    *holder_alive = false;
-                }
-                if !by_holder && on_line {
+                let held = self.held_with(&uid, &handshake).map(|holder| holder.uid);
+                let on_line = self.line_key(&uid, waiter.from);
+                if let Some(line) = on_line.filter(|&line| Some(line) != held) {
                     // Anything but its own check out closes a line, and
                     // so ends its booking, as its close would.
-                    out.push(Action::Dropped { uid });
+                    self.release(&line);
+                    *holder_alive = false;
+                    out.push(Action::Dropped { uid: line });
                     refuse(waiter.from, Refusal::LineMisused, out);
                     return None;
                 }
-                let answer = if by_holder {
-                    Answer::CheckedOut
-                } else {
-                    Answer::NotCheckedOut
+                let Some(key) = held else {
+                    reply(waiter.from, Answer::NotCheckedOut, out);
+                    return None;
                 };
-                reply(waiter.from, answer, out);
-                if let Some(line) = line.filter(|_| by_holder && !on_line) {
+                let line = self.lines.get(&key).copied();
+                self.release(&key);
+                *holder_alive = false;
+                if is_slot_key(&key) {
+                    // The reactor records the check out of the name it
+                    // was asked; a shared holder's record is its slot's.
+                    out.push(Action::Dropped { uid: key });
+                }
+                reply(waiter.from, Answer::CheckedOut, out);
+                if let Some(line) = line.filter(|&line| line != waiter.from) {
                     out.push(Action::CloseLine { to: line });
                 }
                 None
@@ -95,6 +96,11 @@ impl<R: Copy + PartialEq> Registry<R> {
                 None
             }
             Ask::Notify { uid } => match self.bookings.get(&uid) {
+                // Held shared, by nobody in particular: nobody takes it.
+                None if self.is_held(&uid) => {
+                    reply(waiter.from, Answer::Declined, out);
+                    None
+                }
                 None => {
                     reply(waiter.from, Answer::NoHolder, out);
                     None
@@ -111,41 +117,57 @@ impl<R: Copy + PartialEq> Registry<R> {
                 handshake,
                 port,
                 ..
-            } => match self.bookings.get(&uid) {
-                // An open line proves its holder alive: no call-back.
-                Some(_) if *holder_alive || self.lines.contains_key(&uid) => {
-                    if matches!(waiter.ask, Ask::Wait { .. }) {
-                        self.enqueue(waiter, out);
-                    } else {
-                        reply(waiter.from, Answer::Denied, out);
-                    }
-                    None
+            } => {
+                let mode = waiter.ask.mode();
+                if let Some(answer) = self.conflict(&uid, mode) {
+                    reply(waiter.from, answer, out);
+                    return None;
                 }
-                Some(holder) => Some(verify_holder(holder, waiter, None, out)),
-                None => {
+                if self.room_for(&uid, mode) && self.waiting.count_for(&uid) == 0 {
                     let line = matches!(waiter.ask, Ask::Wait { line: true, .. });
                     let booking = new_booking(uid, handshake, waiter.ip, port, waiter.user);
-                    match self.book_free(waiter.from, booking, line, out) {
+                    return match self.book_free(waiter.from, booking, line, mode, out) {
                         Ok(checking) => checking,
                         Err(why) => {
                             self.park_or_refuse(waiter, why, out);
                             None
                         }
+                    };
+                }
+                // A holder without a line may have died, and it holds
+                // what the request needs (an exclusive one, or one of a
+                // full group): its verification tells, unless a verdict
+                // just did. A request that only the queue keeps out
+                // waits its turn.
+                let needs_holders = !self.room_for(&uid, mode);
+                match self.callback_holder(&uid) {
+                    Some(holder) if needs_holders && !*holder_alive => {
+                        Some(verify_holder(&holder, waiter, None, out))
+                    }
+                    _ => {
+                        if matches!(waiter.ask, Ask::Wait { .. }) {
+                            self.enqueue(waiter, out);
+                        } else {
+                            reply(waiter.from, Answer::Denied, out);
+                        }
+                        None
                     }
                 }
-            },
+            }
         }
     }
 
-    /// Books the free uid of `booking` for `from`, unless the bookings
-    /// bound is reached (its user's share or the total), which it answers:
-    /// at once on its line if it asked for one and one more can be kept,
-    /// or else once it proves alive, which this starts verifying.
+    /// Books the uid of `booking` in `mode` for `from`, while it has room
+    /// for it, unless the bookings bound is reached (its user's share or
+    /// the total), which it answers: at once on its line if it asked for
+    /// one and one more can be kept, or else once it proves alive, which
+    /// this starts verifying.
     fn book_free(
         &mut self,
         from: R,
         booking: Booking,
         line: bool,
+        mode: Mode,
         out: &mut Vec<Action<R>>,
     ) -> Result<Option<Checking<R>>, Refusal> {
         let user = booking.user;
@@ -156,7 +178,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             return Err(why);
         }
         if line && self.room_for_line(user) {
-            self.grant_on_line(from, booking, out);
+            self.grant_on_line(from, booking, mode, out);
             return Ok(None);
         }
         self.reserved += 1;
@@ -173,15 +195,20 @@ impl<R: Copy + PartialEq> Registry<R> {
             ticket: None,
             fate: Fate::Open,
             line,
+            mode,
         }))
     }
 
-    /// Books the free `uid` for the first waiter queued for it: at once
-    /// on its line, or by starting to verify it. One past the bookings
-    /// bound is refused, and the next one tried: the queue's order is not
-    /// held up for a round of reclaiming.
+    /// Books `uid` for the first waiters queued for it, while there is
+    /// room for them: at once on their lines, or by starting to verify the
+    /// first that has none. One past the bookings bound is refused, and the
+    /// next one tried: the queue's order is not held up for a round of
+    /// reclaiming.
     fn verify_next_waiter(&mut self, uid: Uid, out: &mut Vec<Action<R>>) -> Option<Checking<R>> {
-        while let Some(waiter) = self.waiting.pop_front(&uid) {
+        while let Some(mode) = self.waiting.front(&uid).map(|waiter| waiter.mode)
+            && self.room_for(&uid, mode)
+            && let Some(waiter) = self.waiting.pop_front(&uid)
+        {
             let Queued {
                 from,
                 ip,
@@ -194,12 +221,13 @@ impl<R: Copy + PartialEq> Registry<R> {
             } = waiter;
             self.users.give(user, Counter::Waiters);
             let booking = new_booking(uid, handshake, ip, port, user);
-            match self.book_free(from, booking, line, out) {
+            match self.book_free(from, booking, line, mode, out) {
                 Ok(Some(Checking::Candidate {
                     from,
                     booking,
                     fate,
                     line,
+                    mode,
                     ..
                 })) => {
                     return Some(Checking::Candidate {
@@ -208,11 +236,11 @@ impl<R: Copy + PartialEq> Registry<R> {
                         ticket: Some(ticket),
                         fate,
                         line,
+                        mode,
                     });
                 }
                 Err(why) => refuse(from, why, out),
-                // Granted on its line.
-                _ if self.bookings.get(&uid).is_some() => return None,
+                // Granted on its line: the next may go beside it.
                 _ => {}
             }
         }
@@ -230,6 +258,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             arrived,
             until,
             line,
+            mode,
         } = waiter.ask
         else {
             return;
@@ -251,6 +280,7 @@ impl<R: Copy + PartialEq> Registry<R> {
             until,
             ticket: self.waiting.ticket(),
             line,
+            mode,
         };
         let first_probe = arrived + self.limits.probe_interval;
         self.waiting.join(uid, queued, first_probe);
@@ -276,22 +306,20 @@ impl<R: Copy + PartialEq> Registry<R> {
         first_full([in_all, for_id])
     }
 
-    /// Verifies the holder of `uid` for its waiters, unless a verification
-    /// for the uid is already in flight (its verdict will serve them too).
+    /// Verifies a holder of `uid` without a line for its waiters (one at a
+    /// time, taking turns), unless a verification for the uid is already
+    /// in flight (its verdict will serve them too).
     pub(super) fn probe(&mut self, uid: Uid, out: &mut Vec<Action<R>>) {
         if self.pending.contains_key(&uid) {
             return;
         }
-        let Some(holder) = self.bookings.get(&uid) else {
+        match self.callback_holder(&uid) {
+            Some(holder) => self.verify_alone(holder, None, out),
+            // Held on lines alone: their ends free it; nobody needs to ask.
+            None if self.is_held(&uid) => {}
             // Free with waiters queued: hand it on.
-            self.serve_pending(uid, VecDeque::new(), None, false, out);
-            return;
-        };
-        if self.lines.contains_key(&uid) {
-            // Its line's end frees it; nobody needs to ask.
-            return;
+            None => self.serve_pending(uid, VecDeque::new(), None, false, out),
         }
-        self.verify_alone(*holder, None, out);
     }
 }
 
@@ -310,6 +338,8 @@ fn new_booking(uid: Uid, handshake: Handshake, ip: ResponderIp, port: u16, user:
     }
 }
 
+/// Verifies `holder` on behalf of `waiter`: called back, it answers the
+/// name the waiter asked for, whatever key its booking is kept under.
 fn verify_holder<R>(
     holder: &Booking,
     waiter: Waiter<R>,
@@ -317,7 +347,7 @@ fn verify_holder<R>(
     out: &mut Vec<Action<R>>,
 ) -> Checking<R> {
     out.push(Action::Verify {
-        uid: holder.uid,
+        uid: waiter.ask.uid(),
         handshake: holder.handshake,
         at: holder.responder(),
         message_from,

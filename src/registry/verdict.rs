@@ -14,27 +14,36 @@ impl<R: Copy + PartialEq> Registry<R> {
         let Some(Pending { checking, waiting }) = self.remove_pending(&uid) else {
             return;
         };
+        // The key of the booking of the holder verified, if it still holds.
+        let key = match &checking {
+            Checking::Holder { handshake, .. } | Checking::Probe { handshake, .. } => {
+                self.held_with(&uid, handshake).map(|holder| holder.uid)
+            }
+            Checking::Candidate { .. } => None,
+        };
         // An open line proves its holder alive whatever its responder
         // says: the booking ends with the line, not with the port.
         let verdict = match verdict {
-            Verdict::Dead if self.lines.contains_key(&uid) => Verdict::Silent,
+            Verdict::Dead if key.is_some_and(|key| self.lines.contains_key(&key)) => {
+                Verdict::Silent
+            }
             verdict => verdict,
         };
-        let mut holder_alive = false;
+        let mut alive = None;
         let mut retry = None;
         let mut round = None;
         match checking {
-            Checking::Holder { handshake, waiter } => {
+            Checking::Holder { waiter, .. } => {
                 let notify = matches!(waiter.ask, Ask::Notify { .. });
-                match (verdict, self.holds(&uid, &handshake)) {
+                match (verdict, key) {
                     (Verdict::Inconclusive, _) => refuse(waiter.from, Refusal::Inconclusive, out),
                     // Without proof of its death, a holder keeps its
                     // booking: silence counts as alive.
                     (
                         Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                        true,
+                        Some(key),
                     ) => {
-                        holder_alive = true;
+                        alive = Some(key);
                         match (verdict, waiter.ask) {
                             (_, Ask::Wait { .. }) => self.enqueue(waiter, out),
                             // Check outs and attaches need no verification:
@@ -51,9 +60,9 @@ impl<R: Copy + PartialEq> Registry<R> {
                             (_, Ask::Notify { .. }) => reply(waiter.from, Answer::Declined, out),
                         }
                     }
-                    (Verdict::Dead, true) => {
-                        self.release(&uid);
-                        out.push(Action::Dropped { uid });
+                    (Verdict::Dead, Some(key)) => {
+                        self.release(&key);
+                        out.push(Action::Dropped { uid: key });
                         if notify {
                             reply(waiter.from, Answer::NoHolder, out);
                         } else {
@@ -62,7 +71,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     }
                     // The booking changed hands while it was verified: the
                     // verdict is about someone else, so serve afresh.
-                    (_, false) => retry = Some(waiter),
+                    (_, None) => retry = Some(waiter),
                 }
             }
             Checking::Candidate {
@@ -70,6 +79,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                 mut booking,
                 fate,
                 line,
+                mode,
                 ..
             } => {
                 self.reserved -= 1;
@@ -81,11 +91,12 @@ impl<R: Copy + PartialEq> Registry<R> {
                     // decline one; it answered, so it is alive.
                     Verdict::Alive | Verdict::Declined | Verdict::Withheld(_) => {
                         // Serving one at a time kept everyone else away from this uid, so
-                        // the insert finds it free.
+                        // the insert finds room.
                         self.stamp(&mut booking);
-                        holder_alive = self.bookings.insert(booking);
+                        let held = self.hold(&mut booking, mode);
+                        alive = held.then_some(booking.uid);
                         self.sweep_later(booking.since);
-                        let answer = match (holder_alive, line) {
+                        let answer = match (held, line) {
                             (true, false) => Answer::Granted,
                             (true, true) => Answer::NoLine,
                             (false, _) => Answer::Denied,
@@ -97,7 +108,7 @@ impl<R: Copy + PartialEq> Registry<R> {
                     Verdict::Inconclusive => refuse(from, Refusal::Inconclusive, out),
                 }
                 // The reservation became the booking, or it goes.
-                if !holder_alive {
+                if alive.is_none() {
                     self.users.give(user, Counter::Bookings);
                 }
             }
@@ -106,35 +117,34 @@ impl<R: Copy + PartialEq> Registry<R> {
                 round: of,
             } => {
                 round = of.map(|scope| (scope, handshake));
-                match (verdict, self.holds(&uid, &handshake)) {
-                    (Verdict::Dead, true) => {
-                        self.release(&uid);
-                        out.push(Action::Dropped { uid });
+                match (verdict, key) {
+                    (Verdict::Dead, Some(key)) => {
+                        self.release(&key);
+                        out.push(Action::Dropped { uid: key });
                     }
                     (
                         Verdict::Alive | Verdict::Declined | Verdict::Silent | Verdict::Withheld(_),
-                        true,
-                    ) => {
-                        holder_alive = true;
-                    }
+                        Some(key),
+                    ) => alive = Some(key),
                     _ => {}
                 }
             }
         }
-        if holder_alive {
-            self.checked_now(&uid);
+        if let Some(key) = alive {
+            self.checked_now(&key);
         }
-        self.serve_pending(uid, waiting, retry, holder_alive, out);
+        self.serve_pending(uid, waiting, retry, alive.is_some(), out);
         if let Some((scope, handshake)) = round {
             self.round_verified(scope, uid, handshake, out);
         }
     }
 
-    /// The holder of `uid` was just proved alive or silent: it becomes the
-    /// most recently checked booking, the last a round of reclaiming picks.
-    fn checked_now(&mut self, uid: &Uid) {
+    /// The holder of the booking under the key `key` was just proved
+    /// alive or silent: it becomes the most recently checked booking, the
+    /// last a round of reclaiming picks.
+    fn checked_now(&mut self, key: &Uid) {
         self.checks += 1;
-        self.bookings.set_checked(uid, self.checks);
+        self.bookings.set_checked(key, self.checks);
     }
 
     /// Stamps `booking`, granted now, with the time, the count of checks

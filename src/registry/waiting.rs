@@ -11,8 +11,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
-use super::User;
 use super::booking::ResponderIp;
+use super::{Mode, User};
 use crate::handshake::Handshake;
 use crate::uid::Uid;
 
@@ -29,6 +29,8 @@ pub(super) struct Queued<R> {
     pub ticket: u64,
     /// It asked for a line (LINE).
     pub line: bool,
+    /// How it asks to hold the uid.
+    pub mode: Mode,
 }
 
 #[derive(Clone)]
@@ -61,8 +63,8 @@ impl PartialOrd for Timer {
 /// What came due.
 #[derive(Debug)]
 pub(super) enum Due<R> {
-    /// This waiter's wait is over; it has left the queue.
-    Deadline(Queued<R>),
+    /// This waiter's wait for `uid` is over; it has left the queue.
+    Deadline { uid: Uid, waiter: Queued<R> },
     /// A deadline whose waiter is no longer queued: it may be the one being
     /// verified for a grant, which must then not be granted.
     Lapsed { uid: Uid, ticket: u64 },
@@ -131,6 +133,19 @@ impl<R: Copy + PartialEq> Waiting<R> {
         self.push_timer(waiter.until, waiter.ticket, uid);
     }
 
+    /// The first waiter of `uid`'s queue, left in it.
+    pub fn front(&self, uid: &Uid) -> Option<&Queued<R>> {
+        self.queues.get(uid)?.waiters.front()
+    }
+
+    /// The mode of the first waiter of `uid` that asks to hold it shared
+    /// or with slots, if any: O(the queue), which its bound keeps short.
+    pub fn first_shared_mode(&self, uid: &Uid) -> Option<Mode> {
+        let queue = self.queues.get(uid)?;
+        let modes = queue.waiters.iter().map(|waiter| waiter.mode);
+        modes.into_iter().find(|&mode| mode != Mode::Exclusive)
+    }
+
     /// Takes the first waiter of `uid`'s queue.
     pub fn pop_front(&mut self, uid: &Uid) -> Option<Queued<R>> {
         let queue = self.queues.get_mut(uid)?;
@@ -175,7 +190,10 @@ impl<R: Copy + PartialEq> Waiting<R> {
             return Some(Due::Probe { uid: timer.uid });
         }
         if let Some(waiter) = self.remove(&timer.uid, |w| w.ticket == timer.ticket) {
-            return Some(Due::Deadline(waiter));
+            return Some(Due::Deadline {
+                uid: timer.uid,
+                waiter,
+            });
         }
         Some(Due::Lapsed {
             uid: timer.uid,

@@ -116,9 +116,16 @@ impl Decoder {
             return Ok(None);
         };
         let fixed = fixed_len(command).ok_or(DecodeError::UnknownCommand(command))?;
-        if !self.name.is_empty()
-            && ![CMD_BOOK, CMD_WAIT, CMD_LINE, CMD_LINE_TOKEN, CMD_WAIT_TOKEN].contains(&command)
-        {
+        let books = [
+            CMD_BOOK,
+            CMD_WAIT,
+            CMD_LINE,
+            CMD_WAIT_TOKEN,
+            CMD_LINE_TOKEN,
+            CMD_WAIT_SHARED,
+            CMD_LINE_SHARED,
+        ];
+        if !self.name.is_empty() && !books.contains(&command) {
             return Err(DecodeError::NameBefore(command));
         }
         let take = input.len().min(fixed - self.len);
@@ -199,8 +206,12 @@ impl Decoder {
                 handshake,
                 port,
             },
-            command @ (CMD_WAIT | CMD_LINE | CMD_WAIT_TOKEN | CMD_LINE_TOKEN) => {
+            command @ (CMD_WAIT | CMD_LINE | CMD_WAIT_TOKEN | CMD_LINE_TOKEN | CMD_WAIT_SHARED
+            | CMD_LINE_SHARED) => {
                 let millis = &self.buf[BOOK_LEN..WAIT_LEN];
+                let shared = matches!(command, CMD_WAIT_SHARED | CMD_LINE_SHARED);
+                let count = &self.buf[WAIT_LEN..SHARED_LEN];
+                let count = u32::from_be_bytes([count[0], count[1], count[2], count[3]]);
                 Request::Wait {
                     uid,
                     handshake,
@@ -208,8 +219,13 @@ impl Decoder {
                     wait: Duration::from_millis(u64::from(u32::from_be_bytes([
                         millis[0], millis[1], millis[2], millis[3],
                     ]))),
-                    line: matches!(command, CMD_LINE | CMD_LINE_TOKEN),
-                    token: matches!(command, CMD_WAIT_TOKEN | CMD_LINE_TOKEN),
+                    line: matches!(command, CMD_LINE | CMD_LINE_TOKEN | CMD_LINE_SHARED),
+                    token: shared || matches!(command, CMD_WAIT_TOKEN | CMD_LINE_TOKEN),
+                    mode: if shared {
+                        Mode::of_count(count)
+                    } else {
+                        Mode::Exclusive
+                    },
                 }
             }
             CMD_ATTACH => Request::Attach { uid, handshake },
@@ -242,6 +258,7 @@ fn fixed_len(command: u8) -> Option<usize> {
         CMD_QUERY => Some(QUERY_LEN),
         CMD_LINE | CMD_LINE_TOKEN => Some(LINE_LEN),
         CMD_ATTACH => Some(ATTACH_LEN),
+        CMD_WAIT_SHARED | CMD_LINE_SHARED => Some(SHARED_LEN),
         _ => None,
     }
 }

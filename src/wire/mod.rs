@@ -1,8 +1,8 @@
 //! The wire format, shared by the server and the client: request encoding,
 //! an incremental request decoder, and the reply bytes. BOOK and CHECK OUT
 //! are byte for byte those of namaste 0.6.0; STATUS, NOTIFY, WAIT, QUERY,
-//! LINE, ATTACH, LIST, the NAME prefix, and LINE and WAIT with a fencing
-//! token are ours.
+//! LINE, ATTACH, LIST, the NAME prefix, LINE and WAIT with a fencing
+//! token, and LINE and WAIT shared or with slots are ours.
 
 use std::fmt;
 use std::time::Duration;
@@ -49,6 +49,14 @@ pub const CMD_LINE_TOKEN: u8 = 0x0A;
 /// Command byte of a WAIT (same fields) whose booker asks for the
 /// booking's fencing token, as [`CMD_LINE_TOKEN`] does.
 pub const CMD_WAIT_TOKEN: u8 = 0x0B;
+/// Command byte of a LINE with a token ([`CMD_LINE_TOKEN`], same fields)
+/// that asks to hold the lock beside others: a count follows (u32,
+/// big-endian), 0 for shared ([`Mode::Shared`]), `n` for one of `n` slots
+/// ([`Mode::Slots`]). A grant's reply byte is followed by the token.
+pub const CMD_LINE_SHARED: u8 = 0x0C;
+/// Command byte of a WAIT with a token ([`CMD_WAIT_TOKEN`], same fields)
+/// and a count, as [`CMD_LINE_SHARED`].
+pub const CMD_WAIT_SHARED: u8 = 0x0D;
 /// Length of the fencing token that follows the reply byte of a grant to
 /// a request that asked for it.
 pub const TOKEN_LEN: usize = 8;
@@ -85,9 +93,12 @@ pub const LINE_LEN: usize = WAIT_LEN;
 pub const ATTACH_LEN: usize = CHECK_OUT_LEN;
 /// Length of a whole WAIT request.
 pub const WAIT_LEN: usize = BOOK_LEN + 4;
+/// Length of a whole LINE or WAIT shared or with slots: a WAIT and its
+/// count.
+pub const SHARED_LEN: usize = WAIT_LEN + 4;
 /// Length of the longest fixed part of a request, the size of a decoder's
 /// buffer.
-pub const MAX_REQUEST_LEN: usize = WAIT_LEN;
+pub const MAX_REQUEST_LEN: usize = SHARED_LEN;
 /// The longest wait a WAIT can ask for: its field counts milliseconds in 32
 /// bits, about 49.7 days.
 pub const MAX_WAIT: Duration = Duration::from_millis(u32::MAX as u64);
@@ -119,8 +130,49 @@ pub const REPLY_USER_UNKNOWN: u8 = 0x04;
 /// booking is held with that handshake but gets no line: the server
 /// closes, and the booking lives under the call-back rules, as a BOOK's.
 pub const REPLY_NO_LINE: u8 = 0x02;
+/// The reply to a LINE or WAIT with slots while the lock is held or waited
+/// for with another count: the count in force follows (u32, big-endian).
+pub const REPLY_SLOTS_IN_FORCE: u8 = 0x05;
+/// The reply to a LINE or WAIT shared while the lock is held or waited for
+/// with slots, or with slots while it is held or waited for shared.
+pub const REPLY_SHARED_IN_FORCE: u8 = 0x06;
 /// What a holder's responder writes once it has taken a NOTIFY message.
 pub const MESSAGE_ACK: u8 = 0x01;
+
+/// How a booker asks to hold an id. A holder cannot change its mode in
+/// place: it checks out and asks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Alone: no other holder, shared or not.
+    Exclusive,
+    /// Beside any number of other shared holders, and no exclusive one.
+    Shared,
+    /// Beside at most `n - 1` other holders of the same count (a counting
+    /// semaphore), and no exclusive one. The first request fixes `n` while
+    /// anyone holds the id or waits for it.
+    Slots(u32),
+}
+
+impl Mode {
+    /// The count a LINE or WAIT shared or with slots carries; `None` for
+    /// exclusive, which none carries.
+    fn count(self) -> Option<u32> {
+        match self {
+            Mode::Exclusive => None,
+            Mode::Shared => Some(0),
+            Mode::Slots(n) => Some(n),
+        }
+    }
+
+    /// The mode a count on the wire asks for.
+    #[cfg(feature = "server")]
+    fn of_count(count: u32) -> Mode {
+        match count {
+            0 => Mode::Shared,
+            n => Mode::Slots(n),
+        }
+    }
+}
 
 /// A complete request, as a client sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +207,8 @@ pub enum Request {
     /// its queue, first come first served, for at most `wait`. Sent as LINE
     /// when `line` is set: the booker asks to hold the booking on this
     /// connection; with `token`, as the LINE or WAIT that also asks for the
-    /// booking's fencing token.
+    /// booking's fencing token; in a `mode` other than exclusive, as the
+    /// LINE or WAIT shared or with slots, which always asks for the token.
     Wait {
         /// The id to book.
         uid: Uid,
@@ -170,6 +223,8 @@ pub enum Request {
         line: bool,
         /// Whether the booker asks for the fencing token with a grant.
         token: bool,
+        /// How the booker asks to hold it.
+        mode: Mode,
     },
     /// Ask who holds `uid`, since when, and how many wait for it.
     Query {
@@ -227,18 +282,24 @@ impl Request {
                 wait,
                 line,
                 token,
+                mode,
             } => {
-                bytes.push(match (line, token) {
-                    (false, false) => CMD_WAIT,
-                    (true, false) => CMD_LINE,
-                    (true, true) => CMD_LINE_TOKEN,
-                    (false, true) => CMD_WAIT_TOKEN,
+                bytes.push(match (line, token, mode.count()) {
+                    (true, _, Some(_)) => CMD_LINE_SHARED,
+                    (false, _, Some(_)) => CMD_WAIT_SHARED,
+                    (false, false, None) => CMD_WAIT,
+                    (true, false, None) => CMD_LINE,
+                    (true, true, None) => CMD_LINE_TOKEN,
+                    (false, true, None) => CMD_WAIT_TOKEN,
                 });
                 bytes.extend_from_slice(uid.as_bytes());
                 bytes.extend_from_slice(handshake.as_bytes());
                 bytes.extend_from_slice(&port.to_be_bytes());
                 let millis = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
                 bytes.extend_from_slice(&millis.to_be_bytes());
+                if let Some(count) = mode.count() {
+                    bytes.extend_from_slice(&count.to_be_bytes());
+                }
             }
             Request::Query { uid } => {
                 bytes.push(CMD_QUERY);
@@ -300,13 +361,19 @@ impl fmt::Display for Request {
                 wait,
                 line,
                 token,
+                mode,
                 ..
             } => {
                 let on = if *line { " on a line" } else { "" };
                 let token = if *token { ", with its token" } else { "" };
+                let mode = match mode {
+                    Mode::Exclusive => String::new(),
+                    Mode::Shared => ", shared".to_string(),
+                    Mode::Slots(n) => format!(", one of {n} slots"),
+                };
                 write!(
                     f,
-                    "wait {wait:?} for {uid:?}{on}{token} (responder port {port})"
+                    "wait {wait:?} for {uid:?}{on}{token}{mode} (responder port {port})"
                 )
             }
             Request::Query { uid } => write!(f, "query {uid:?}"),

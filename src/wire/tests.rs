@@ -46,6 +46,7 @@ fn wait() -> Request {
         wait: Duration::from_millis(0x0102_0304),
         line: false,
         token: false,
+        mode: Mode::Exclusive,
     }
 }
 
@@ -57,6 +58,7 @@ fn line() -> Request {
         wait: Duration::from_millis(0x0102_0304),
         line: true,
         token: false,
+        mode: Mode::Exclusive,
     }
 }
 
@@ -69,6 +71,7 @@ fn with_token(request: Request) -> Request {
             port,
             wait,
             line,
+            mode,
             ..
         } => Request::Wait {
             uid,
@@ -77,6 +80,7 @@ fn with_token(request: Request) -> Request {
             wait,
             line,
             token: true,
+            mode,
         },
         other => other,
     }
@@ -167,6 +171,7 @@ fn a_wait_longer_than_the_field_holds_is_sent_as_the_longest() {
         wait: Duration::from_secs(u64::MAX),
         line: false,
         token: false,
+        mode: Mode::Exclusive,
     };
     assert_eq!(&long.encode()[131..], &[0xff; 4]);
     let Ok(Some(Request::Wait { wait, .. })) = Decoder::new().feed(&long.encode()) else {
@@ -276,7 +281,14 @@ fn empty_input_needs_more() {
 #[cfg(feature = "server")]
 #[test]
 fn rejects_unknown_commands_at_once() {
-    let ours = [CMD_NAME, CMD_LIST, CMD_LINE_TOKEN, CMD_WAIT_TOKEN];
+    let ours = [
+        CMD_NAME,
+        CMD_LIST,
+        CMD_LINE_TOKEN,
+        CMD_WAIT_TOKEN,
+        CMD_LINE_SHARED,
+        CMD_WAIT_SHARED,
+    ];
     for command in (0x08..=0xff).filter(|command| !ours.contains(command)) {
         assert_eq!(
             Decoder::new().feed(&[command]),
@@ -307,6 +319,7 @@ fn rejects_handshake_equal_to_uid() {
             wait: Duration::ZERO,
             line: true,
             token: true,
+            mode: Mode::Exclusive,
         },
         Request::Attach {
             uid: same,
@@ -324,7 +337,19 @@ fn rejects_handshake_equal_to_uid() {
 #[test]
 fn a_name_before_a_booking_request_arrives_with_it_one_byte_at_a_time() {
     let name = b"a name\n\"\xff".to_vec();
-    for request in [book(), wait(), line(), with_token(line()), with_token(wait())] {
+    let shared = |request, mode| match request {
+        Request::Wait { .. } => in_mode(request, mode),
+        other => other,
+    };
+    for request in [
+        book(),
+        wait(),
+        line(),
+        with_token(line()),
+        with_token(wait()),
+        shared(line(), Mode::Shared),
+        shared(wait(), Mode::Slots(3)),
+    ] {
         let bytes = [name_prefix(&name).unwrap(), request.encode()].concat();
         let mut decoder = Decoder::new();
         let (last, start) = bytes.split_last().unwrap();
@@ -358,3 +383,28 @@ fn a_name_goes_only_before_a_booking_request_and_is_never_empty() {
     let twice = [name_prefix(b"n").unwrap(), name_prefix(b"n").unwrap()].concat();
     assert_eq!(Decoder::new().feed(&twice), Err(DecodeError::UnknownCommand(CMD_NAME)));
 }
+
+/// `request`, a LINE or a WAIT, asking to hold its lock in `mode`.
+fn in_mode(request: Request, mode: Mode) -> Request {
+    match request {
+        Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            ..
+        } => Request::Wait {
+            uid,
+            handshake,
+            port,
+            wait,
+            line,
+            token: mode != Mode::Exclusive,
+            mode,
+        },
+        other => other,
+    }
+}
+
+mod shared;

@@ -15,7 +15,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::records::{MAGIC, encode_booking, encode_last_token};
-use crate::registry::Booking;
+use super::Recorded;
 
 /// Refuses a state file at `path` that another user could replace: one
 /// whose directory, or any directory above it, belongs to another user
@@ -195,13 +195,13 @@ fn not_a_file(path: &Path, kind: &str) -> String {
 /// gave it (for the caller to say what failed), and nothing left behind.
 pub(super) fn write_log<'a>(
     path: &Path,
-    bookings: impl Iterator<Item = &'a Booking>,
+    bookings: impl Iterator<Item = Recorded<'a>>,
     last_token: u64,
 ) -> io::Result<(File, u64)> {
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&encode_last_token(last_token));
-    for booking in bookings {
-        bytes.extend_from_slice(&encode_booking(booking));
+    for (booking, group) in bookings {
+        bytes.extend_from_slice(&encode_booking(booking, group));
     }
     let (next, mut file) = create_temporary(path)?;
     let written = file

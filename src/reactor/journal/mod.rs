@@ -29,7 +29,12 @@ use log::{info, warn};
 
 use crate::registry::Booking;
 use crate::uid::Uid;
+pub(crate) use records::{Group, Held};
 use records::{BOOKING_LEN, LAST_TOKEN_LEN, MAGIC, encode_booking, encode_released, replay};
+
+/// A booking held, as the state file is told of it: with its group if it
+/// is held shared or with slots.
+pub(crate) type Recorded<'a> = (&'a Booking, Option<Group>);
 
 /// Below this size the log is never rewritten: not worth the I/O. After a
 /// failed rewrite, the log grows by this much before the next try.
@@ -70,7 +75,7 @@ impl Journal {
     /// server starts with what was recorded before it, saying so loudly.
     /// A daemon that cannot start would be worse; so a full disk, which
     /// keeps the file from being rewritten, does not stop the start either.
-    pub fn open(path: &Path) -> io::Result<(Journal, Vec<Booking>)> {
+    pub fn open(path: &Path) -> io::Result<(Journal, Vec<Held>)> {
         files::check_directory(path)?;
         let lock = files::lock(path)?;
         let (bookings, last_token, kept) = match files::open_existing(path)? {
@@ -88,7 +93,8 @@ impl Journal {
             last_token,
             _lock: lock,
         };
-        match files::write_log(path, bookings.iter(), last_token) {
+        let recorded = bookings.iter().map(|(booking, group)| (booking, *group));
+        match files::write_log(path, recorded, last_token) {
             Ok((file, size)) => journal.log = Some(Log { file, size }),
             Err(e) if is_full(&e) => journal.start_full(e, kept, bookings.len())?,
             Err(e) => {
@@ -129,16 +135,18 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that `booking` is held; `live` bookings are held in all,
-    /// `bookings`, with `booking` among them.
+    /// Records that `booking` is held, in `group` if shared or with
+    /// slots; `live` bookings are held in all, `bookings`, with `booking`
+    /// among them.
     pub fn booked<'a>(
         &mut self,
         booking: &Booking,
+        group: Option<Group>,
         live: usize,
-        bookings: impl Iterator<Item = &'a Booking>,
+        bookings: impl Iterator<Item = Recorded<'a>>,
     ) -> io::Result<()> {
         self.last_token = self.last_token.max(booking.token);
-        self.record(&encode_booking(booking), live, bookings)
+        self.record(&encode_booking(booking, group), live, bookings)
     }
 
     /// The greatest fencing token the state file records, released
@@ -153,7 +161,7 @@ impl Journal {
         &mut self,
         uid: &Uid,
         live: usize,
-        bookings: impl Iterator<Item = &'a Booking>,
+        bookings: impl Iterator<Item = Recorded<'a>>,
     ) -> io::Result<()> {
         self.record(&encode_released(uid), live, bookings)
     }
@@ -169,7 +177,7 @@ impl Journal {
         &mut self,
         record: &[u8],
         live: usize,
-        bookings: impl Iterator<Item = &'a Booking>,
+        bookings: impl Iterator<Item = Recorded<'a>>,
     ) -> io::Result<()> {
         let Some(log) = &mut self.log else {
             // No log yet: `bookings` already include this change.
@@ -191,7 +199,7 @@ impl Journal {
 
     /// Rewrites the log with just `bookings`; on failure, says so and
     /// leaves the next try until the log has grown some more.
-    fn compact<'a>(&mut self, bookings: impl Iterator<Item = &'a Booking>) {
+    fn compact<'a>(&mut self, bookings: impl Iterator<Item = Recorded<'a>>) {
         match files::write_log(&self.path, bookings, self.last_token) {
             Ok((file, size)) => {
                 if self.retry_at > 0 {
@@ -269,7 +277,7 @@ mod tests {
         assert!(recorded.is_empty());
         let live = [booking(0), booking(1)];
         for (n, b) in live.iter().enumerate() {
-            journal.booked(b, n + 1, live[..=n].iter()).unwrap();
+            journal.booked(b, None, n + 1, live[..=n].iter().map(|b| (b, None))).unwrap();
         }
         // Churn: book and release a thousand times, keeping two held;
         // 220 bytes a round, so the log passes 64 KiB some three times.
@@ -279,18 +287,19 @@ mod tests {
                 token: u64::from(round) + 10,
                 ..booking((round % 200) as u8 + 2)
             };
-            journal.booked(&b, 3, live.iter().chain([&b])).unwrap();
-            journal.released(&b.uid, 2, live.iter()).unwrap();
+            let with = live.iter().chain([&b]).map(|b| (b, None));
+            journal.booked(&b, None, 3, with).unwrap();
+            journal.released(&b.uid, 2, live.iter().map(|b| (b, None))).unwrap();
             largest = largest.max(fs::metadata(&path).unwrap().len());
         }
         assert!(
             largest <= MIN_COMPACT + 2 * BOOKING_LEN as u64,
             "never compacted: {largest}"
         );
-        journal.released(&live[0].uid, 1, live[1..].iter()).unwrap();
+        journal.released(&live[0].uid, 1, live[1..].iter().map(|b| (b, None))).unwrap();
         drop(journal);
         let (journal, recorded) = Journal::open(&path).unwrap();
-        assert_eq!(recorded, [live[1]]);
+        assert_eq!(recorded, [(live[1], None)]);
         assert_eq!(journal.last_token(), 1009, "the released bookings' tokens");
         let compact = (MAGIC.len() + LAST_TOKEN_LEN + BOOKING_LEN) as u64;
         assert_eq!(fs::metadata(&path).unwrap().len(), compact);

@@ -9,7 +9,7 @@ use log::{error, warn};
 
 use super::files::context;
 use crate::handshake::Handshake;
-use crate::registry::{Booking, ResponderIp, UNKNOWN_USER};
+use crate::registry::{Booking, Mode, ResponderIp, UNKNOWN_USER};
 use crate::uid::{UID_LEN, Uid};
 
 /// The header every state file starts with.
@@ -28,6 +28,11 @@ const OWNED: u8 = b'O';
 /// that user across a restart) and, last, its fencing token (u64,
 /// big-endian).
 const FENCED: u8 = b'F';
+/// A booking held shared or as one of a count of slots: a [`FENCED`]
+/// record under its slot key, then the name it was granted for and its
+/// count (u32, big-endian; 0 for shared), so that a restart puts it back
+/// in its group.
+const SLOTTED: u8 = b'S';
 /// The last fencing token given out (u64, big-endian): written first in a
 /// rewritten log, so that the tokens of bookings released before the
 /// rewrite are never given again.
@@ -38,17 +43,26 @@ const HELD_LEN: usize = BOOKED_LEN + 8;
 const OWNED_LEN: usize = HELD_LEN + 4;
 /// The size of the record of a booking.
 pub(super) const BOOKING_LEN: usize = OWNED_LEN + 8;
+/// The size of the record of a booking held shared or with slots.
+const SLOTTED_LEN: usize = BOOKING_LEN + UID_LEN + 4;
 /// The size of the record of the last token.
 pub(super) const LAST_TOKEN_LEN: usize = 1 + 8;
 /// The size of the record of a check out.
 pub(super) const RELEASED_LEN: usize = 1 + UID_LEN;
 
+/// The name a booking held shared or with slots was granted for, and how:
+/// its booking is kept under a slot key of that name.
+pub(crate) type Group = (Uid, Mode);
+
+/// A booking held, and its group if it is held shared or with slots.
+pub(crate) type Held = (Booking, Option<Group>);
+
 /// What a state file records.
 pub(super) struct Replayed {
-    /// The bookings it leaves held, each with its fencing token: those
-    /// recorded without one (by an earlier version) are given new ones,
-    /// above every token the file names.
-    pub bookings: Vec<Booking>,
+    /// The bookings it leaves held, each with its fencing token (those
+    /// recorded without one, by an earlier version, are given new ones,
+    /// above every token the file names) and its group.
+    pub bookings: Vec<Held>,
     /// The greatest token the file names, or gave to a booking recorded
     /// without one.
     pub last_token: u64,
@@ -60,9 +74,10 @@ pub(super) struct Replayed {
     pub set_aside: bool,
 }
 
-/// The record of `booking` held.
-pub(super) fn encode_booking(booking: &Booking) -> [u8; BOOKING_LEN] {
-    let mut record = [0; BOOKING_LEN];
+/// The record of `booking` held, in `group` if it is held shared or with
+/// slots.
+pub(super) fn encode_booking(booking: &Booking, group: Option<Group>) -> Vec<u8> {
+    let mut record = vec![0; BOOKING_LEN];
     record[0] = FENCED;
     record[1..65].copy_from_slice(booking.uid.as_bytes());
     record[65..129].copy_from_slice(booking.handshake.as_bytes());
@@ -71,6 +86,15 @@ pub(super) fn encode_booking(booking: &Booking) -> [u8; BOOKING_LEN] {
     record[BOOKED_LEN..HELD_LEN].copy_from_slice(&booking.since.to_be_bytes());
     record[HELD_LEN..OWNED_LEN].copy_from_slice(&booking.user.to_be_bytes());
     record[OWNED_LEN..].copy_from_slice(&booking.token.to_be_bytes());
+    if let Some((name, mode)) = group {
+        record[0] = SLOTTED;
+        record.extend_from_slice(name.as_bytes());
+        let count = match mode {
+            Mode::Slots(n) => n,
+            Mode::Shared | Mode::Exclusive => 0,
+        };
+        record.extend_from_slice(&count.to_be_bytes());
+    }
     record
 }
 
@@ -108,9 +132,9 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
             ),
         ));
     }
-    let mut held: HashMap<Uid, Booking> = HashMap::new();
+    let mut held: HashMap<Uid, Held> = HashMap::new();
     let mut offset = MAGIC.len();
-    let mut record = [0; BOOKING_LEN];
+    let mut record = [0; SLOTTED_LEN];
     let mut was_set_aside = false;
     let mut last_token = 0;
     loop {
@@ -123,6 +147,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
             HELD => HELD_LEN,
             OWNED => OWNED_LEN,
             FENCED => BOOKING_LEN,
+            SLOTTED => SLOTTED_LEN,
             LAST_TOKEN => LAST_TOKEN_LEN,
             RELEASED => RELEASED_LEN,
             other => {
@@ -157,7 +182,7 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 since.copy_from_slice(&record[BOOKED_LEN..HELD_LEN]);
             }
             let user = match record[0] {
-                OWNED | FENCED => u32::from_be_bytes([
+                OWNED | FENCED | SLOTTED => u32::from_be_bytes([
                     record[HELD_LEN],
                     record[HELD_LEN + 1],
                     record[HELD_LEN + 2],
@@ -176,18 +201,26 @@ pub(super) fn replay(path: &Path, mut log: impl Read) -> io::Result<Replayed> {
                 checked: 0,
                 // 0: none recorded, given one below.
                 token: match record[0] {
-                    FENCED => u64_at(&record, OWNED_LEN),
+                    FENCED | SLOTTED => u64_at(&record, OWNED_LEN),
                     _ => 0,
                 },
             };
+            let group = (record[0] == SLOTTED).then(|| {
+                let count = &record[BOOKING_LEN + UID_LEN..SLOTTED_LEN];
+                let mode = match u32::from_be_bytes([count[0], count[1], count[2], count[3]]) {
+                    0 => Mode::Shared,
+                    n => Mode::Slots(n),
+                };
+                (uid_at(&record, BOOKING_LEN), mode)
+            });
             last_token = last_token.max(booking.token);
-            held.insert(uid, booking);
+            held.insert(uid, (booking, group));
         } else {
             held.remove(&uid);
         }
     }
-    let mut bookings: Vec<Booking> = held.into_values().collect();
-    for booking in bookings.iter_mut().filter(|booking| booking.token == 0) {
+    let mut bookings: Vec<Held> = held.into_values().collect();
+    for (booking, _) in bookings.iter_mut().filter(|(booking, _)| booking.token == 0) {
         // As the registry counts: at the end of the count, the last again.
         last_token = last_token.saturating_add(1);
         booking.token = last_token;
@@ -276,9 +309,13 @@ mod tests {
     /// Replays a state file of one record of `kind`, the first `len`
     /// bytes of the record of `booking() as written now.
     fn replay_one(kind: u8, len: usize) -> Vec<Booking> {
-        let mut record = encode_booking(&booking());
+        let mut record = encode_booking(&booking(), None);
         record[0] = kind;
-        replay_log(&[&record[..len]]).bookings
+        bookings(replay_log(&[&record[..len]]))
+    }
+
+    fn bookings(replayed: Replayed) -> Vec<Booking> {
+        replayed.bookings.into_iter().map(|(booking, _)| booking).collect()
     }
 
     #[test]
@@ -317,19 +354,22 @@ mod tests {
             token: 12,
             ..booking()
         };
-        let older = encode_booking(&Booking {
-            uid: Uid::from_bytes([9; UID_LEN]),
-            ..booking()
-        });
+        let older = encode_booking(
+            &Booking {
+                uid: Uid::from_bytes([9; UID_LEN]),
+                ..booking()
+            },
+            None,
+        );
         let replayed = replay_log(&[
             &encode_last_token(9),
-            &encode_booking(&booking()),
-            &encode_booking(&released),
+            &encode_booking(&booking(), None),
+            &encode_booking(&released, None),
             &encode_released(&released.uid),
             &[&[OWNED][..], &older[1..OWNED_LEN]].concat(),
         ]);
         assert_eq!(replayed.last_token, 13);
-        let mut tokens: Vec<u64> = replayed.bookings.iter().map(|b| b.token).collect();
+        let mut tokens: Vec<u64> = replayed.bookings.iter().map(|(b, _)| b.token).collect();
         tokens.sort();
         assert_eq!(tokens, [5, 13]);
         // A rewritten log names no booking, only the last token.
@@ -338,12 +378,23 @@ mod tests {
 
     #[test]
     fn a_last_token_at_the_end_of_the_count_stays_there() {
-        let older = encode_booking(&booking());
+        let older = encode_booking(&booking(), None);
         let replayed = replay_log(&[
             &encode_last_token(u64::MAX),
             &[&[OWNED][..], &older[1..OWNED_LEN]].concat(),
         ]);
         assert_eq!(replayed.last_token, u64::MAX);
-        assert_eq!(replayed.bookings[0].token, u64::MAX);
+        assert_eq!(replayed.bookings[0].0.token, u64::MAX);
+    }
+
+    #[test]
+    fn a_slot_booking_keeps_its_name_and_mode_across_a_replay() {
+        let name = Uid::from_name("jobs");
+        for mode in [Mode::Shared, Mode::Slots(3)] {
+            let record = encode_booking(&booking(), Some((name, mode)));
+            assert_eq!(record.len(), SLOTTED_LEN);
+            let replayed = replay_log(&[&record]);
+            assert_eq!(replayed.bookings, [(booking(), Some((name, mode)))]);
+        }
     }
 }

@@ -52,10 +52,22 @@
 //!   bookings; a request is parked only in its own user's round or the
 //!   total's, and for a bounded number of rounds;
 //! - a verification that keeps a holder makes its booking the most
-//!   recently checked of all, so rounds walk the table past live holders.
+//!   recently checked of all, so rounds walk the table past live holders;
 //! - every grant's fencing token is greater than every token granted
-//!   before it, for any uid and across restarts (the state file keeps the
-//!   last one given), and a restored booking keeps its own.
+//!   before it, for any uid and in any mode, and across restarts (the
+//!   state file keeps the last one given), and a restored booking keeps
+//!   its own;
+//! - a uid is held by one holder alone, or by shared holders all granted
+//!   in one mode: never an exclusive holder beside a shared one, never
+//!   more holders than a count; a request with another count (or shared
+//!   against a count, or a count against shared) is answered with the
+//!   mode in force, which the holders or the first such waiter fixed;
+//! - first come first served across modes: nobody is granted past a
+//!   waiter queued before it, whatever either asked for (no writer is
+//!   overtaken by later readers), and the first waiter never stays queued
+//!   while the uid has room for it and no verification is in flight (so
+//!   readers behind it go in together, and a slot freed by a death or a
+//!   waiter that left goes to the next at once).
 
 mod world;
 
@@ -64,7 +76,7 @@ use std::time::{Duration, Instant};
 
 pub use world::World;
 
-use super::{Ask, Limits, ResponderIp, User};
+use super::{Ask, Limits, Mode, ResponderIp, User};
 use crate::uid::Uid;
 
 /// One step of the modelled clock, the probe interval and the sweep's.
@@ -166,12 +178,24 @@ pub fn wait(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
         arrived: now,
         until: now + TICK * ticks,
         line: false,
+        mode: Mode::Exclusive,
     }
 }
 
 /// Client `client`'s LINE for id `u`, arrived at `now`, for `ticks` ticks.
 pub fn line(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
-    match wait(u, client, now, ticks) {
+    in_mode(wait(u, client, now, ticks), true, Mode::Exclusive)
+}
+
+/// Client `client`'s WAIT for id `u` in `mode`, on a line if `line`,
+/// arrived at `now`, for `ticks` ticks.
+pub fn shared(u: u8, client: u32, now: Instant, ticks: u32, mode: Mode, line: bool) -> Ask {
+    in_mode(wait(u, client, now, ticks), line, mode)
+}
+
+/// `ask`, a WAIT, asking for a line if `line`, in `mode`.
+fn in_mode(ask: Ask, line: bool, mode: Mode) -> Ask {
+    match ask {
         Ask::Wait {
             uid,
             handshake,
@@ -185,7 +209,8 @@ pub fn line(u: u8, client: u32, now: Instant, ticks: u32) -> Ask {
             port,
             arrived,
             until,
-            line: true,
+            line,
+            mode,
         },
         other => other,
     }
@@ -208,6 +233,14 @@ pub enum Event {
     Wait { client: usize, uid: u8, ticks: u8 },
     /// A client waits for a uid for some ticks, asking for a line.
     Line { client: usize, uid: u8, ticks: u8 },
+    /// A client waits for a uid for some ticks, asking for a line, to hold
+    /// it shared (`slots` 0) or as one of `slots`.
+    Shared {
+        client: usize,
+        uid: u8,
+        ticks: u8,
+        slots: u8,
+    },
     /// A client checks out on the line of the uid it holds.
     CheckOutOnLine { client: usize, uid: u8 },
     /// A client that holds a uid attaches a line to its booking.
@@ -242,7 +275,7 @@ impl Event {
     pub fn from_bytes(kind: u8, arg: u8, clients: usize, uids: u8) -> Event {
         let client = arg as usize % clients;
         let uid = arg % uids;
-        match kind % 14 {
+        match kind % 15 {
             0 => Event::Book { client, uid },
             1 => Event::CheckOut { client, uid },
             2 => Event::Notify { uid },
@@ -264,6 +297,12 @@ impl Event {
             11 => Event::CheckOutOnLine { client, uid },
             12 => Event::Attach { client, uid },
             13 => Event::Restart,
+            14 => Event::Shared {
+                client,
+                uid,
+                ticks: kind / 15 % 4,
+                slots: arg / 16 % 4,
+            },
             _ => Event::ResolveInconclusive { uid },
         }
     }

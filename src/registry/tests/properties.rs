@@ -1,7 +1,7 @@
 //! Random histories across several uids and users, with tight limits and
 //! shares, reclaiming at the bound and the sweep, deaths,
-//! clients that give up waiting, lines and restarts, checked by the model
-//! after every event.
+//! clients that give up waiting, lines and restarts, shared locks and
+//! counts, checked by the model after every event.
 
 use proptest::prelude::*;
 
@@ -25,6 +25,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => uid.clone().prop_map(|uid| Event::ResolveSilent { uid }),
         3 => (client.clone(), uid.clone(), 0u8..4).prop_map(|(client, uid, ticks)| Event::Wait { client, uid, ticks }),
         3 => (client.clone(), uid.clone(), 0u8..4).prop_map(|(client, uid, ticks)| Event::Line { client, uid, ticks }),
+        4 => (client.clone(), uid.clone(), 0u8..4, 0u8..4).prop_map(|(client, uid, ticks, slots)| Event::Shared { client, uid, ticks, slots }),
         1 => (client.clone(), uid.clone()).prop_map(|(client, uid)| Event::CheckOutOnLine { client, uid }),
         1 => (client.clone(), uid).prop_map(|(client, uid)| Event::Attach { client, uid }),
         1 => Just(Event::Restart),

@@ -3,8 +3,8 @@
 
 use crate::handshake::Handshake;
 use super::{Kind, World, client_of};
-use crate::registry::model::{SENDER, handshake, number, uid};
-use crate::registry::{Action, Answer, Refusal};
+use crate::registry::model::{self, SENDER, handshake, number, uid};
+use crate::registry::{Action, Answer, Mode, Refusal, is_slot_key, slot_key};
 
 impl World {
     /// Carries out the actions of one registry call. Grants that cannot be
@@ -27,6 +27,15 @@ impl World {
                         );
                         self.in_flight[u as usize] = Some(handshake);
                     }
+                    // A slot may be taken again in the same call: whose
+                    // booking it was shows in the comparison of the
+                    // tables after the event.
+                    Action::Dropped { uid } if is_slot_key(&uid) => assert!(
+                        (0..self.uids).any(|u| (0..self.clients.len() as u32)
+                            .any(|slot| slot_key(&model::uid(u), slot) == uid)),
+                        "dropped a slot of no uid: {:?}",
+                        self.trace
+                    ),
                     Action::Dropped { uid } => assert_eq!(
                         self.table[number(&uid) as usize],
                         None,
@@ -61,9 +70,7 @@ impl World {
             // Dropping an undelivered grant may hand the uid to the next
             // waiter: more actions.
             for (u, hs) in undelivered {
-                if self.table[u as usize] == Some(hs) {
-                    self.table[u as usize] = None;
-                }
+                self.release(u, hs);
                 self.registry.grant_undelivered(uid(u), hs, &mut actions);
             }
             // A client that left before it was watched closed its
@@ -98,8 +105,8 @@ impl World {
                     "{:?}",
                     self.trace
                 ),
-                Ok(Answer::NoHolder) => assert_eq!(holder, None, "{:?}", self.trace),
-                Ok(Answer::Declined) => assert!(holder.is_some(), "{:?}", self.trace),
+                Ok(Answer::NoHolder) => assert!(self.is_free(u), "{:?}", self.trace),
+                Ok(Answer::Declined) => assert!(!self.is_free(u), "{:?}", self.trace),
                 Err(Refusal::Full { limit, share }) => {
                     self.check_full_for(SENDER, u, limit, share);
                 }
@@ -112,70 +119,77 @@ impl World {
             self.clients[c].waiting = None;
         }
         let listening = self.clients[c].alive && !pending.abandoned;
-        let mine = Some(handshake(c as u32));
-        match (pending.kind, answer) {
+        let hs = handshake(c as u32);
+        let mine = Some(hs);
+        let granted = match (pending.kind, answer) {
             (Kind::Book | Kind::Wait, Ok(Answer::Granted)) | (Kind::Line, Ok(Answer::NoLine)) => {
-                self.check_grant(r, &pending, mine, false);
-                self.check_token(u, mine);
+                Some(false)
             }
-            (Kind::Line, Ok(Answer::Lined)) => {
-                self.check_grant(r, &pending, mine, true);
-                self.check_token(u, mine);
-            }
-            _ => {}
+            (Kind::Line, Ok(Answer::Lined)) => Some(true),
+            _ => None,
+        };
+        if let Some(on_line) = granted {
+            self.check_grant(r, &pending, mine, on_line);
+            self.check_token(u, &hs);
         }
         if pending.kind == Kind::Attach {
             self.answered_attach(r, c, u, answer, listening);
             return None;
         }
-        let slot = &mut self.table[u as usize];
+        if let (Some(on_line), Some(hs)) = (granted, mine) {
+            match pending.mode {
+                Mode::Exclusive => self.table[u as usize] = mine,
+                mode => {
+                    let (holders, in_force) = &mut self.groups[u as usize];
+                    holders.push(hs);
+                    *in_force = Some(mode);
+                }
+            }
+            if !listening {
+                // The reply cannot reach a process that is gone or
+                // stopped listening (or, on a line, whose connection
+                // closed while it waited unwatched behind a
+                // verification): the grant is undelivered.
+                return Some((u, hs));
+            }
+            if on_line {
+                self.lines.insert((u, c), r);
+            }
+            self.clients[c].holds |= 1 << u;
+            if pending.mode != Mode::Exclusive {
+                self.clients[c].shares |= 1 << u;
+            }
+            return None;
+        }
         match (pending.kind, answer) {
-            (Kind::Book | Kind::Wait, Ok(Answer::Granted)) | (Kind::Line, Ok(Answer::NoLine)) => {
-                *slot = mine;
-                if !listening {
-                    // The reply cannot reach a process that is gone or
-                    // stopped listening.
-                    return mine.map(|hs| (u, hs));
-                }
-                self.clients[c].holds |= 1 << u;
-            }
-            (Kind::Line, Ok(Answer::Lined)) => {
-                *slot = mine;
-                if !listening {
-                    // Its connection closed while it waited unwatched
-                    // behind a verification: the reactor finds it closed
-                    // and cannot deliver the grant.
-                    return mine.map(|hs| (u, hs));
-                }
-                self.lines[u as usize] = Some((c, r));
-                self.clients[c].holds |= 1 << u;
-            }
             (Kind::Book, Ok(Answer::Denied)) => {}
             (Kind::Wait | Kind::Line, Ok(Answer::Denied)) => {
                 let own_verification_failed = self.resolved == mine && self.proved_alive != mine;
                 let no_time = pending.until <= self.now && pending.queued.is_none();
+                // One booking of a uid per handshake: a client that holds
+                // it, unbeknownst to itself, is denied another.
+                let held_already = pending.mode != Mode::Exclusive && self.has(u, hs);
                 assert!(
-                    pending.until <= self.now || own_verification_failed || no_time,
+                    pending.until <= self.now || own_verification_failed || no_time || held_already,
                     "a waiter denied before its time: {:?}",
                     self.trace
                 );
             }
+            (Kind::Line, Ok(answer @ (Answer::SlotsInForce(_) | Answer::SharedInForce))) => {
+                self.check_in_force(u, pending.mode, answer);
+            }
             (Kind::CheckOut, Ok(Answer::CheckedOut)) => {
-                assert_eq!(*slot, mine, "released by a non-holder: {:?}", self.trace);
-                *slot = None;
-                self.clients[c].holds &= !(1 << u);
+                assert!(self.has(u, hs), "released by a non-holder: {:?}", self.trace);
+                self.release(u, hs);
+                self.forget(c, u);
                 // Checked out on its line, which the reactor then closes;
                 // one checked out elsewhere is closed by `CloseLine`.
-                if self.lines[u as usize].is_some_and(|(_, line)| line == r) {
-                    self.lines[u as usize] = None;
+                if self.lines.get(&(u, c)) == Some(&r) {
+                    self.lines.remove(&(u, c));
                 }
             }
             (Kind::CheckOut, Ok(Answer::NotCheckedOut)) => {
-                assert_ne!(
-                    *slot, mine,
-                    "a holder could not check out: {:?}",
-                    self.trace
-                )
+                assert!(!self.has(u, hs), "a holder could not check out: {:?}", self.trace)
             }
             (_, Err(Refusal::Full { limit, share })) => self.check_full(c, u, limit, share),
             (_, Err(Refusal::Inconclusive | Refusal::OtherUsersId)) => {}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{Kind, Pending, World};
 use crate::registry::model::{handshake, uid, user};
-use crate::registry::{Action, Answer, Refusal, Registry, User};
+use crate::registry::{Action, Answer, Mode, Refusal, Registry, User};
 
 impl Pending {
     pub(super) fn new(client: Option<usize>, kind: Kind, uid: u8, until: Instant) -> Pending {
@@ -13,6 +13,7 @@ impl Pending {
             client,
             kind,
             uid,
+            mode: Mode::Exclusive,
             abandoned: false,
             until,
             queued: None,
@@ -25,21 +26,23 @@ impl Pending {
 impl World {
     /// The lines kept for the bookings of `of`.
     fn lines_of(&self, of: User) -> usize {
-        let lined = |&&(c, _): &&(usize, u32)| user(c as u32) == of;
-        self.lines.iter().flatten().filter(lined).count()
+        let lined = |&&(_, c): &&(u8, usize)| user(c as u32) == of;
+        self.lines.keys().filter(lined).count()
     }
 
-    /// The line of `u` closes without a check out: its end is the proof
-    /// that frees the uid, as the last close of a lock file's descriptor.
-    pub(super) fn end_line(&mut self, u: u8, out: &mut Vec<Action<u32>>) {
-        let (c, r) = self.lines[u as usize].take().expect("a line");
-        self.table[u as usize] = None;
-        self.clients[c].holds &= !(1 << u);
+    /// The line of client `c`'s booking of `u` closes without a check
+    /// out: its end is the proof that frees the booking, as the last close
+    /// of a lock file's descriptor.
+    pub(super) fn end_line(&mut self, u: u8, c: usize, out: &mut Vec<Action<u32>>) {
+        let r = self.lines.remove(&(u, c)).expect("a line");
+        let hs = handshake(c as u32);
+        let key = self.registry.held_with(&uid(u), &hs).map(|b| b.uid);
+        self.release(u, hs);
+        self.forget(c, u);
         let before = out.len();
         self.registry.ended(r, uid(u), out);
-        assert_eq!(
-            out.get(before),
-            Some(&Action::Dropped { uid: uid(u) }),
+        assert!(
+            key.is_some_and(|key| out.get(before) == Some(&Action::Dropped { uid: key })),
             "a line ended and its booking stayed: {:?}",
             self.trace
         );
@@ -48,15 +51,18 @@ impl World {
     /// The registry asks to close the line `to`, whose booking was checked
     /// out on another connection (answered just before).
     pub(super) fn line_closed(&mut self, to: u32) {
-        let u = (0..self.uids)
-            .find(|&u| self.lines[u as usize].is_some_and(|(_, line)| line == to))
+        let (u, c) = self
+            .lines
+            .iter()
+            .find(|&(_, &line)| line == to)
+            .map(|(&held, _)| held)
             .unwrap_or_else(|| panic!("closed {to}, which no line is: {:?}", self.trace));
-        assert_eq!(
-            self.table[u as usize], None,
+        assert!(
+            !self.has(u, handshake(c as u32)),
             "a line closed while held: {:?}",
             self.trace
         );
-        self.lines[u as usize] = None;
+        self.lines.remove(&(u, c));
     }
 
     /// The server restarts: its bookings survive, as the state file keeps
@@ -69,7 +75,14 @@ impl World {
         // bookings, each with its own.
         registry.resume_tokens_after(self.registry.last_token());
         for booking in self.registry.bookings() {
-            assert!(registry.restore(*booking), "{:?}", self.trace);
+            let name = self.registry.lock_of(&booking.uid);
+            let restored = match self.registry.lock(&name).map(|lock| lock.mode) {
+                Some(mode @ (Mode::Shared | Mode::Slots(_))) => {
+                    registry.restore_shared(name, mode, *booking)
+                }
+                _ => registry.restore(*booking),
+            };
+            assert!(restored, "{:?}", self.trace);
             assert_eq!(
                 registry.holder(&booking.uid).map(|b| b.token),
                 Some(booking.token),
@@ -85,7 +98,7 @@ impl World {
         for client in &mut self.clients {
             client.waiting = None;
         }
-        self.lines.fill(None);
+        self.lines.clear();
         self.in_flight.fill(None);
     }
 
@@ -98,15 +111,15 @@ impl World {
         answer: Result<Answer, Refusal>,
         listening: bool,
     ) {
-        let held = self.table[u as usize] == Some(handshake(c as u32));
+        let held = self.has(u, handshake(c as u32));
         match answer {
             Ok(Answer::Lined) => {
                 assert!(held && listening, "{:?}", self.trace);
-                assert_eq!(self.lines[u as usize], None, "{:?}", self.trace);
-                self.lines[u as usize] = Some((c, r));
+                assert!(!self.lines.contains_key(&(u, c)), "{:?}", self.trace);
+                self.lines.insert((u, c), r);
             }
             Ok(Answer::NoLine) => assert!(
-                held && (self.lines[u as usize].is_some()
+                held && (self.lines.contains_key(&(u, c))
                     || self.registry.lines() >= self.limits.max_lines
                     || self.lines_of(user(c as u32)) >= self.limits.share(self.limits.max_lines)),
                 "attached without a line with room for one: {:?}",

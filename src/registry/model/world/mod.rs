@@ -10,9 +10,11 @@ mod users;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Event, LOCAL, SENDER, TICK, attach, book, check_out, line, notify, uid, user, wait};
+use super::{
+    Event, LOCAL, SENDER, TICK, attach, book, check_out, line, notify, shared, uid, user, wait,
+};
 use crate::handshake::Handshake;
-use crate::registry::{Action, Booking, Limits, Registry, Verdict};
+use crate::registry::{Action, Booking, Limits, Mode, Registry, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -30,6 +32,9 @@ struct Client {
     alive: bool,
     /// Bit `u` set: believes it holds uid `u`.
     holds: u32,
+    /// Bit `u` set: believes it holds uid `u` beside others (shared or
+    /// with slots).
+    shares: u32,
     waiting: Option<u32>,
 }
 
@@ -39,6 +44,8 @@ struct Pending {
     client: Option<usize>,
     kind: Kind,
     uid: u8,
+    /// How it asks to hold its uid.
+    mode: Mode,
     abandoned: bool,
     /// For a WAIT: when its wait ends, and whether it came with no time.
     until: Instant,
@@ -70,11 +77,15 @@ pub struct World {
     wall_clock: u64,
     /// Per uid: the handshake sent by the verification in flight.
     in_flight: Vec<Option<Handshake>>,
-    /// Per uid: the holder's handshake, as the legitimate events left it.
+    /// Per uid: the exclusive holder's handshake, as the legitimate events
+    /// left it.
     table: Vec<Option<Handshake>>,
-    /// Per uid: the client whose connection is the booking's line, and
-    /// the requester that connection is.
-    lines: Vec<Option<(usize, u32)>>,
+    /// Per uid: the shared holders' handshakes, as the legitimate events
+    /// left them, and the mode they were granted in.
+    groups: Vec<(Vec<Handshake>, Option<Mode>)>,
+    /// Per uid and client holding it: the requester whose connection is
+    /// the booking's line.
+    lines: BTreeMap<(u8, usize), u32>,
     /// The handshake whose verification the event being applied ended.
     resolved: Option<Handshake>,
     /// The handshake that the event being applied proved alive, if any:
@@ -97,6 +108,7 @@ impl World {
                 Client {
                     alive: true,
                     holds: 0,
+                    shares: 0,
                     waiting: None,
                 };
                 clients
@@ -109,7 +121,8 @@ impl World {
             wall_clock: START,
             in_flight: vec![None; uids as usize],
             table: vec![None; uids as usize],
-            lines: vec![None; uids as usize],
+            groups: vec![(Vec::new(), None); uids as usize],
+            lines: BTreeMap::new(),
             resolved: None,
             proved_alive: None,
             last_token: 0,
@@ -126,7 +139,8 @@ impl World {
             Event::Book { client, uid }
             | Event::CheckOut { client, uid }
             | Event::Wait { client, uid, .. }
-            | Event::Line { client, uid, .. } => {
+            | Event::Line { client, uid, .. }
+            | Event::Shared { client, uid, .. } => {
                 let c = &self.clients[client];
                 let checking_out = matches!(event, Event::CheckOut { .. });
                 // Any idle client may send a check out, holder or not; a
@@ -137,6 +151,14 @@ impl World {
                 let client_id = client as u32;
                 let (ask, kind) = match event {
                     Event::Book { .. } => (book(uid, client_id), Kind::Book),
+                    Event::Shared { ticks, slots, .. } => {
+                        let mode = match slots {
+                            0 => Mode::Shared,
+                            n => Mode::Slots(u32::from(n)),
+                        };
+                        let ticks = u32::from(ticks);
+                        (shared(uid, client_id, self.now, ticks, mode, true), Kind::Line)
+                    }
                     Event::Wait { ticks, .. } => {
                         (wait(uid, client_id, self.now, u32::from(ticks)), Kind::Wait)
                     }
@@ -150,14 +172,16 @@ impl World {
                     _ => self.now,
                 };
                 let r = self.new_request(Some(client), kind, uid, until);
+                if let Some(pending) = self.pending.get_mut(&r) {
+                    pending.mode = ask.mode();
+                }
                 self.clients[client].waiting = Some(r);
                 self.registry
                     .request(r, LOCAL, user(client as u32), ask, &mut out);
             }
             Event::CheckOutOnLine { client, uid: u } => {
                 let c = &self.clients[client];
-                let Some((_, r)) = self.lines[u as usize].filter(|&(holder, _)| holder == client)
-                else {
+                let Some(&r) = self.lines.get(&(u, client)) else {
                     return false;
                 };
                 if !c.alive || c.waiting.is_some() {
@@ -172,7 +196,7 @@ impl World {
             }
             Event::Attach { client, uid: u } => {
                 let c = &self.clients[client];
-                let lined = self.lines[u as usize].is_some_and(|(holder, _)| holder == client);
+                let lined = self.lines.contains_key(&(u, client));
                 if !c.alive || c.waiting.is_some() || c.holds & 1 << u == 0 || lined {
                     return false;
                 }
@@ -207,8 +231,8 @@ impl World {
                 }
                 // Its lines close with it, as a process's sockets do.
                 for u in 0..self.uids {
-                    if self.lines[u as usize].is_some_and(|(holder, _)| holder == client) {
-                        self.end_line(u, &mut out);
+                    if self.lines.contains_key(&(u, client)) {
+                        self.end_line(u, client, &mut out);
                     }
                 }
             }
@@ -219,7 +243,7 @@ impl World {
                 // Not knowing whether its check out went through, a client
                 // no longer counts on holding the uid.
                 if self.pending[&r].kind == Kind::CheckOut {
-                    self.clients[client].holds &= !(1 << self.pending[&r].uid);
+                    self.forget(client, self.pending[&r].uid);
                 }
                 self.abandon(r, &mut out);
             }
@@ -241,8 +265,8 @@ impl World {
                 }
                 // A holder's verification that found it dead proves that
                 // death, and frees the uid.
-                if verdict == Verdict::Dead && self.table[u as usize] == Some(hs) {
-                    self.table[u as usize] = None;
+                if verdict == Verdict::Dead {
+                    self.release(u, hs);
                 }
                 let before: Vec<Booking> = self.registry.bookings().copied().collect();
                 self.registry.verified(uid(u), verdict, &mut out);
@@ -287,20 +311,75 @@ impl World {
         if pending.abandoned && pending.watched && !pending.left {
             pending.left = true;
             let u = pending.uid;
-            if self.lines[u as usize].is_some_and(|(_, line)| line == r) {
+            if let Some(c) = pending.client
+                && self.lines.get(&(u, c)) == Some(&r)
+            {
                 // A check out sent on the line, and the line closed.
-                return self.end_line(u, out);
+                return self.end_line(u, c, out);
             }
-            let before = out.len();
+            // A waiter that leaves may let in those it kept out.
             self.registry.ended(r, uid(u), out);
-            assert_eq!(out.len(), before, "{:?}", self.trace);
         }
     }
 
-    fn holders(&self) -> Vec<Option<Handshake>> {
+    /// The holders of every uid as the registry has them: the exclusive
+    /// one, and the shared ones, sorted.
+    fn holders(&self) -> Vec<(Option<Handshake>, Vec<Handshake>)> {
         (0..self.uids)
-            .map(|u| self.registry.holder(&uid(u)).map(|b| b.handshake))
+            .map(|u| {
+                let exclusive = self.registry.holder(&uid(u)).map(|b| b.handshake);
+                let lock = self.registry.lock(&uid(u));
+                let holders = lock.iter().flat_map(|lock| lock.holders.iter());
+                let mut shared: Vec<Handshake> = holders
+                    .filter(|b| Some(b.handshake) != exclusive)
+                    .map(|b| b.handshake)
+                    .collect();
+                shared.sort_by_key(|hs| *hs.as_bytes());
+                (exclusive, shared)
+            })
             .collect()
+    }
+
+    /// The holders of every uid as the legitimate events left them, in
+    /// the form of [`holders`](World::holders).
+    fn expected_holders(&self) -> Vec<(Option<Handshake>, Vec<Handshake>)> {
+        (0..self.uids as usize)
+            .map(|u| {
+                let mut shared = self.groups[u].0.clone();
+                shared.sort_by_key(|hs| *hs.as_bytes());
+                (self.table[u], shared)
+            })
+            .collect()
+    }
+
+    /// Whether `hs` holds `u`, exclusive or shared, as the legitimate
+    /// events left it.
+    fn has(&self, u: u8, hs: Handshake) -> bool {
+        self.table[u as usize] == Some(hs) || self.groups[u as usize].0.contains(&hs)
+    }
+
+    /// Whether nobody holds `u`, as the legitimate events left it.
+    fn is_free(&self, u: u8) -> bool {
+        self.table[u as usize].is_none() && self.groups[u as usize].0.is_empty()
+    }
+
+    /// The booking of `u` held with `hs` ends, if it is held; a group goes
+    /// with its last holder.
+    fn release(&mut self, u: u8, hs: Handshake) {
+        if self.table[u as usize] == Some(hs) {
+            self.table[u as usize] = None;
+        }
+        let (holders, mode) = &mut self.groups[u as usize];
+        holders.retain(|&held| held != hs);
+        if holders.is_empty() {
+            *mode = None;
+        }
+    }
+
+    /// Client `c` no longer believes it holds `u`.
+    fn forget(&mut self, c: usize, u: u8) {
+        self.clients[c].holds &= !(1 << u);
+        self.clients[c].shares &= !(1 << u);
     }
 
     fn alive_believers(&self, uid: u8) -> Vec<usize> {

@@ -28,7 +28,10 @@ impl World {
                 self.trace
             );
             for &(id, handshake) in &reclaim.round {
-                let holder = self.registry.holder(&id).expect("a round verifies holders");
+                let holder = self
+                    .registry
+                    .held_with(&id, &handshake)
+                    .expect("a round verifies holders");
                 assert_eq!(holder.handshake, handshake, "{:?}", self.trace);
                 assert_eq!(
                     self.in_flight[number(&id) as usize],
@@ -72,8 +75,8 @@ impl World {
         let kept = was_holder && matches!(verdict, Verdict::Alive | Verdict::Silent);
         let Some(holder) = self
             .registry
-            .holder(&uid(u))
-            .filter(|holder| kept && holder.handshake == handshake)
+            .held_with(&uid(u), &handshake)
+            .filter(|_| kept)
         else {
             return;
         };

@@ -1,10 +1,13 @@
 //! The STATUS and QUERY replies: one line of text each, written by the
 //! server and read by the client.
 
+mod lock;
+
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use lock::{Holder, LockStatus, MAX_LISTED_HOLDERS, SharedHolders};
 
 /// The server's counters, as STATUS reports them.
 ///
@@ -187,177 +190,9 @@ impl FromStr for Status {
     }
 }
 
-/// One lock, as QUERY reports it: who holds it and how many wait.
-///
-/// ```
-/// use namaste::status::{Holder, LockStatus};
-///
-/// let line = "held since=1800000000 user=1000 address=127.0.0.1 port=40123 line=yes token=42 waiters=2";
-/// let lock: LockStatus = line.parse().unwrap();
-/// assert_eq!(lock.holder.map(|holder| holder.user), Some(Some(1000)));
-/// assert_eq!(lock.holder.map(|holder| holder.line), Some(Some(true)));
-/// assert_eq!(lock.holder.map(|holder| holder.token), Some(Some(42)));
-/// assert_eq!(lock.to_string(), line);
-/// assert_eq!("free waiters=0".parse(), Ok(LockStatus { holder: None, waiters: 0 }));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockStatus {
-    /// The holder, or `None` when the lock is free.
-    pub holder: Option<Holder>,
-    /// WAITs queued for the lock.
-    pub waiters: u64,
-}
-
-/// The holder of a lock, as the server knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Holder {
-    /// When it was granted, in seconds since the Unix epoch; `None` when
-    /// the server does not know (a booking an earlier version recorded).
-    pub since: Option<u64>,
-    /// The OS user id that owns the holder's liveness responder; `None`
-    /// when the kernel could not tell (the responder is gone, say: the
-    /// holder is not verified to answer a QUERY).
-    pub user: Option<u32>,
-    /// The loopback address of the holder's liveness responder, where the
-    /// server calls it (and where the processes that hold the lock can be
-    /// found): the address the holder connected from.
-    pub address: IpAddr,
-    /// The port of the holder's liveness responder.
-    pub port: u16,
-    /// Whether the booking has a line (its holder's connection, kept
-    /// open): `None` from a server that keeps none (an older one).
-    pub line: Option<bool>,
-    /// The fencing token of its grant: `None` from a server that gives
-    /// none (an older one).
-    pub token: Option<u64>,
-}
-
-impl fmt::Display for LockStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(holder) = self.holder else {
-            return write!(f, "free waiters={}", self.waiters);
-        };
-        let unknown = |value: Option<String>| value.unwrap_or_else(|| "?".into());
-        write!(
-            f,
-            "held since={} user={} address={} port={}",
-            unknown(holder.since.map(|since| since.to_string())),
-            unknown(holder.user.map(|user| user.to_string())),
-            holder.address,
-            holder.port,
-        )?;
-        match holder.line {
-            Some(true) => f.write_str(" line=yes")?,
-            Some(false) => f.write_str(" line=no")?,
-            None => {}
-        }
-        if let Some(token) = holder.token {
-            write!(f, " token={token}")?;
-        }
-        write!(f, " waiters={}", self.waiters)
-    }
-}
-
-impl FromStr for LockStatus {
-    type Err = ParseStatusError;
-
-    fn from_str(line: &str) -> Result<LockStatus, ParseStatusError> {
-        let error = || ParseStatusError(line.to_string());
-        let mut words = line.trim_end().split(' ').peekable();
-        let state = words.next();
-        let mut text = |name: &str| {
-            words
-                .next_if(|word| {
-                    word.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with('='))
-                })
-                .and_then(|word| word.strip_prefix(name))
-                .and_then(|word| word.strip_prefix('='))
-                .ok_or_else(error)
-        };
-        let number = |value: &str| match value {
-            "?" => Ok(None),
-            value => value.parse::<u64>().map(Some).map_err(|_| error()),
-        };
-        let holder = match state {
-            Some("free") => None,
-            Some("held") => Some(Holder {
-                since: number(text("since")?)?,
-                user: number(text("user")?)?
-                    .map(|user| u32::try_from(user).map_err(|_| error()))
-                    .transpose()?,
-                address: text("address")?.parse().map_err(|_| error())?,
-                port: number(text("port")?)?
-                    .and_then(|port| u16::try_from(port).ok())
-                    .ok_or_else(error)?,
-                // Only ours since lines: an older server's line has none.
-                line: match text("line") {
-                    Ok("yes") => Some(true),
-                    Ok("no") => Some(false),
-                    Ok(_) => return Err(error()),
-                    Err(_) => None,
-                },
-                // Only ours since fencing tokens.
-                token: match text("token") {
-                    Ok(token) => Some(token.parse().map_err(|_| error())?),
-                    Err(_) => None,
-                },
-            }),
-            _ => return Err(error()),
-        };
-        let waiters = number(text("waiters")?)?.ok_or_else(error)?;
-        Ok(LockStatus { holder, waiters })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lock_line_round_trips_with_and_without_what_is_unknown() {
-        for line in [
-            "free waiters=0",
-            "free waiters=3",
-            "held since=1800000000 user=0 address=127.0.0.1 port=1 waiters=0",
-            "held since=? user=? address=::1 port=65535 waiters=64",
-            "held since=1 user=1 address=127.0.0.5 port=2 waiters=0",
-            "held since=1 user=1 address=127.0.0.5 port=2 line=yes waiters=0",
-            "held since=? user=? address=::1 port=3 line=no waiters=1",
-            "held since=1 user=1 address=127.0.0.5 port=2 line=yes token=1 waiters=0",
-            "held since=? user=? address=::1 port=3 line=no token=18446744073709551615 waiters=1",
-        ] {
-            let lock: LockStatus = line.parse().unwrap();
-            assert_eq!(lock.to_string(), line);
-        }
-    }
-
-    #[test]
-    fn refuses_what_is_not_a_lock_line() {
-        for line in [
-            "",
-            "held",
-            "free",
-            "taken waiters=0",
-            "free waiters=?",
-            "held since=1 user=1 address=127.0.0.1 port=? waiters=0",
-            "held since=1 user=1 address=127.0.0.1 port=70000 waiters=0",
-            "held since=1 user=4294967296 address=127.0.0.1 port=1 waiters=0",
-            "held user=1 since=1 address=127.0.0.1 port=1 waiters=0",
-            "held since=1 user=1 port=1 waiters=0",
-            "held since=1 user=1 address=? port=1 waiters=0",
-            "held since=1 user=1 address=localhost port=1 waiters=0",
-            "held since=1 user=1 address=127.0.0.1 port=1 line=maybe waiters=0",
-            "held since=1 user=1 address=127.0.0.1 port=1 line=yes token=? waiters=0",
-            "held since=1 user=1 address=127.0.0.1 port=1 line=yes token=-1 waiters=0",
-        ] {
-            assert_eq!(
-                line.parse::<LockStatus>(),
-                Err(ParseStatusError(line.into())),
-                "{line}"
-            );
-        }
-    }
 
     #[test]
     fn refuses_what_is_not_a_status_line() {
