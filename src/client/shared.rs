@@ -23,7 +23,7 @@ impl Client {
     }
 
     /// As [`book_shared`](Client::book_shared), waiting in the lock's
-    /// queue for at most `timeout` (at most [`MAX_WAIT`]).
+    /// queue for at most `timeout` (at most about 49.7 days, the longest a WAIT can ask for).
     pub fn book_wait_shared(
         &self,
         id: impl Into<LockId>,
@@ -43,7 +43,7 @@ impl Client {
     }
 
     /// As [`book_slots`](Client::book_slots), waiting in the lock's queue
-    /// for at most `timeout` (at most [`MAX_WAIT`]).
+    /// for at most `timeout` (at most about 49.7 days, the longest a WAIT can ask for).
     pub fn book_wait_slots(
         &self,
         id: impl Into<LockId>,
