@@ -403,7 +403,7 @@ fn after_a_restart_hold_no_inherit_sends_no_attach() {
     let port = dead_port().to_string();
     let args = ["--port", &port, "--state", &state];
     let mut server = Running::start(&args);
-    let stop = scratch.wait_for_file("stop");
+    let stop = scratch.started_then_wait("alone");
     let mut holder = quiet_hold(
         server.port,
         "alone",
@@ -412,6 +412,7 @@ fn after_a_restart_hold_no_inherit_sends_no_attach() {
     )
     .spawn()
     .unwrap();
+    scratch.pid("alone.pid");
     server.wait_for_bookings(1);
     assert_eq!(held(server.port, "alone"), (true, Some(true)));
     common::sigterm(&server.child);
@@ -421,7 +422,7 @@ fn after_a_restart_hold_no_inherit_sends_no_attach() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(held(server.port, "alone"), (true, Some(false)));
     assert_eq!(try_hold(server.port, "alone"), Some(75));
-    scratch.touch("stop");
+    scratch.touch("alone.stop");
     assert!(holder.wait().unwrap().success());
     assert_eq!(try_hold(server.port, "alone"), Some(0));
 }

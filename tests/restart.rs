@@ -24,10 +24,13 @@ fn a_plain_restart_keeps_the_locks_in_use() {
     let scratch = Scratch::new("plain-restart");
     let port = dead_port();
     let mut server = plain_server(&scratch, port, &[]);
-    let script = scratch.wait_for_file("stop");
+    let script = scratch.started_then_wait("r1");
     let mut first = quiet_hold(port, "r1", &[], &["sh", "-c", &script])
         .spawn()
         .unwrap();
+    // The command runs: hold has its grant, and believed the server
+    // that gave it (a stop before that check leaves hold without it).
+    scratch.pid("r1.pid");
     server.wait_for_bookings(1);
     common::sigterm(&server.child);
     let line = server.log_line_with("stopped on SIGTERM");
@@ -40,7 +43,7 @@ fn a_plain_restart_keeps_the_locks_in_use() {
     assert_eq!(server.bookings(), 1);
     let second = quiet_hold(port, "r1", &[], &["true"]).status().unwrap();
     assert_eq!(second.code(), Some(75), "a second holder got in");
-    scratch.touch("stop");
+    scratch.touch("r1.stop");
     assert_eq!(first.wait().unwrap().code(), Some(0));
 }
 
@@ -51,18 +54,19 @@ fn a_lock_lost_while_the_command_ran_is_reported() {
     let scratch = Scratch::new("lost-lock");
     let port = dead_port();
     let mut server = plain_server(&scratch, port, &["--no-state"]);
-    let script = scratch.wait_for_file("stop");
+    let script = scratch.started_then_wait("lost");
     let holder = quiet_hold(port, "lost", &[], &["sh", "-c", &script])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    scratch.pid("lost.pid");
     server.wait_for_bookings(1);
     common::sigterm(&server.child);
     let line = server.log_line_with("stopped on SIGTERM");
     assert!(line.contains("lost: no state file"), "{line}");
     server.child.wait().unwrap();
     let _server = plain_server(&scratch, port, &["--no-state"]);
-    scratch.touch("stop");
+    scratch.touch("lost.stop");
     let output = holder.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let said = common::stderr(&output);

@@ -423,6 +423,18 @@ impl Scratch {
         )
     }
 
+    /// A shell script that writes its pid to `NAME.pid`, then waits for
+    /// the file `NAME.stop`: a command whose start a test can wait for
+    /// with [`Scratch::pid`] (`hold` runs its command only once it has
+    /// its grant and believes the server that gave it).
+    pub fn started_then_wait(&self, name: &str) -> String {
+        format!(
+            "echo $$ > {}; {}",
+            self.path(&format!("{name}.pid")).display(),
+            self.wait_for_file(&format!("{name}.stop"))
+        )
+    }
+
     pub fn touch(&self, name: &str) {
         fs::write(self.path(name), b"").unwrap();
     }
