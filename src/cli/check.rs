@@ -29,7 +29,8 @@ greatest token it has seen and refuses smaller ones needs no server.
 Exit status (nothing is printed for 0):
   0   TOKEN is the current holder's
   1   it is not: NAME is free, or held with another token (one line says
-      which, unless -q), or the server gives no tokens, or another error
+      which, unless -q; of a lock held shared, the first 32 holders'
+      tokens are known), or the server gives no tokens, or another error
   68  no server answers on the port
   69  the server on the port runs as another OS user than root, yours or
       NAMASTE_SERVER_USER's

@@ -3,6 +3,7 @@
 //! gone nothing stale is left.
 
 use std::ffi::OsString;
+use std::num::NonZeroU32;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -316,7 +317,11 @@ fn book(
     let timeout = wait.unwrap_or(Duration::ZERO);
     match (mode, wait) {
         (Mode::Shared, _) => client.book_wait_shared(id, timeout),
-        (Mode::Slots(slots), _) => client.book_wait_slots(id, slots, timeout),
+        // The command line takes no count below 1.
+        (Mode::Slots(slots), _) => {
+            let slots = NonZeroU32::new(slots).unwrap_or(NonZeroU32::MIN);
+            client.book_wait_slots(id, slots, timeout)
+        }
         (Mode::Exclusive, Some(timeout)) => client.book_wait(id, timeout),
         (Mode::Exclusive, None) => client.book(id),
     }
@@ -328,9 +333,15 @@ fn book(
 /// answers whether it does. Asked with QUERY, which carries no secret.
 fn left_after_restart(client: &Client, booking: Booking) -> Result<bool, client::Error> {
     let ours = match client.query(booking.uid()) {
-        Ok(lock) => lock
-            .holders()
-            .any(|holder| holder.port == booking.responder_port()),
+        // Past the holders QUERY lists, a lock held shared cannot show
+        // this one: it is taken as still held rather than said lost.
+        Ok(lock) => {
+            lock.holders()
+                .any(|holder| holder.port == booking.responder_port())
+                || lock
+                    .shared
+                    .is_some_and(|shared| shared.count > shared.holders.len() as u64)
+        }
         Err(_) => return booking.check_out(),
     };
     booking.leave_to_children();

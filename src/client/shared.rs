@@ -4,6 +4,7 @@
 //! server that knows none: such a server closes the request, and the
 //! caller sees [`Error::Refused`].
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::{Booking, Client, Error};
@@ -15,8 +16,8 @@ impl Client {
     /// holders, never beside an exclusive one. First come, first served
     /// across modes: a request shared waits behind an exclusive one queued
     /// before it. Answers [`Error::Held`] when it cannot be granted now,
-    /// [`Error::SharedInForce`] when the lock is held or waited for with
-    /// slots. A holder cannot turn its booking exclusive in place: it
+    /// [`Error::SlotsInForce`] with the count in force when the lock is
+    /// held or waited for with slots. A holder cannot turn its booking exclusive in place: it
     /// checks out and books again.
     pub fn book_shared(&self, id: impl Into<LockId>) -> Result<Booking, Error> {
         self.book_in_mode(id.into(), Mode::Shared, Duration::ZERO)
@@ -38,8 +39,8 @@ impl Client {
     /// [`Error::SlotsInForce`] with the count in force, a shared lock
     /// [`Error::SharedInForce`]. Answers [`Error::Held`] when every slot is
     /// taken.
-    pub fn book_slots(&self, id: impl Into<LockId>, slots: u32) -> Result<Booking, Error> {
-        self.book_in_mode(id.into(), Mode::Slots(slots), Duration::ZERO)
+    pub fn book_slots(&self, id: impl Into<LockId>, slots: NonZeroU32) -> Result<Booking, Error> {
+        self.book_in_mode(id.into(), Mode::Slots(slots.get()), Duration::ZERO)
     }
 
     /// As [`book_slots`](Client::book_slots), waiting in the lock's queue
@@ -47,10 +48,10 @@ impl Client {
     pub fn book_wait_slots(
         &self,
         id: impl Into<LockId>,
-        slots: u32,
+        slots: NonZeroU32,
         timeout: Duration,
     ) -> Result<Booking, Error> {
-        self.book_in_mode(id.into(), Mode::Slots(slots), timeout)
+        self.book_in_mode(id.into(), Mode::Slots(slots.get()), timeout)
     }
 
     fn book_in_mode(&self, id: LockId, mode: Mode, timeout: Duration) -> Result<Booking, Error> {
