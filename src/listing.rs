@@ -22,12 +22,12 @@ pub const LIST_END: &str = "end";
 /// use namaste::listing::Listed;
 ///
 /// let line = format!(
-///     "uid={} user=1000 address=127.0.0.1 port=40123 since=1800000000 line=yes waiters=2 name=6564",
+///     "uid={} user=1000 address=127.0.0.1 port=40123 since=1800000000 line=yes waiters=2 token=42 name=6564",
 ///     "ab".repeat(64)
 /// );
 /// let lock: Listed = line.parse().unwrap();
 /// assert_eq!(lock.name.as_deref(), Some(&b"ed"[..]));
-/// assert_eq!((lock.user, lock.waiters), (Some(1000), 2));
+/// assert_eq!((lock.user, lock.waiters, lock.token), (Some(1000), 2, Some(42)));
 /// assert_eq!(lock.to_string(), line);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct Listed {
     pub line: bool,
     /// WAITs queued for the lock.
     pub waiters: u64,
+    /// The fencing token of this holder's grant; `None` from a server
+    /// that lists none (an older one).
+    pub token: Option<u64>,
     /// How this holder holds it: a lock held shared or with slots is
     /// listed once for each of its holders.
     pub mode: Mode,
@@ -83,6 +86,9 @@ impl fmt::Display for Listed {
             if self.line { "yes" } else { "no" },
             self.waiters
         )?;
+        if let Some(token) = self.token {
+            write!(f, " token={token}")?;
+        }
         // Left out when exclusive, as servers before shared locks write.
         if self.mode != Mode::Exclusive {
             write!(f, " mode={}", self.mode_word())?;
@@ -126,6 +132,8 @@ impl FromStr for Listed {
                 _ => return Err(error()),
             },
             waiters: number(field("waiters")?)?.ok_or_else(error)?,
+            // Only ours since tokens are listed.
+            token: text("token").map(number).transpose()?.flatten(),
             mode: match text("mode") {
                 None => Mode::Exclusive,
                 Some("shared") => Mode::Shared,
@@ -170,6 +178,7 @@ mod tests {
             user: None,
             address: IpAddr::from([127, 0, 0, 1]),
             port: 1,
+            token: Some(7),
             since: None,
             line: false,
             waiters: 0,

@@ -348,3 +348,22 @@ fn a_published_clients_book_beside_shared_holders_is_held_and_check_takes_each_h
     assert_eq!(stale.status.code(), Some(1));
     assert!(stderr(&stale).contains("held shared"), "{}", stderr(&stale));
 }
+
+/// QUERY lists the first 32 holders of a lock held shared: `check` finds
+/// the tokens of those past them with LIST.
+#[test]
+fn check_takes_the_token_of_a_holder_past_the_ones_query_lists() {
+    let server = Running::start(&["--no-state"]);
+    let client = Client::new().with_port(server.port);
+    let readers: Vec<_> = (0..40)
+        .map(|_| client.book_shared(LockId::named(b"many")).unwrap())
+        .collect();
+    let port = server.port.to_string();
+    for reader in [&readers[0], &readers[39]] {
+        let token = reader.token().expect("a token").to_string();
+        let checked = namaste(&["check", "many", &token, "--port", &port]);
+        assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    }
+    let stale = namaste(&["check", "many", "1000", "--port", &port]);
+    assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
+}

@@ -29,8 +29,7 @@ greatest token it has seen and refuses smaller ones needs no server.
 Exit status (nothing is printed for 0):
   0   TOKEN is the current holder's
   1   it is not: NAME is free, or held with another token (one line says
-      which, unless -q; of a lock held shared, the first 32 holders'
-      tokens are known), or the server gives no tokens, or another error
+      which, unless -q), or the server gives no tokens, or another error
   68  no server answers on the port
   69  the server on the port runs as another OS user than root, yours or
       NAMASTE_SERVER_USER's
@@ -77,6 +76,25 @@ pub fn main(args: &[OsString]) -> Result<ExitCode, Usage> {
     };
     if lock.holders().any(|holder| holder.token == Some(token)) {
         return Ok(ExitCode::SUCCESS);
+    }
+    // QUERY lists the first holders of a lock held shared; LIST lists
+    // them all, each with its token.
+    let unlisted = lock
+        .shared
+        .as_ref()
+        .is_some_and(|shared| shared.count > shared.holders.len() as u64);
+    if unlisted {
+        let listed = match trust::vouched(client.port(), || client.list()) {
+            Ok(listed) => listed,
+            Err(untrusted) => return Ok(untrusted),
+        };
+        match listed {
+            Ok(locks) if locks.iter().any(|l| l.uid == uid && l.token == Some(token)) => {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(_) => {}
+            Err(e) => return Ok(fail_request(e)),
+        }
     }
     let current: Vec<Option<u64>> = lock.holders().map(|holder| holder.token).collect();
     let why_not = match current[..] {

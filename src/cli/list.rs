@@ -51,8 +51,9 @@ Options:
                 an object with name (a string, invalid UTF-8 replaced by
                 U+FFFD, or null), name_hex (its exact bytes in hex, or null),
                 uid, mode, user (or null), user_id (or null), pids (an array,
-                or null when hidden or none was found), since (or null), line (whether the
-                holder's connection keeps it) and waiters
+                or null when hidden or none was found), since (or null),
+                token (the fencing token of the holder's grant, or null),
+                line (whether the holder's connection keeps it) and waiters
   --noheadings  leave out the header line
   --port N      the server's port on 127.0.0.1 (default: NAMASTE_PORT if
                 set, else 64009)
@@ -200,6 +201,7 @@ fn document(shown: &[Shown]) -> String {
                 "since",
                 json::or_null(lock.since.map(|since| json::string(utc(since).as_bytes()))),
             ),
+            ("token", json::number(lock.token)),
             ("line", lock.line.to_string()),
             ("waiters", lock.waiters.to_string()),
         ])

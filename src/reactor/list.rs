@@ -209,6 +209,7 @@ impl Server {
             since: (booking.since != 0).then_some(booking.since),
             line: self.registry.has_line(&booking.uid),
             waiters: self.registry.waiters_for(&lock) as u64,
+            token: Some(booking.token),
             mode: self
                 .registry
                 .group_of(&booking.uid)
