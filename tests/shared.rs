@@ -8,6 +8,8 @@
 mod common;
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use common::{Running, Scratch, hold_until, namaste, quiet_hold, stderr};
 use namaste::Uid;
 use namaste::client::Client;
 use namaste::uid::LockId;
+use namaste::wire::{Mode, Request};
 
 /// `hold NAME --port PORT OPTIONS -- sh -c SCRIPT`, output thrown away.
 fn hold_script(port: u16, name: &str, options: &[&str], script: &str) -> Child {
@@ -366,4 +369,39 @@ fn check_takes_the_token_of_a_holder_past_the_ones_query_lists() {
     }
     let stale = namaste(&["check", "many", "1000", "--port", &port]);
     assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
+}
+
+/// Holders that share one responder (nothing stops a client from it) are
+/// each listed once, and each one's token is current for `check`.
+#[test]
+fn shared_holders_behind_one_responder_are_each_listed_and_checked() {
+    let server = Running::start(&["--no-state"]);
+    let (_responder, port) = common::silent_port();
+    let uid = Uid::from_name("one-port");
+    let mut lines = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        let request = Request::Wait {
+            uid,
+            handshake: common::secret(),
+            port,
+            wait: Duration::ZERO,
+            line: true,
+            token: true,
+            mode: Mode::Shared,
+        };
+        let mut line = TcpStream::connect(server.addr()).unwrap();
+        line.write_all(&request.encode()).unwrap();
+        let mut reply = [0; 9];
+        line.read_exact(&mut reply).unwrap();
+        assert_eq!(reply[0], 1, "granted on its line");
+        tokens.push(u64::from_be_bytes(reply[1..].try_into().unwrap()));
+        lines.push(line);
+    }
+    let listed = Client::new().with_port(server.port).list().unwrap();
+    assert_eq!(listed.len(), 40, "each holder once");
+    let server_port = server.port.to_string();
+    let last = tokens[39].to_string();
+    let checked = namaste(&["check", "one-port", &last, "--port", &server_port]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
 }

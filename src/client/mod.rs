@@ -264,9 +264,10 @@ impl Client {
         let mut locks = Vec::new();
         for line in lines.lines() {
             let lock: Listed = line.parse().map_err(Error::BadStatus)?;
-            // Each holder once: a lock held shared has several, each at
-            // a responder of its own.
-            if seen.insert((lock.uid, lock.address, lock.port)) {
+            // Each holder once: a lock held shared has several, each with
+            // a token of its own (and, from a server that lists none, at a
+            // responder of its own).
+            if seen.insert((lock.uid, lock.address, lock.port, lock.token)) {
                 locks.push(lock);
             }
         }
