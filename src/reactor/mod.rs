@@ -16,6 +16,7 @@ mod line;
 mod list;
 mod refusals;
 mod serve;
+mod start;
 mod stop;
 mod throttle;
 mod verify;
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use log::{debug, info, warn};
+use log::{debug, info};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -35,7 +36,7 @@ use slab::Slab;
 
 use crate::deadlines::{ConnRef, Deadlines};
 use crate::owner::Owners;
-use crate::registry::{Action, Limits, RECLAIM_ROUNDS, Registry};
+use crate::registry::{Action, RECLAIM_ROUNDS, Registry};
 use crate::wire::Limit;
 use accept::Accepting;
 pub use config::{Config, MAX_DURATION};
@@ -174,51 +175,8 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let stopper = Stopper(Arc::new(Waker::new(poll.registry(), STOP)?));
         let lines_kept = fds::lines_within_limit(&config);
-        let mut registry = Registry::new(Limits {
-            max_bookings: config.max_bookings,
-            max_waiting: config.max_waiting,
-            max_waiters: config.max_waiters,
-            max_waiters_per_id: config.max_waiters_per_id,
-            max_pending: max_pending(&config),
-            probe_interval: config.probe_interval,
-            max_lines: lines_kept.lines,
-            shares: config.shares,
-            sweep_interval: config.sweep_interval,
-            sweep_age: config.sweep_age,
-        });
-        // Tokens start above the clock too, in microseconds: a state file
-        // lost, cut short or garbled, or none (--no-state), cannot make
-        // them go back, unless the clock itself goes back or grants
-        // outran a million a second.
-        registry.resume_tokens_after(unix_micros());
-        let journal = match &config.state {
-            Some(path) => {
-                let (journal, recorded) = Journal::open(path)?;
-                registry.resume_tokens_after(journal.last_token());
-                let total = recorded.len();
-                let restored = recorded
-                    .into_iter()
-                    .filter(|&(booking, group)| match group {
-                        Some((name, mode)) => registry.restore_shared(name, mode, booking),
-                        None => registry.restore(booking),
-                    })
-                    .count();
-                if restored < total {
-                    warn!(
-                        "{}: {} of {total} recorded bookings are past --max-bookings and were dropped",
-                        path.display(),
-                        total - restored
-                    );
-                }
-                info!(
-                    "{}: {} restored; each holder is verified at its next contention",
-                    path.display(),
-                    plural(restored, "booking", "bookings")
-                );
-                Some(journal)
-            }
-            None => None,
-        };
+        let mut registry = start::registry(&config, lines_kept.lines);
+        let journal = start::restore(&config, &mut registry)?;
         // Once nothing can stop the start any more, so that a start that
         // fails says only why.
         lines_kept.log();
@@ -449,22 +407,7 @@ fn unix_seconds() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// The wall-clock time in microseconds since the Unix epoch; 0 for a
-/// clock set before it.
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// Requests that may be pending behind verifications, for all ids
-/// together: half the slots at most wait on slow responders, and the other
-/// half stay for requests answered at once (STATUS, a check out, a book of
-/// a free id).
-fn max_pending(config: &Config) -> usize {
-    (config.max_connections / 2).max(1)
-}
-
+/// `n` and the noun, singular or plural as `n` wants.
 pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
