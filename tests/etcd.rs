@@ -23,7 +23,7 @@ fn a_second_hold_is_refused_while_the_first_holds() {
     let first = started(etcd.hold("job", &args(&until_released(&scratch))), &scratch);
     let second = etcd.hold("job", &["--", "true"]).output().unwrap();
     assert_eq!(second.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&second.stderr).contains("\"job\" is held"));
+    assert!(common::stderr(&second).contains("\"job\" is held"));
     // A try does not queue: nobody is left waiting.
     assert!(etcd.status_line("job").starts_with("state=held waiters=0 "));
     let quiet = etcd
@@ -151,11 +151,7 @@ fn etcd_killed_and_restarted_within_the_ttl_keeps_the_lock() {
     assert!(!exited(hold.id()), "hold stopped though its lock was kept");
     fs::write(scratch.path("release"), "").unwrap();
     let output = hold.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
 }
 
 #[test]
@@ -188,11 +184,7 @@ fn a_waiter_keeps_its_place_across_an_etcd_restart_within_its_wait() {
     fs::write(scratch.path("release"), "").unwrap();
     assert!(holder.wait_with_output().unwrap().status.success());
     let output = waiter.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
 }
 
 #[test]
@@ -236,7 +228,7 @@ fn no_etcd_at_the_address_exits_68_with_one_line_naming_it() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(68));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::stderr(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&url), "{stderr}");
 }
@@ -253,7 +245,7 @@ fn a_url_with_no_port_a_port_past_65535_or_a_path_is_a_usage_error() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{url}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = common::stderr(&output);
         assert!(stderr.contains(url), "{stderr}");
     }
 }
@@ -269,7 +261,7 @@ fn a_name_with_a_slash_is_a_usage_error_as_its_keys_would_nest() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{command:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = common::stderr(&output);
         assert!(stderr.contains("without /"), "{stderr}");
     }
 }
@@ -352,7 +344,7 @@ fn the_local_servers_options_are_refused_with_etcd_in_one_line() {
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{option:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = common::stderr(&output);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("--etcd takes none of"), "{stderr}");
     }

@@ -35,11 +35,7 @@ fn a_member_that_takes_requests_and_never_answers_is_passed_over_for_the_next() 
     let (_silent, port) = silent_port();
     let urls = format!("http://127.0.0.1:{port},{}", etcd.url());
     let output = hold("job", &urls, &["--", "true"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
 }
 
 #[test]
@@ -74,11 +70,7 @@ fn the_keeper_renews_through_another_member_when_the_one_it_used_freezes() {
     assert!(!exited(hold.id()));
     fs::write(scratch.path("release"), "").unwrap();
     let output = hold.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
 }
 
 #[test]
@@ -121,7 +113,7 @@ fn an_endpoint_that_drips_its_reply_is_given_up_on_within_the_requests_time() {
     let took = start.elapsed();
     assert_eq!(output.status.code(), Some(1));
     assert!(took < Duration::from_secs(3), "gave up after {took:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::stderr(&output);
     assert!(stderr.contains("did not answer in time"), "{stderr}");
 }
 
@@ -161,7 +153,7 @@ fn a_ttl_past_etcds_longest_is_refused_with_a_usage_error() {
     for ttl in ["9223372036854775808", "9000000001"] {
         let output = hold("job", &url, &["--ttl", ttl, "--", "true"]);
         assert_eq!(output.status.code(), Some(2), "--ttl {ttl}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = common::stderr(&output);
         assert!(stderr.contains("--ttl takes at most"), "{stderr}");
     }
 }
